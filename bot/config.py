@@ -1,0 +1,116 @@
+"""Runtime configuration: one pydantic-settings class with the names of DESIGN.md §5."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Values copied from .env.example that must never reach Telegram or eSIM Go.
+_PLACEHOLDER_MARKERS = ("changeme", "your-", "your_", "<", "xxx", "placeholder")
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded for the operator in one line."""
+
+
+def _looks_like_placeholder(value: str) -> bool:
+    lowered = value.strip().lower()
+    return not lowered or any(marker in lowered for marker in _PLACEHOLDER_MARKERS)
+
+
+class Settings(BaseSettings):
+    """Everything the bot reads from the environment or `.env`."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    bot_token: SecretStr
+    telegram_api_base: str = "https://api.telegram.org"
+    esimgo_api_key: SecretStr
+    esimgo_base_url: str = "https://api.esim-go.com/v2.4"
+    database_url: str = "sqlite+aiosqlite:///data/esimbot.db"
+    redis_url: str = ""
+    webhook_url: str = ""
+    webhook_secret: SecretStr = SecretStr("")
+    http_host: str = "0.0.0.0"  # noqa: S104 - the bot's server is meant to be reachable
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    payment_currency: str = "XTR"
+    payment_provider_token: SecretStr = SecretStr("")
+    price_markup_percent: Decimal = Field(default=Decimal("30"), ge=0)
+    usd_per_star: Decimal = Field(default=Decimal("0.013"), gt=0)
+    admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    catalogue_refresh_minutes: int = Field(default=360, ge=1)
+    status_poll_minutes: int = Field(default=30, ge=1)
+    fulfilment_deadline_minutes: int = Field(default=15, ge=1)
+    default_language: Literal["en", "ru"] = "en"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _parse_admin_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.replace(";", ",").split(",")]
+            return frozenset(int(p) for p in parts if p)
+        if isinstance(value, int):
+            return frozenset({value})
+        return value
+
+    @field_validator("payment_currency", mode="before")
+    @classmethod
+    def _upper_currency(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("telegram_api_base", "esimgo_base_url", "webhook_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.strip().rstrip("/")
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> Settings:
+        if _looks_like_placeholder(self.bot_token.get_secret_value()):
+            raise ValueError("BOT_TOKEN is missing or still the placeholder from .env.example")
+        if _looks_like_placeholder(self.esimgo_api_key.get_secret_value()):
+            raise ValueError(
+                "ESIMGO_API_KEY is missing or still the placeholder from .env.example"
+            )
+        if self.webhook_url and not self.webhook_secret.get_secret_value():
+            raise ValueError("WEBHOOK_SECRET is required when WEBHOOK_URL is set")
+        if self.payment_currency != "XTR" and not self.payment_provider_token.get_secret_value():
+            raise ValueError(
+                f"PAYMENT_CURRENCY={self.payment_currency} needs PAYMENT_PROVIDER_TOKEN "
+                "(or use XTR, Telegram Stars)"
+            )
+        return self
+
+    @property
+    def uses_stars(self) -> bool:
+        return self.payment_currency == "XTR"
+
+    @property
+    def webhook_mode(self) -> bool:
+        return bool(self.webhook_url)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings; any problem becomes one readable ConfigError line."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = ".".join(str(p) for p in error["loc"]).upper()
+            message = error["msg"].removeprefix("Value error, ")
+            if error["type"] == "missing":
+                message = "is required (set it in the environment or .env)"
+            problems.append(f"{name} {message}".strip() if name else message)
+        raise ConfigError("configuration error: " + "; ".join(problems)) from None

@@ -1,0 +1,1 @@
+"""eSIM Go reseller API v2.4: typed client, models and errors."""
