@@ -1,0 +1,64 @@
+"""Factories that build the application's objects from settings; nothing runs at import time."""
+
+from __future__ import annotations
+
+from aiogram import Bot
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.fsm.storage.base import BaseStorage
+from aiogram.fsm.storage.memory import MemoryStorage
+
+from bot.config import Settings
+from bot.deps import AppDeps
+from db.engine import create_engine, create_session_factory
+from services.catalogue import CatalogueService
+from services.esimgo.client import EsimGoClient
+from services.i18n import Translator
+from services.pricing import PricingService
+
+
+def create_bot(settings: Settings) -> Bot:
+    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base))
+    return Bot(
+        settings.bot_token.get_secret_value(),
+        session=session,
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
+    )
+
+
+def create_storage(settings: Settings) -> BaseStorage:
+    """FSM storage: Redis when REDIS_URL is set (several replicas), memory otherwise."""
+    if settings.redis_url:
+        from aiogram.fsm.storage.redis import RedisStorage
+
+        return RedisStorage.from_url(settings.redis_url)
+    return MemoryStorage()
+
+
+async def create_deps(settings: Settings) -> AppDeps:
+    """Build every service; the catalogue is empty until load_snapshot() or sync()."""
+    engine = create_engine(settings.database_url)
+    session_factory = create_session_factory(engine)
+    esimgo = EsimGoClient(settings.esimgo_base_url, settings.esimgo_api_key.get_secret_value())
+    catalogue = CatalogueService(
+        esimgo, session_factory, refresh_minutes=settings.catalogue_refresh_minutes
+    )
+    pricing = PricingService(
+        settings.price_markup_percent, settings.usd_per_star, settings.payment_currency
+    )
+    return AppDeps(
+        settings=settings,
+        engine=engine,
+        session_factory=session_factory,
+        esimgo=esimgo,
+        catalogue=catalogue,
+        pricing=pricing,
+        translator=Translator(),
+    )
+
+
+async def close_deps(deps: AppDeps) -> None:
+    await deps.esimgo.close()
+    await deps.engine.dispose()

@@ -1,0 +1,74 @@
+"""`esimbot check`: a readable report on configuration, database, eSIM Go and the bot token."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, text
+
+from bot.app import create_bot
+from bot.config import Settings
+from db.engine import create_engine
+from db.migrate import alembic_config
+from services.esimgo.client import EsimGoClient
+
+CHECK_TIMEOUT_SECONDS = 20
+
+
+async def _database(settings: Settings) -> str:
+    engine = create_engine(settings.database_url)
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+            def _revision(sync_conn: Connection) -> str | None:
+                return MigrationContext.configure(sync_conn).get_current_revision()
+
+            current = await conn.run_sync(_revision)
+    finally:
+        await engine.dispose()
+    head = ScriptDirectory.from_config(alembic_config(settings.database_url)).get_current_head()
+    if current != head:
+        return f"reachable, schema at {current or 'empty'} (head {head}: run `esimbot migrate`)"
+    return f"reachable, schema up to date ({head})"
+
+
+async def _esimgo(settings: Settings) -> str:
+    async with EsimGoClient(
+        settings.esimgo_base_url, settings.esimgo_api_key.get_secret_value()
+    ) as client:
+        organisation = await client.get_organisation()
+    return f"{organisation.name or 'organisation'}: balance {organisation.balance} {organisation.currency}"
+
+
+async def _telegram(settings: Settings) -> str:
+    bot = create_bot(settings)
+    try:
+        me = await bot.get_me()
+    finally:
+        await bot.session.close()
+    return f"@{me.username} (id {me.id})"
+
+
+async def run_checks(settings: Settings) -> int:
+    mode = "webhook " + settings.webhook_url if settings.webhook_mode else "long polling"
+    print(f"config      ok: {mode}, payments in {settings.payment_currency}")
+    checks: list[tuple[str, Callable[[Settings], Awaitable[str]]]] = [
+        ("database", _database),
+        ("eSIM Go", _esimgo),
+        ("Telegram", _telegram),
+    ]
+    failed = 0
+    for name, check in checks:
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+                result = await check(settings)
+            print(f"{name:<11} ok: {result}")
+        except Exception as exc:  # noqa: BLE001 - every failure becomes one report line
+            failed += 1
+            print(f"{name:<11} FAILED: {type(exc).__name__}: {exc}")
+    print("all checks passed" if not failed else f"{failed} check(s) failed")
+    return 1 if failed else 0

@@ -1,0 +1,24 @@
+"""The application's services, built once by bot.app and handed to handlers and workers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.config import Settings
+from services.catalogue import CatalogueService
+from services.esimgo.client import EsimGoClient
+from services.i18n import Translator
+from services.pricing import PricingService
+
+
+@dataclass(slots=True)
+class AppDeps:
+    settings: Settings
+    engine: AsyncEngine
+    session_factory: async_sessionmaker[AsyncSession]
+    esimgo: EsimGoClient
+    catalogue: CatalogueService
+    pricing: PricingService
+    translator: Translator

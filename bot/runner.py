@@ -1,0 +1,88 @@
+"""`esimbot run`: migrate, load the catalogue, serve HTTP, take updates, run the workers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Coroutine
+from typing import Any
+
+from bot.app import close_deps, create_bot, create_deps, create_storage
+from bot.config import Settings
+from bot.deps import AppDeps
+from bot.dispatcher import create_dispatcher, set_bot_commands
+from bot.server import create_web_app, delete_webhook, register_webhook, start_web_server
+from db.migrate import upgrade_async
+
+log = logging.getLogger(__name__)
+
+# How long start-up waits for a first catalogue when there is no snapshot yet.
+FIRST_SYNC_TIMEOUT_SECONDS = 60
+
+
+async def _first_catalogue(deps: AppDeps) -> None:
+    if await deps.catalogue.load_snapshot():
+        log.info("catalogue loaded from snapshot: %d bundles", len(deps.catalogue.catalogue))
+        return
+    try:
+        async with asyncio.timeout(FIRST_SYNC_TIMEOUT_SECONDS):
+            diff = await deps.catalogue.sync()
+        log.info("first catalogue sync: %s", diff.summary())
+    except Exception as exc:  # noqa: BLE001 - start anyway; the refresh loop keeps trying
+        log.warning("no catalogue snapshot and eSIM Go unreachable (%s); will retry", exc)
+
+
+def _spawn(tasks: list[asyncio.Task[None]], coro: Coroutine[Any, Any, None], name: str) -> None:
+    tasks.append(asyncio.create_task(coro, name=name))
+
+
+async def run(settings: Settings) -> None:
+    await upgrade_async(settings.database_url)
+    deps = await create_deps(settings)
+    bot = create_bot(settings)
+    dispatcher = create_dispatcher(deps, create_storage(settings))
+    background: list[asyncio.Task[None]] = []
+    web_runner = None
+    try:
+        me = await bot.get_me()
+        log.info("bot @%s (id %s) starting", me.username, me.id)
+        await _first_catalogue(deps)
+        await set_bot_commands(bot)
+
+        # Background workers: each runs until cancelled.
+        _spawn(background, deps.catalogue.run_refresh_loop(), "catalogue-refresh")
+
+        web_runner = await start_web_server(
+            create_web_app(deps, dispatcher, bot), settings.http_host, settings.http_port
+        )
+        log.info("HTTP server on %s:%s", settings.http_host, settings.http_port)
+        allowed = dispatcher.resolve_used_update_types()
+        if settings.webhook_mode:
+            await register_webhook(bot, settings, allowed)
+            await _wait_for_stop_signal()
+        else:
+            await delete_webhook(bot)
+            log.info("long polling for %s", ", ".join(allowed))
+            await dispatcher.start_polling(bot, allowed_updates=allowed, close_bot_session=False)
+    finally:
+        for task in background:
+            task.cancel()
+        for task in background:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if web_runner is not None:
+            await web_runner.cleanup()
+        await bot.session.close()
+        await close_deps(deps)
+        log.info("stopped")
+
+
+async def _wait_for_stop_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
