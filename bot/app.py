@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import timedelta
+
 from aiogram import Bot
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
@@ -12,10 +15,14 @@ from aiogram.fsm.storage.memory import MemoryStorage
 
 from bot.config import Settings
 from bot.deps import AppDeps
+from bot.messenger import AiogramMessenger
 from db.engine import create_engine, create_session_factory
+from services.admin_alerts import AdminAlerts
 from services.catalogue import CatalogueService
 from services.esimgo.client import EsimGoClient
+from services.fulfilment import FulfilmentWorker, WorkerSettings
 from services.i18n import Translator
+from services.orders import OrderService
 from services.pricing import PricingService
 
 
@@ -56,6 +63,24 @@ async def create_deps(settings: Settings) -> AppDeps:
         catalogue=catalogue,
         pricing=pricing,
         translator=Translator(),
+        orders=OrderService(esimgo, catalogue, pricing),
+        alerts=AdminAlerts(session_factory, settings.admin_ids),
+        fulfilment_wake=asyncio.Event(),
+    )
+
+
+def create_fulfilment_worker(deps: AppDeps, bot: Bot) -> FulfilmentWorker:
+    """The worker that turns paid orders into delivered eSIMs (or refunds); run() it."""
+    deadline = timedelta(minutes=deps.settings.fulfilment_deadline_minutes)
+    return FulfilmentWorker(
+        deps.session_factory,
+        deps.esimgo,
+        AiogramMessenger(bot),
+        deps.translator,
+        deps.alerts,
+        deps.orders,
+        settings=WorkerSettings(deadline=deadline),
+        wake_event=deps.fulfilment_wake,
     )
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
+from services.admin_alerts import AdminAlerts
 from services.catalogue import CatalogueService
 from services.esimgo.client import EsimGoClient
 from services.i18n import Translator
+from services.orders import OrderService
 from services.pricing import PricingService
 
 
@@ -22,3 +25,7 @@ class AppDeps:
     catalogue: CatalogueService
     pricing: PricingService
     translator: Translator
+    orders: OrderService
+    alerts: AdminAlerts
+    # Set by the payment handler so the fulfilment worker starts at once, not at its next poll.
+    fulfilment_wake: asyncio.Event

@@ -9,7 +9,13 @@ import signal
 from collections.abc import Coroutine
 from typing import Any
 
-from bot.app import close_deps, create_bot, create_deps, create_storage
+from bot.app import (
+    close_deps,
+    create_bot,
+    create_deps,
+    create_fulfilment_worker,
+    create_storage,
+)
 from bot.config import Settings
 from bot.deps import AppDeps
 from bot.dispatcher import create_dispatcher, set_bot_commands
@@ -53,6 +59,7 @@ async def run(settings: Settings) -> None:
 
         # Background workers: each runs until cancelled.
         _spawn(background, deps.catalogue.run_refresh_loop(), "catalogue-refresh")
+        _spawn(background, create_fulfilment_worker(deps, bot).run(), "fulfilment")
 
         web_runner = await start_web_server(
             create_web_app(deps, dispatcher, bot), settings.http_host, settings.http_port

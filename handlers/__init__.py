@@ -1,0 +1,17 @@
+"""aiogram routers, one per feature; `feature_routers()` gives them in dispatch order."""
+
+from __future__ import annotations
+
+from aiogram import Router
+
+
+def feature_routers() -> list[Router]:
+    """Fresh routers in the order updates try them: specific first, the fallback last."""
+    from handlers import browse, common, fallback, purchase
+
+    return [
+        common.create_router(),
+        purchase.create_router(),  # before browse: its Buy handler wins
+        browse.create_router(),
+        fallback.create_router(),  # always last
+    ]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -28,6 +30,62 @@ def to_int(value: Any, default: int = 0) -> int:
             return int(Decimal(str(value)))
         except (InvalidOperation, ValueError):
             return default
+
+
+def to_iccid(value: Any) -> str:
+    """ICCIDs are strings; JSON numbers (which eSIM Go sometimes sends) are converted exactly."""
+    if value is None or isinstance(value, bool):
+        return ""
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        # Already lossy if it came through a float; the best we can do is drop the exponent.
+        return str(int(value)) if value.is_integer() else str(value)
+    if isinstance(value, Decimal):
+        return str(int(value)) if value == value.to_integral_value() else str(value)
+    return str(value).strip()
+
+
+def parse_datetime(value: Any) -> datetime | None:
+    """ISO-8601 strings and epoch numbers (ms, or s when small) to aware UTC; None otherwise."""
+    if value is None or isinstance(value, bool) or value == "":
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if re.fullmatch(r"-?\d+(\.\d+)?", text):
+            return parse_datetime(Decimal(text))
+        try:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            return None
+        if parsed.tzinfo is None:
+            return parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+    if isinstance(value, int | float | Decimal):
+        number = Decimal(str(value))
+        if number <= 0:
+            return None
+        # Epoch milliseconds unless the value is too small to be a recent ms timestamp.
+        seconds = number / 1000 if number >= Decimal(100_000_000_000) else number
+        try:
+            return datetime.fromtimestamp(float(seconds), tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    return None
+
+
+def _first(raw: Mapping[str, Any], *keys: str) -> Any:
+    for key in keys:
+        value = raw.get(key)
+        if value is not None and value != "":
+            return value
+    return None
+
+
+def _mappings(value: Any) -> Iterable[Mapping[str, Any]]:
+    if isinstance(value, list):
+        return [item for item in value if isinstance(item, Mapping)]
+    return []
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +115,7 @@ def _countries(raw: Any) -> tuple[Country, ...]:
 
 @dataclass(frozen=True, slots=True)
 class Bundle:
-    """One catalogue bundle. `data_mb` is decimal MB (1 GB = 1000 MB); -1/unlimited means no cap."""
+    """One catalogue bundle; `data_mb` is decimal MB (1 GB = 1000 MB), -1 when unlimited."""
 
     name: str
     description: str
@@ -123,3 +181,181 @@ class Organisation:
             balance=to_decimal(raw.get("balance")),
             currency=str(raw.get("currency") or "USD"),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class OrderValidation:
+    """Result of a `validate` order: what a transaction would cost, without charging."""
+
+    total: Decimal
+    currency: str
+    valid: bool
+    unit_price: Decimal
+    message: str = ""
+
+    @classmethod
+    def from_api(cls, raw: Mapping[str, Any]) -> OrderValidation:
+        items = list(_mappings(raw.get("order")))
+        first = items[0] if items else {}
+        total = to_decimal(raw.get("total"))
+        unit = _first(first, "pricePerUnit", "subTotal")
+        return cls(
+            total=total,
+            currency=str(raw.get("currency") or "USD"),
+            valid=bool(raw.get("valid", True)),
+            unit_price=to_decimal(unit) if unit is not None else total,
+            message=str(raw.get("message") or raw.get("statusMessage") or ""),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EsimCredentials:
+    """What a phone needs to download the profile."""
+
+    iccid: str
+    matching_id: str
+    smdp_address: str
+
+    @property
+    def smdp_host(self) -> str:
+        """The SM-DP+ address without any scheme or trailing slash (eSIM Go examples add http://)."""
+        host = re.sub(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", "", self.smdp_address.strip())
+        return host.rstrip("/")
+
+    @property
+    def lpa(self) -> str:
+        """The activation code encoded in the QR: `LPA:1$<smdp host>$<matching id>`."""
+        return f"LPA:1${self.smdp_host}${self.matching_id}"
+
+    @classmethod
+    def from_api(cls, raw: Mapping[str, Any]) -> EsimCredentials | None:
+        iccid = to_iccid(_first(raw, "iccid", "ICCID"))
+        if not iccid:
+            return None
+        return cls(
+            iccid=iccid,
+            matching_id=str(_first(raw, "matchingId", "Matching ID", "matchingID") or ""),
+            smdp_address=str(_first(raw, "smdpAddress", "RSP URL", "smdp") or ""),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OrderItem:
+    bundle_name: str
+    quantity: int
+    iccids: tuple[str, ...]
+
+    @classmethod
+    def from_api(cls, raw: Mapping[str, Any]) -> OrderItem:
+        iccids_raw = raw.get("iccids")
+        iccids = [to_iccid(i) for i in iccids_raw] if isinstance(iccids_raw, list) else []
+        if not iccids:
+            iccids = [c.iccid for c in _credentials(raw.get("esims"))]
+        return cls(
+            bundle_name=str(_first(raw, "item", "name", "bundle") or ""),
+            quantity=to_int(raw.get("quantity"), 0),
+            iccids=tuple(i for i in iccids if i),
+        )
+
+
+def _credentials(value: Any) -> list[EsimCredentials]:
+    parsed = (EsimCredentials.from_api(item) for item in _mappings(value))
+    return [c for c in parsed if c is not None]
+
+
+@dataclass(frozen=True, slots=True)
+class OrderResult:
+    """A transaction order as eSIM Go reports it; `status` lower-cased (e.g. "completed")."""
+
+    reference: str
+    status: str
+    total: Decimal
+    currency: str
+    created_at: datetime | None
+    items: tuple[OrderItem, ...]
+    esims: tuple[EsimCredentials, ...]
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def iccids(self) -> tuple[str, ...]:
+        """Every ICCID the order names, from its items and its eSIMs, in order."""
+        seen: dict[str, None] = {}
+        for item in self.items:
+            seen.update(dict.fromkeys(item.iccids))
+        seen.update(dict.fromkeys(e.iccid for e in self.esims))
+        return tuple(seen)
+
+    @classmethod
+    def from_api(cls, raw: Mapping[str, Any]) -> OrderResult:
+        lines = list(_mappings(raw.get("order")))
+        esims = [c for line in lines for c in _credentials(line.get("esims"))]
+        esims += _credentials(raw.get("esims"))
+        return cls(
+            reference=str(_first(raw, "orderReference", "reference", "ref") or ""),
+            status=str(raw.get("status") or "").strip().lower(),
+            total=to_decimal(raw.get("total")),
+            currency=str(raw.get("currency") or "USD"),
+            created_at=parse_datetime(_first(raw, "createdDate", "createdAt", "created")),
+            items=tuple(OrderItem.from_api(line) for line in lines),
+            esims=tuple({e.iccid: e for e in esims}.values()),
+            raw=dict(raw),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EsimDetails:
+    iccid: str
+    matching_id: str
+    smdp_address: str
+    profile_status: str | None
+    first_installed_at: datetime | None
+
+    @classmethod
+    def from_api(cls, raw: Mapping[str, Any]) -> EsimDetails:
+        status = raw.get("profileStatus")
+        return cls(
+            iccid=to_iccid(raw.get("iccid")),
+            matching_id=str(raw.get("matchingId") or ""),
+            smdp_address=str(raw.get("smdpAddress") or ""),
+            profile_status=str(status) if status not in (None, "") else None,
+            first_installed_at=parse_datetime(raw.get("firstInstalledDateTime")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BundleAssignment:
+    """One bundle applied to an eSIM; quantities in bytes, `state` lower-cased."""
+
+    bundle_name: str
+    assignment_id: str
+    reference: str
+    state: str
+    initial_bytes: int | None
+    remaining_bytes: int | None
+    assigned_at: datetime | None
+    unlimited: bool
+
+    @classmethod
+    def from_api(cls, bundle_name: str, raw: Mapping[str, Any]) -> BundleAssignment:
+        initial = raw.get("initialQuantity")
+        remaining = raw.get("remainingQuantity")
+        return cls(
+            bundle_name=bundle_name,
+            assignment_id=str(raw.get("id") or ""),
+            reference=str(raw.get("assignmentReference") or ""),
+            state=str(raw.get("bundleState") or "").strip().lower(),
+            initial_bytes=to_int(initial) if initial is not None else None,
+            remaining_bytes=to_int(remaining) if remaining is not None else None,
+            assigned_at=parse_datetime(raw.get("assignmentDateTime")),
+            unlimited=bool(raw.get("unlimited")),
+        )
+
+    @classmethod
+    def list_from_api(cls, raw: Any) -> list[BundleAssignment]:
+        """Flatten `{"bundles": [{"name", "assignments": [...]}]}` into assignments."""
+        bundles = raw.get("bundles") if isinstance(raw, Mapping) else raw
+        result: list[BundleAssignment] = []
+        for bundle in _mappings(bundles):
+            name = str(bundle.get("name") or "")
+            result.extend(cls.from_api(name, a) for a in _mappings(bundle.get("assignments")))
+        return result

@@ -1,0 +1,103 @@
+"""The aiogram Dispatcher: dependencies, middlewares, feature routers and the error handler."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import fields
+
+from aiogram import Bot, Dispatcher
+from aiogram.exceptions import TelegramAPIError
+from aiogram.fsm.storage.base import BaseStorage
+from aiogram.fsm.storage.memory import MemoryStorage
+from aiogram.types import BotCommand, ErrorEvent
+from aiogram.utils.callback_answer import CallbackAnswerMiddleware
+
+from bot.deps import AppDeps
+from bot.i18n import CatalogueI18n
+from bot.middlewares import (
+    LANGUAGE_KEY,
+    DbSessionMiddleware,
+    LanguageI18nMiddleware,
+    UserMiddleware,
+)
+from handlers import feature_routers
+from services.i18n import N_, SUPPORTED_LANGUAGES, Translator, normalize_language
+
+logger = logging.getLogger(__name__)
+
+# The command menu Telegram shows next to the input field, in each language.
+BOT_COMMANDS = (
+    ("start", N_("Main menu")),
+    ("help", N_("How it works")),
+    ("language", N_("Change language")),
+    ("myesims", N_("My eSIMs and data left")),
+    ("paysupport", N_("Help with a payment")),
+    ("terms", N_("Terms of sale")),
+)
+ERROR_TEXT = N_(
+    "😔 Something went wrong on our side. Please try again in a minute — "
+    "or press /start to open the menu."
+)
+
+
+def create_dispatcher(deps: AppDeps, storage: BaseStorage | None = None) -> Dispatcher:
+    """A Dispatcher wired like production: deps in workflow data, middlewares, routers."""
+    dp = Dispatcher(storage=storage or MemoryStorage())
+    dp["deps"] = deps
+    for field in fields(deps):
+        dp[field.name] = getattr(deps, field.name)
+
+    # Outer update middlewares run after aiogram's own (user/chat context), in this order.
+    dp.update.outer_middleware(DbSessionMiddleware(deps.session_factory))
+    dp.update.outer_middleware(UserMiddleware(deps.settings.default_language))
+    i18n = CatalogueI18n(deps.translator, default_locale=deps.settings.default_language)
+    LanguageI18nMiddleware(i18n).setup(dp)
+    # Every callback query is answered once, after its handler (handlers may set the text).
+    dp.callback_query.middleware(CallbackAnswerMiddleware())
+
+    dp.include_routers(*feature_routers())
+    dp.errors.register(_on_error)
+    return dp
+
+
+async def _on_error(event: ErrorEvent, bot: Bot, translator: Translator, **data: object) -> bool:
+    """Log with the update id, tell the user politely in their language, answer the button."""
+    update = event.update
+    logger.error(
+        "Update %s failed: %s", update.update_id, event.exception, exc_info=event.exception
+    )
+    language = data.get(LANGUAGE_KEY)
+    if not isinstance(language, str):
+        sender = data.get("event_from_user")
+        language = normalize_language(getattr(sender, "language_code", None))
+    text = translator.gettext(ERROR_TEXT, language)
+    query = update.callback_query
+    try:
+        if query is not None:
+            # Usually answered already by CallbackAnswerMiddleware; then this one fails quietly.
+            with contextlib.suppress(TelegramAPIError):
+                await bot.answer_callback_query(query.id)
+        chat = update.message.chat.id if update.message else None
+        if chat is None and query is not None and query.message is not None:
+            chat = query.message.chat.id
+        if chat is not None:
+            await bot.send_message(chat, text)
+    except TelegramAPIError as exc:
+        logger.warning(
+            "Could not tell the user about the failed update %s: %s", update.update_id, exc
+        )
+    return True
+
+
+async def set_bot_commands(bot: Bot, translator: Translator | None = None) -> None:
+    """Publish the command menu in every supported language (English as the default)."""
+    translator = translator or Translator()
+    for language in SUPPORTED_LANGUAGES:
+        commands = [
+            BotCommand(command=name, description=translator.gettext(text, language))
+            for name, text in BOT_COMMANDS
+        ]
+        await bot.set_my_commands(commands, language_code=language)
+        if language == "en":
+            await bot.set_my_commands(commands)

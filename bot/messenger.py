@@ -1,0 +1,100 @@
+"""The Messenger interface (services.messenger) implemented with aiogram's Bot."""
+
+from __future__ import annotations
+
+import logging
+
+from aiogram import Bot
+from aiogram.enums import ChatAction
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramRetryAfter,
+)
+from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup
+
+from services.messenger import (
+    Keyboard,
+    MessengerError,
+    RecipientUnavailableError,
+    RefundError,
+    RetryLaterError,
+)
+
+log = logging.getLogger(__name__)
+
+ALREADY_REFUNDED = "CHARGE_ALREADY_REFUNDED"
+# Bad Request texts meaning the chat is gone for good, as opposed to a malformed request.
+_GONE = ("chat not found", "user not found", "user is deactivated", "peer_id_invalid")
+
+
+def to_markup(keyboard: Keyboard | None) -> InlineKeyboardMarkup | None:
+    if not keyboard:
+        return None
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(text=b.text, url=b.url, callback_data=b.callback_data)
+                for b in row
+            ]
+            for row in keyboard
+        ]
+    )
+
+
+def _translate(exc: TelegramAPIError) -> MessengerError:
+    if isinstance(exc, TelegramRetryAfter):
+        return RetryLaterError(float(exc.retry_after))
+    if isinstance(exc, TelegramForbiddenError):
+        return RecipientUnavailableError(exc.message)
+    if isinstance(exc, TelegramBadRequest) and any(g in exc.message.lower() for g in _GONE):
+        return RecipientUnavailableError(exc.message)
+    return MessengerError(exc.message)
+
+
+class AiogramMessenger:
+    """Sends through a Bot; Telegram errors become the Messenger's own error types."""
+
+    def __init__(self, bot: Bot) -> None:
+        self._bot = bot
+
+    async def send_text(self, chat_id: int, text: str, keyboard: Keyboard | None = None) -> int:
+        try:
+            message = await self._bot.send_message(chat_id, text, reply_markup=to_markup(keyboard))
+        except TelegramAPIError as exc:
+            raise _translate(exc) from exc
+        return message.message_id
+
+    async def send_photo(
+        self, chat_id: int, png: bytes, caption: str, keyboard: Keyboard | None = None
+    ) -> int:
+        try:
+            message = await self._bot.send_photo(
+                chat_id,
+                BufferedInputFile(png, filename="esim-qr.png"),
+                caption=caption,
+                reply_markup=to_markup(keyboard),
+            )
+        except TelegramAPIError as exc:
+            raise _translate(exc) from exc
+        return message.message_id
+
+    async def send_upload_photo_action(self, chat_id: int) -> None:
+        try:
+            await self._bot.send_chat_action(chat_id, ChatAction.UPLOAD_PHOTO)
+        except TelegramAPIError as exc:
+            raise _translate(exc) from exc
+
+    async def refund_star_payment(self, user_id: int, telegram_payment_charge_id: str) -> None:
+        try:
+            await self._bot.refund_star_payment(
+                user_id=user_id, telegram_payment_charge_id=telegram_payment_charge_id
+            )
+        except TelegramBadRequest as exc:
+            if ALREADY_REFUNDED in exc.message.upper():
+                log.info("charge %s was already refunded", telegram_payment_charge_id)
+                return
+            raise RefundError(exc.message) from exc
+        except TelegramAPIError as exc:
+            raise _translate(exc) from exc

@@ -1,0 +1,165 @@
+"""Orders and eSIMs: lookups and guarded state transitions (`UPDATE … WHERE status = expected`)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import Esim, Order, OrderStatus
+
+# Statuses the fulfilment worker acts on (see `OrderRepository.due_ids`).
+WORK_STATUSES = (OrderStatus.PAID, OrderStatus.FULFILLING, OrderStatus.FAILED)
+
+
+class OrderRepository:
+    """Never commits: the calling service owns the transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, order: Order) -> Order:
+        self.session.add(order)
+        await self.session.flush()
+        return order
+
+    async def get(self, order_id: int) -> Order | None:
+        return await self.session.get(Order, order_id, populate_existing=True)
+
+    async def by_public_id(self, public_id: str) -> Order | None:
+        result = await self.session.execute(
+            select(Order).where(Order.public_id == public_id).execution_options(
+                populate_existing=True
+            )
+        )
+        return result.scalar_one_or_none()
+
+    async def by_charge_id(self, charge_id: str) -> Order | None:
+        result = await self.session.execute(
+            select(Order).where(Order.telegram_payment_charge_id == charge_id)
+        )
+        return result.scalar_one_or_none()
+
+    async def update_where(
+        self, order_id: int, conditions: Sequence[ColumnElement[bool]], **values: Any
+    ) -> bool:
+        """Set `values` on the order only if every condition holds; True if this call won."""
+        result = await self.session.execute(
+            update(Order)
+            .where(Order.id == order_id, *conditions)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0) or 0) == 1
+
+    async def transition(
+        self,
+        order_id: int,
+        expected: OrderStatus | Collection[OrderStatus],
+        new: OrderStatus,
+        *conditions: ColumnElement[bool],
+        **values: Any,
+    ) -> bool:
+        """Move the order from `expected` to `new`; False when another actor got there first."""
+        allowed = [expected] if isinstance(expected, OrderStatus) else list(expected)
+        return await self.update_where(
+            order_id,
+            [Order.status.in_([s.value for s in allowed]), *conditions],
+            status=new.value,
+            **values,
+        )
+
+    async def due_ids(self, now: datetime, limit: int) -> list[tuple[int, str]]:
+        """(id, status) of orders the worker should act on now: unleased and not backing off.
+
+        paid/fulfilling → order at eSIM Go; failed → refund; delivered with a pending
+        `next_attempt_at` and no `delivered_at` → (re)send the eSIM to the user.
+        """
+        pending_delivery = and_(
+            Order.status == OrderStatus.DELIVERED.value,
+            Order.delivered_at.is_(None),
+            Order.next_attempt_at.is_not(None),
+        )
+        result = await self.session.execute(
+            select(Order.id, Order.status)
+            .where(
+                or_(Order.status.in_([s.value for s in WORK_STATUSES]), pending_delivery),
+                or_(Order.lease_until.is_(None), Order.lease_until < now),
+                or_(Order.next_attempt_at.is_(None), Order.next_attempt_at <= now),
+            )
+            .order_by(Order.id)
+            .limit(limit)
+        )
+        return [(row[0], row[1]) for row in result.all()]
+
+    async def lease(
+        self, order_id: int, seen_status: str, owner: str, now: datetime, until: datetime
+    ) -> bool:
+        """Take the order for `owner` until `until` if nobody holds a live lease on it."""
+        new_status = (
+            OrderStatus.FULFILLING.value if seen_status == OrderStatus.PAID.value else seen_status
+        )
+        return await self.update_where(
+            order_id,
+            [
+                Order.status == seen_status,
+                or_(Order.lease_until.is_(None), Order.lease_until < now),
+                or_(Order.next_attempt_at.is_(None), Order.next_attempt_at <= now),
+            ],
+            status=new_status,
+            lease_owner=owner,
+            lease_until=until,
+            attempts=Order.attempts + 1,
+        )
+
+    async def next_due_at(self) -> datetime | None:
+        """The earliest future `next_attempt_at` or `lease_until` among orders with work left."""
+        pending = or_(
+            Order.status.in_([s.value for s in WORK_STATUSES]),
+            and_(
+                Order.status == OrderStatus.DELIVERED.value,
+                Order.delivered_at.is_(None),
+                Order.next_attempt_at.is_not(None),
+            ),
+        )
+        times: list[datetime] = []
+        for column in (Order.next_attempt_at, Order.lease_until):
+            result = await self.session.execute(select(column).where(pending, column.is_not(None)))
+            times.extend(value for value in result.scalars().all() if value is not None)
+        return min(times) if times else None
+
+    async def expired_unpaid(self, now: datetime, limit: int = 500) -> list[tuple[int, str]]:
+        result = await self.session.execute(
+            select(Order.id, Order.public_id)
+            .where(
+                Order.status == OrderStatus.AWAITING_PAYMENT.value,
+                Order.expires_at.is_not(None),
+                Order.expires_at < now,
+            )
+            .order_by(Order.id)
+            .limit(limit)
+        )
+        return [(row[0], row[1]) for row in result.all()]
+
+    async def linked_references(self, references: Collection[str]) -> set[str]:
+        """Which of these eSIM Go order references already belong to a local order."""
+        if not references:
+            return set()
+        result = await self.session.execute(
+            select(Order.esimgo_order_reference).where(
+                Order.esimgo_order_reference.in_(list(references))
+            )
+        )
+        return {ref for ref in result.scalars().all() if ref}
+
+    async def esim_by_iccid(self, iccid: str) -> Esim | None:
+        result = await self.session.execute(select(Esim).where(Esim.iccid == iccid))
+        return result.scalar_one_or_none()
+
+    async def add_esim(self, esim: Esim) -> Esim:
+        self.session.add(esim)
+        await self.session.flush()
+        return esim

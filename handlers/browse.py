@@ -1,0 +1,194 @@
+"""Browsing the catalogue: Buy → popular / regions / A–Z / typed search → country → plan card."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from aiogram import F, Router
+from aiogram.enums import ChatType
+from aiogram.filters import StateFilter
+from aiogram.types import CallbackQuery, Message
+from aiogram.utils.callback_answer import CallbackAnswer
+from aiogram.utils.i18n import gettext as _
+
+from handlers import render
+from handlers.callbacks import (
+    ORIGIN_SEARCH,
+    BundleCallback,
+    CountryCallback,
+    CountryListCallback,
+    MenuCallback,
+)
+from handlers.common import show
+from services.catalogue import Catalogue, CatalogueService
+from services.countries import country_name, territory_names
+from services.country_search import CountrySearch
+from services.pricing import PricingService
+
+SEARCH_CHOICES = 6
+
+
+@cache
+def _world_search() -> CountrySearch:
+    """Every country Babel knows, to tell "not sold" apart from "not a country" (built once)."""
+    return CountrySearch(territory_names("en"))
+
+
+def _current(catalogue: CatalogueService) -> Catalogue | None:
+    current = catalogue.catalogue
+    return None if current.is_empty else current
+
+
+async def on_buy(query: CallbackQuery, catalogue: CatalogueService, language: str) -> None:
+    current = _current(catalogue)
+    screen = render.buy_screen(current, language) if current else render.catalogue_unavailable()
+    await show(query, screen)
+
+
+async def on_regions(query: CallbackQuery, catalogue: CatalogueService, language: str) -> None:
+    current = _current(catalogue)
+    await show(
+        query,
+        render.regions_screen(current, language) if current else render.catalogue_unavailable(),
+    )
+
+
+async def on_az(
+    query: CallbackQuery,
+    callback_data: CountryListCallback,
+    catalogue: CatalogueService,
+    language: str,
+) -> None:
+    current = _current(catalogue)
+    if current is None:
+        await show(query, render.catalogue_unavailable())
+        return
+    await show(query, render.az_screen(current, language, callback_data.page))
+
+
+async def on_region(
+    query: CallbackQuery,
+    callback_data: CountryListCallback,
+    catalogue: CatalogueService,
+    language: str,
+    callback_answer: CallbackAnswer,
+) -> None:
+    current = _current(catalogue)
+    if current is None:
+        await show(query, render.catalogue_unavailable())
+        return
+    screen = render.region_screen(current, language, callback_data.region, callback_data.page)
+    if screen is None:
+        callback_answer.text = _("This region is no longer available.")
+        screen = render.regions_screen(current, language)
+    await show(query, screen)
+
+
+async def on_country(
+    query: CallbackQuery,
+    callback_data: CountryCallback,
+    catalogue: CatalogueService,
+    pricing: PricingService,
+    language: str,
+    callback_answer: CallbackAnswer,
+) -> None:
+    current = _current(catalogue)
+    if current is None:
+        await show(query, render.catalogue_unavailable())
+        return
+    iso = callback_data.iso.upper()
+    screen = render.country_screen(
+        current, pricing, language, iso, callback_data.origin, callback_data.page
+    )
+    if screen is None:
+        callback_answer.text = _("Sorry, there are no plans for this country right now.")
+        screen = render.buy_screen(current, language)
+    await show(query, screen)
+
+
+async def on_bundle(
+    query: CallbackQuery,
+    callback_data: BundleCallback,
+    catalogue: CatalogueService,
+    pricing: PricingService,
+    language: str,
+    callback_answer: CallbackAnswer,
+) -> None:
+    current = _current(catalogue)
+    if current is None:
+        await show(query, render.catalogue_unavailable())
+        return
+    iso = callback_data.iso.upper()
+    bundle = current.by_name(callback_data.bundle)
+    if bundle is None:
+        callback_answer.text = _("This plan is no longer available. Here are the current ones.")
+        screen = render.country_screen(
+            current, pricing, language, iso, callback_data.origin, callback_data.page
+        )
+        await show(query, screen or render.buy_screen(current, language))
+        return
+    if iso not in {c.iso for c in bundle.coverage}:
+        iso = ""  # a forged or stale country: Back leads to the Buy screen
+    screen = render.bundle_screen(
+        current,
+        pricing,
+        language,
+        bundle,
+        iso=iso,
+        origin=callback_data.origin,
+        page=callback_data.page,
+    )
+    await show(query, screen)
+
+
+async def on_buy_bundle(query: CallbackQuery, callback_answer: CallbackAnswer) -> None:
+    # Placeholder until the purchase router (registered before this one) takes over.
+    callback_answer.text = _("Buying in the bot is coming soon.")
+    callback_answer.show_alert = True
+
+
+async def on_search(
+    message: Message, catalogue: CatalogueService, pricing: PricingService, language: str
+) -> None:
+    """Typed text at any time is a country search."""
+    query = message.text or ""
+    current = _current(catalogue)
+    if current is None:
+        await show(message, render.catalogue_unavailable())
+        return
+    matches = current.search.search(query, limit=SEARCH_CHOICES)
+    if len(matches) == 1:
+        screen = render.country_screen(
+            current, pricing, language, matches[0].iso, ORIGIN_SEARCH, 0
+        )
+        if screen is not None:
+            await show(message, screen)
+            return
+    if matches:
+        await show(
+            message, render.search_choices_screen(current, language, [m.iso for m in matches])
+        )
+        return
+    known = _world_search().best(query)
+    name = country_name(known, language) if known else None
+    await show(message, render.not_found_screen(query, name))
+
+
+def create_router() -> Router:
+    """A fresh router each call: a router can belong to one dispatcher only."""
+    router = Router(name="browse")
+    router.callback_query.register(on_buy, MenuCallback.filter(F.action == "buy"))
+    router.callback_query.register(on_regions, CountryListCallback.filter(F.view == "regions"))
+    router.callback_query.register(on_az, CountryListCallback.filter(F.view == "az"))
+    router.callback_query.register(on_region, CountryListCallback.filter(F.view == "region"))
+    router.callback_query.register(on_country, CountryCallback.filter())
+    router.callback_query.register(on_bundle, BundleCallback.filter(F.action == "show"))
+    router.callback_query.register(on_buy_bundle, BundleCallback.filter(F.action == "buy"))
+    router.message.register(
+        on_search,
+        StateFilter(None),
+        F.chat.type == ChatType.PRIVATE,
+        F.text,
+        ~F.text.startswith("/"),
+    )
+    return router

@@ -1,0 +1,566 @@
+"""Async client for the eSIM Go reseller API v2.4: pacing, retries for safe calls, typed errors."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import email.utils
+import io
+import json
+import logging
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from services.esimgo.errors import (
+    AuthError,
+    BadRequestError,
+    EsimGoError,
+    InsufficientBalanceError,
+    NotFoundError,
+    OrderOutcomeUnknownError,
+    RateLimitedError,
+    SupplierUnavailableError,
+)
+from services.esimgo.models import (
+    Bundle,
+    BundleAssignment,
+    EsimCredentials,
+    EsimDetails,
+    OrderResult,
+    OrderValidation,
+    Organisation,
+)
+from services.ratelimit import RateLimiter
+
+logger = logging.getLogger(__name__)
+
+_MAX_PAGES = 500  # a server that ignores `page` must not keep us looping forever
+_BALANCE_WORDS = ("balance", "credit", "insufficient funds")
+
+Params = Sequence[tuple[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Total seconds allowed per call, by kind of call."""
+
+    catalogue: float = 60.0
+    orders: float = 60.0
+    default: float = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Retries for safe calls: `attempts` in total, jittered exponential backoff between them."""
+
+    attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+    # A Retry-After longer than this is not waited out inside one call: the caller decides.
+    max_retry_after: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Response:
+    status: int
+    content_type: str
+    body: bytes
+    retry_after: float | None
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body) if self.body.strip() else None
+        except ValueError as exc:
+            raise SupplierUnavailableError("eSIM Go sent a response that is not JSON") from exc
+
+
+class _RetryableError(Exception):
+    """Internal: this attempt failed in a way a safe call may retry."""
+
+    def __init__(self, error: EsimGoError, wait: float | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.wait = wait
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _error_message(response: _Response) -> str:
+    """eSIM Go sends `{"message": ...}`, but also text/plain or nothing at all."""
+    text = response.text.strip()
+    if text.startswith(("{", "[")):
+        try:
+            payload = json.loads(text)
+        except ValueError:
+            payload = None
+        if isinstance(payload, Mapping):
+            for key in ("message", "error", "statusMessage", "detail"):
+                if payload.get(key):
+                    return str(payload[key])
+    if text and not text.startswith("<"):
+        return text[:500]
+    return f"HTTP {response.status}"
+
+
+def _map_client_error(response: _Response) -> EsimGoError:
+    """A non-retryable 4xx to its typed error."""
+    status = response.status
+    message = _error_message(response)
+    lowered = message.lower()
+    if status == 401:
+        return AuthError(message, status)
+    if status == 402 or any(word in lowered for word in _BALANCE_WORDS):
+        return InsufficientBalanceError(message, status)
+    if status == 403:
+        return AuthError(message, status)
+    if status == 404:
+        return NotFoundError(message, status)
+    return BadRequestError(message, status)
+
+
+def _iso_ms(moment: datetime) -> str:
+    """eSIM Go's filter format: 2024-03-01T00:00:00.000Z."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def _page_items(payload: Any, *keys: str) -> tuple[list[Any], int | None]:
+    """Items and pageCount of one page, whether it is a bare list or a wrapper object."""
+    if isinstance(payload, list):
+        return payload, None
+    if not isinstance(payload, Mapping):
+        return [], None
+    items: list[Any] = []
+    for key in keys:
+        value = payload.get(key)
+        if isinstance(value, list):
+            items = value
+            break
+    page_count = payload.get("pageCount")
+    if isinstance(page_count, int | str) and not isinstance(page_count, bool):
+        try:
+            return items, int(page_count)
+        except ValueError:
+            pass
+    return items, None
+
+
+def _parse_assignments_csv(text: str) -> list[EsimCredentials]:
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    result: list[EsimCredentials] = []
+    for row in reader:
+        clean = {str(k).strip(): (v or "").strip() for k, v in row.items() if k is not None}
+        credentials = EsimCredentials.from_api(clean)
+        if credentials is not None:
+            result.append(credentials)
+    return result
+
+
+class EsimGoClient:
+    """One aiohttp session, one pacing limiter; safe GETs retried, orders never."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        max_requests_per_second: float = 9.0,
+        timeouts: Timeouts | None = None,
+        retry: RetryPolicy | None = None,
+        limiter: RateLimiter | None = None,
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self._session = session
+        self._owns_session = session is None
+        self._timeouts = timeouts or Timeouts()
+        self._retry = retry or RetryPolicy()
+        self._limiter = limiter or RateLimiter(max_requests_per_second)
+
+    def __repr__(self) -> str:
+        # Never let the key leak through a repr in a traceback or log line.
+        return f"EsimGoClient(base_url={self._base_url!r})"
+
+    async def __aenter__(self) -> EsimGoClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the session if this client created it."""
+        if self._session is not None and self._owns_session and not self._session.closed:
+            await self._session.close()
+        if self._owns_session:
+            self._session = None
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or (self._owns_session and self._session.closed):
+            self._session = aiohttp.ClientSession()
+            self._owns_session = True
+        return self._session
+
+    # -- transport ---------------------------------------------------------------------------
+
+    async def _send_once(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None,
+        body: Mapping[str, Any] | None,
+        time_limit: float,
+    ) -> _Response:
+        await self._limiter.acquire()
+        headers = {"X-API-Key": self._api_key, "Accept": "application/json"}
+        started = time.monotonic()
+        async with self._get_session().request(
+            method,
+            self._base_url + path,
+            params=list(params) if params else None,
+            json=body,
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=time_limit),
+        ) as resp:
+            payload = await resp.read()
+            response = _Response(
+                status=resp.status,
+                content_type=resp.content_type,
+                body=payload,
+                retry_after=_parse_retry_after(resp.headers.get("Retry-After")),
+            )
+        logger.debug(
+            "eSIM Go %s %s -> %s in %.0f ms",
+            method,
+            path,
+            response.status,
+            (time.monotonic() - started) * 1000,
+        )
+        return response
+
+    async def _attempt(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None,
+        body: Mapping[str, Any] | None,
+        time_limit: float,
+    ) -> _Response:
+        """One try: a transient failure raises _RetryableError, a permanent one its typed error."""
+        try:
+            response = await self._send_once(
+                method, path, params=params, body=body, time_limit=time_limit
+            )
+        except TimeoutError as exc:
+            raise _RetryableError(
+                SupplierUnavailableError(f"timed out after {time_limit:g} s")
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise _RetryableError(
+                SupplierUnavailableError(f"connection failed: {type(exc).__name__}")
+            ) from exc
+        status = response.status
+        if 200 <= status < 300:
+            return response
+        if status == 429:
+            self._limiter.pause(response.retry_after or 0.0)
+            error: EsimGoError = RateLimitedError(response.retry_after, _error_message(response))
+            raise _RetryableError(error, response.retry_after)
+        if status >= 500 or status == 408:
+            error = SupplierUnavailableError(_error_message(response), status)
+            raise _RetryableError(error, response.retry_after if status == 503 else None)
+        raise _map_client_error(response)
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(self._retry.max_delay, self._retry.base_delay * (2.0**attempt))
+        jitter: float = random.uniform(0.5, 1.0)  # spreads retries out; not cryptography
+        return ceiling * jitter
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        body: Mapping[str, Any] | None = None,
+        time_limit: float | None = None,
+        retry: bool = True,
+    ) -> _Response:
+        """Send with retries when `retry` (safe calls only); raise typed errors."""
+        limit = self._timeouts.default if time_limit is None else time_limit
+        attempts = max(1, self._retry.attempts) if retry else 1
+        for attempt in range(attempts):
+            try:
+                return await self._attempt(
+                    method, path, params=params, body=body, time_limit=limit
+                )
+            except _RetryableError as failure:
+                last = failure.error
+                wait = failure.wait
+                if wait is not None and wait > self._retry.max_retry_after:
+                    logger.warning(
+                        "eSIM Go %s %s: %s; Retry-After %.0f s is too long to wait",
+                        method,
+                        path,
+                        last,
+                        wait,
+                    )
+                    raise last from None
+                if attempt + 1 >= attempts:
+                    logger.warning("eSIM Go %s %s failed: %s", method, path, last)
+                    raise last from None
+                delay = wait if wait is not None else self._backoff(attempt)
+                logger.info(
+                    "eSIM Go %s %s: %s; retry %d in %.2f s",
+                    method,
+                    path,
+                    last,
+                    attempt + 1,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+            except EsimGoError as exc:
+                logger.warning("eSIM Go %s %s failed: %s", method, path, exc)
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _get_json(
+        self, path: str, params: Params | None = None, *, time_limit: float | None = None
+    ) -> Any:
+        return (await self._request("GET", path, params=params, time_limit=time_limit)).json()
+
+    # -- catalogue ---------------------------------------------------------------------------
+
+    async def fetch_catalogue_raw(self, per_page: int = 1000) -> list[dict[str, Any]]:
+        """Every catalogue page, raw items, in as few requests as the server allows."""
+        items: list[dict[str, Any]] = []
+        page = 1
+        previous_first: Any = object()
+        while page <= _MAX_PAGES:
+            payload = await self._get_json(
+                "/catalogue",
+                [("page", str(page)), ("perPage", str(per_page))],
+                time_limit=self._timeouts.catalogue,
+            )
+            page_items, page_count = _page_items(payload, "bundles", "items", "data")
+            bundles = [dict(item) for item in page_items if isinstance(item, Mapping)]
+            first = bundles[0].get("name") if bundles else None
+            if bundles and first == previous_first:
+                break  # the server ignored `page` and sent the same page again
+            previous_first = first
+            items.extend(bundles)
+            if page_count is not None:
+                if page >= page_count or not page_items:
+                    break
+            elif len(page_items) < per_page:
+                break
+            page += 1
+        return items
+
+    async def get_bundle(self, name: str) -> Bundle:
+        payload = await self._get_json(f"/catalogue/bundle/{quote(name, safe='')}")
+        bundle = Bundle.from_api(payload) if isinstance(payload, Mapping) else None
+        if bundle is None:
+            raise NotFoundError(f"bundle {name!r} not in the response", 404)
+        return bundle
+
+    async def get_organisation(self) -> Organisation:
+        payload = await self._get_json("/organisation")
+        if isinstance(payload, Mapping) and isinstance(payload.get("organisations"), list):
+            orgs = payload["organisations"]  # some versions wrap it in a list
+            payload = orgs[0] if orgs else {}
+        return Organisation.from_api(payload if isinstance(payload, Mapping) else {})
+
+    # -- orders ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _order_body(kind: str, bundle_name: str, iccid: str | None) -> dict[str, Any]:
+        line: dict[str, Any] = {"type": "bundle", "item": bundle_name, "quantity": 1}
+        if iccid:
+            line["iccids"] = [iccid]
+            line["allowReassign"] = False  # never silently hand the user a new eSIM
+        return {"type": kind, "assign": True, "order": [line]}
+
+    async def validate_order(
+        self, bundle_name: str, *, iccid: str | None = None
+    ) -> OrderValidation:
+        """Price an order without charging; `valid` False when eSIM Go would refuse it."""
+        response = await self._request(
+            "POST",
+            "/orders",
+            body=self._order_body("validate", bundle_name, iccid),
+            time_limit=self._timeouts.orders,
+            retry=True,  # validate charges nothing, so retrying is safe
+        )
+        payload = response.json()
+        return OrderValidation.from_api(payload if isinstance(payload, Mapping) else {})
+
+    async def create_order(self, bundle_name: str, *, iccid: str | None = None) -> OrderResult:
+        """Buy one bundle (onto `iccid` for a top-up). Never retried: no idempotency key exists."""
+        body = self._order_body("transaction", bundle_name, iccid)
+        try:
+            response = await self._request(
+                "POST", "/orders", body=body, time_limit=self._timeouts.orders, retry=False
+            )
+        except RateLimitedError:
+            raise  # rejected before processing: nothing was bought
+        except SupplierUnavailableError as exc:
+            raise OrderOutcomeUnknownError(
+                f"order for {bundle_name} may or may not exist: {exc.message}", exc.status
+            ) from exc
+        try:
+            payload = response.json()
+        except SupplierUnavailableError as exc:
+            raise OrderOutcomeUnknownError(
+                "eSIM Go accepted the order but its response was unreadable", response.status
+            ) from exc
+        if not isinstance(payload, Mapping):
+            raise OrderOutcomeUnknownError("order response is not an object", response.status)
+        result = OrderResult.from_api(payload)
+        if not result.esims and result.reference:
+            result = await self._with_assignments(result)
+        return result
+
+    async def _with_assignments(self, result: OrderResult) -> OrderResult:
+        """Fill in eSIM credentials missing from an order response; the order stands either way."""
+        try:
+            esims = await self.get_assignments(result.reference)
+        except EsimGoError as exc:
+            logger.warning(
+                "eSIM Go order %s: no eSIM details yet (%s)", result.reference, exc.message
+            )
+            return result
+        return OrderResult(
+            reference=result.reference,
+            status=result.status,
+            total=result.total,
+            currency=result.currency,
+            created_at=result.created_at,
+            items=result.items,
+            esims=tuple(esims),
+            raw=result.raw,
+        )
+
+    async def list_orders(self, created_since: datetime) -> list[OrderResult]:
+        """Every order created at or after `created_since`, all pages, with ICCIDs."""
+        per_page = 100
+        orders: list[OrderResult] = []
+        page = 1
+        while page <= _MAX_PAGES:
+            payload = await self._get_json(
+                "/orders",
+                [
+                    ("createdAt", f"gte:{_iso_ms(created_since)}"),
+                    ("includeIccids", "true"),
+                    ("page", str(page)),
+                    ("limit", str(per_page)),
+                ],
+                time_limit=self._timeouts.orders,
+            )
+            page_items: list[Any]
+            page_count: int | None
+            if isinstance(payload, Mapping) and "orderReference" in payload:
+                page_items, page_count = [payload], 1  # one order, unwrapped
+            else:
+                page_items, page_count = _page_items(payload, "orders", "items", "data")
+            orders.extend(OrderResult.from_api(o) for o in page_items if isinstance(o, Mapping))
+            if page_count is not None:
+                if page >= page_count or not page_items:
+                    break
+            elif len(page_items) < per_page:
+                break
+            page += 1
+        return orders
+
+    async def get_order(self, reference: str) -> OrderResult:
+        payload = await self._get_json(
+            f"/orders/{quote(reference, safe='')}", time_limit=self._timeouts.orders
+        )
+        if isinstance(payload, Mapping) and isinstance(payload.get("orders"), list):
+            payload = payload["orders"][0] if payload["orders"] else {}
+        if not isinstance(payload, Mapping):
+            raise NotFoundError(f"order {reference} not in the response", 404)
+        return OrderResult.from_api(payload)
+
+    # -- eSIMs -------------------------------------------------------------------------------
+
+    async def get_assignments(self, reference: str) -> list[EsimCredentials]:
+        """ICCID, matching id and SM-DP+ address of an order's eSIMs (JSON, else CSV)."""
+        response = await self._request(
+            "GET", "/esims/assignments", params=[("reference", reference)]
+        )
+        if "csv" in response.content_type or (
+            "json" not in response.content_type
+            and not response.text.lstrip().startswith(("{", "["))
+        ):
+            return _parse_assignments_csv(response.text)
+        payload = response.json()
+        if isinstance(payload, Mapping):
+            for key in ("esims", "assignments", "items"):
+                if isinstance(payload.get(key), list):
+                    payload = payload[key]
+                    break
+        records = payload if isinstance(payload, list) else [payload]
+        parsed = (EsimCredentials.from_api(r) for r in records if isinstance(r, Mapping))
+        return [c for c in parsed if c is not None]
+
+    async def get_esim(self, iccid: str) -> EsimDetails:
+        payload = await self._get_json(f"/esims/{quote(iccid, safe='')}")
+        if not isinstance(payload, Mapping):
+            raise SupplierUnavailableError("eSIM details response is not an object")
+        details = EsimDetails.from_api(payload)
+        return details if details.iccid else EsimDetails.from_api({**payload, "iccid": iccid})
+
+    async def get_esim_bundles(self, iccid: str) -> list[BundleAssignment]:
+        """Every bundle assignment on the eSIM, used ones included."""
+        payload = await self._get_json(
+            f"/esims/{quote(iccid, safe='')}/bundles",
+            [("includeUsed", "true"), ("limit", "200")],
+        )
+        return BundleAssignment.list_from_api(payload)
+
+    async def is_compatible(self, iccid: str, bundle_name: str) -> bool:
+        payload = await self._get_json(
+            f"/esims/{quote(iccid, safe='')}/compatible/{quote(bundle_name, safe='')}"
+        )
+        if isinstance(payload, Mapping):
+            value = payload.get("compatible")
+            if isinstance(value, str):
+                return value.strip().lower() == "true"
+            return bool(value)
+        return bool(payload)

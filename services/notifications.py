@@ -1,0 +1,272 @@
+"""Tell users what matters about their eSIMs, each thing once, in their language."""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db.base import utcnow
+from db.models import Esim, EsimBundle, NotificationSent, User
+from services.admin_alerts import AdminAlerts
+from services.catalogue import CatalogueService
+from services.countries import country_name, flag
+from services.i18n import Translator, normalize_language
+from services.messenger import (
+    Button,
+    Keyboard,
+    Messenger,
+    MessengerError,
+    RecipientUnavailableError,
+)
+from services.usage import (
+    FINISHED_STATES,
+    format_bytes,
+    format_day,
+    is_installed,
+    used_fraction,
+)
+
+log = logging.getLogger(__name__)
+
+EXPIRY_WARNING = timedelta(hours=24)
+USED_WARNING = Decimal("0.8")
+
+# Builds the callback data of a "Top up" button for an eSIM; supplied by the handler layer.
+TopUpCallback = Callable[[Esim], str]
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    user_id: int
+    language: str
+    blocked: bool
+
+
+class Notifier:
+    """Sends user notifications deduplicated by `notifications_sent.dedup_key`, and admin alerts.
+
+    The key is stored before sending, so a crash between the two loses a message rather than
+    repeating it; a send that fails for a passing reason removes the key so it is tried again.
+    """
+
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        translator: Translator,
+        catalogue: CatalogueService | None = None,
+        *,
+        admin_ids: Collection[int] = (),
+        default_language: str = "en",
+        topup_callback: TopUpCallback | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._session_factory = session_factory
+        self._translator = translator
+        self._catalogue = catalogue
+        self._admin = AdminAlerts(session_factory, admin_ids)
+        self._default_language = default_language
+        self._topup_callback = topup_callback
+        self._clock = clock
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _(self, message: str, lang: str) -> str:
+        return self._translator.gettext(message, lang)
+
+    async def recipient(self, user_id: int) -> Recipient:
+        async with self._session_factory() as session:
+            user = await session.get(User, user_id)
+        if user is None:
+            return Recipient(user_id, self._default_language, blocked=False)
+        language = user.language or normalize_language(
+            user.telegram_language, self._default_language
+        )
+        return Recipient(user_id, language, blocked=user.blocked_at is not None)
+
+    async def _claim(self, session: AsyncSession, key: str, user_id: int | None) -> bool:
+        session.add(NotificationSent(dedup_key=key[:255], telegram_user_id=user_id))
+        try:
+            await session.commit()
+        except IntegrityError:
+            await session.rollback()
+            return False
+        return True
+
+    async def send_once(
+        self,
+        messenger: Messenger,
+        *,
+        key: str,
+        recipient: Recipient,
+        text: str,
+        keyboard: Keyboard | None = None,
+    ) -> bool:
+        """Send unless `key` was sent before (or the user blocked the bot); True if sent now."""
+        if recipient.blocked:
+            log.debug("not notifying %s (%s): the user blocked the bot", recipient.user_id, key)
+            return False
+        async with self._session_factory() as session:
+            if not await self._claim(session, key, recipient.user_id):
+                return False
+            try:
+                await messenger.send_text(recipient.user_id, text, keyboard)
+            except RecipientUnavailableError:
+                log.info("user %s blocked the bot; notifications stop", recipient.user_id)
+                await session.execute(
+                    update(User)
+                    .where(User.telegram_id == recipient.user_id, User.blocked_at.is_(None))
+                    .values(blocked_at=self._clock())
+                )
+                await session.commit()
+                return False
+            except MessengerError as exc:
+                log.warning("notification %s not sent, will retry: %s", key, exc)
+                await session.execute(
+                    delete(NotificationSent).where(NotificationSent.dedup_key == key[:255])
+                )
+                await session.commit()
+                return False
+        log.info("notified %s: %s", recipient.user_id, key)
+        return True
+
+    def _topup_keyboard(self, esim: Esim, label: str) -> Keyboard | None:
+        if self._topup_callback is None:
+            return None
+        return [[Button(text=label, callback_data=self._topup_callback(esim))]]
+
+    def bundle_label(self, bundle_name: str, lang: str) -> str:
+        """A plan as people say it: `🇬🇧 United Kingdom · 1 GB · 7 days` (HTML-escaped)."""
+        found = self._catalogue.catalogue.by_name(bundle_name) if self._catalogue else None
+        if found is None:
+            return html.escape(bundle_name)
+        if found.is_multi_country or not found.countries:
+            place = found.description or found.name
+        else:
+            iso = found.countries[0].iso
+            place = f"{flag(iso)} {country_name(iso, lang, default=found.countries[0].name)}"
+        if found.unlimited:
+            data = self._("Unlimited data", lang)
+        else:
+            data = format_bytes(found.data_mb * 1_000_000, lang, self._translator)
+        days = self._translator.ngettext(
+            "{n} day", "{n} days", found.duration_days, lang
+        ).format(n=found.duration_days)
+        return html.escape(f"{place} · {data} · {days}")
+
+    # -- user notifications ------------------------------------------------------------------
+
+    async def evaluate(
+        self, messenger: Messenger, esim: Esim, bundles: Sequence[EsimBundle]
+    ) -> list[str]:
+        """Send every notification the eSIM's stored state now calls for; returns the keys sent."""
+        who = await self.recipient(esim.telegram_user_id)
+        sent: list[str] = []
+        now = self._clock()
+        lang = who.language
+
+        if is_installed(esim.profile_status, esim.first_installed_at):
+            key = f"esim:{esim.iccid}:installed"
+            text = self._(
+                "✅ Your eSIM is installed. It connects when you arrive; "
+                "the plan starts with the first use of data.",
+                lang,
+            )
+            if await self.send_once(messenger, key=key, recipient=who, text=text):
+                sent.append(key)
+
+        for bundle in bundles:
+            sent.extend(await self._evaluate_bundle(messenger, esim, bundle, who, now))
+        return sent
+
+    async def _evaluate_bundle(
+        self, messenger: Messenger, esim: Esim, bundle: EsimBundle, who: Recipient, now: datetime
+    ) -> list[str]:
+        lang = who.language
+        state = bundle.state.lower()
+        base = f"bundle:{esim.iccid}:{bundle.assignment_key}"
+        label = self.bundle_label(bundle.bundle_name, lang)
+        topup = self._topup_keyboard(esim, self._("Top up", lang))
+        sent: list[str] = []
+
+        async def once(kind: str, text: str, keyboard: Keyboard | None = None) -> None:
+            if await self.send_once(
+                messenger, key=f"{base}:{kind}", recipient=who, text=text, keyboard=keyboard
+            ):
+                sent.append(f"{base}:{kind}")
+
+        fraction = used_fraction(bundle)
+        used_up = state == "depleted" or (fraction is not None and fraction >= 1)
+        if state == "active" and not used_up:
+            if bundle.end_at is not None:
+                text = self._(
+                    "🚀 Your plan {plan} has started. It is valid until {date}.", lang
+                ).format(plan=label, date=format_day(bundle.end_at, lang))
+            else:
+                text = self._("🚀 Your plan {plan} has started.", lang).format(plan=label)
+            await once("started", text)
+        if used_up and state not in {"expired", "revoked", "lapsed"}:
+            text = self._(
+                "⛔ Your plan {plan} is used up. Top up to stay online — "
+                "the new plan goes onto the same eSIM, nothing to install.",
+                lang,
+            ).format(plan=label)
+            await once("used100", text, topup)
+        elif fraction is not None and fraction >= USED_WARNING and state == "active":
+            left = format_bytes(
+                max((bundle.remaining_bytes or 0), 0), lang, self._translator
+            )
+            text = self._(
+                "⚠️ You have used 80 % of your plan {plan}: {left} left.", lang
+            ).format(plan=label, left=left)
+            await once("used80", text, topup)
+        if (
+            state == "active"
+            and not used_up
+            and bundle.end_at is not None
+            and now < bundle.end_at <= now + EXPIRY_WARNING
+        ):
+            text = self._(
+                "⏰ Your plan {plan} ends in less than 24 hours, on {date}.", lang
+            ).format(plan=label, date=format_day(bundle.end_at, lang))
+            await once("expiry24h", text, topup)
+        return sent
+
+    async def deletion_scheduled(self, messenger: Messenger, esim: Esim, when: datetime) -> bool:
+        """The eSIM had no plan for months and eSIM Go will delete it unless it is topped up."""
+        who = await self.recipient(esim.telegram_user_id)
+        lang = who.language
+        deadline = when + timedelta(days=7)
+        text = self._(
+            "🗑 Your eSIM ending in {tail} has had no active plan for a long time and will be "
+            "deleted around {date}. Top up to keep it.",
+            lang,
+        ).format(tail=html.escape(esim.iccid[-4:]), date=format_day(deadline, lang))
+        keyboard = self._topup_keyboard(esim, self._("Top up to keep it", lang))
+        key = f"esim:{esim.iccid}:deletion:{when.date().isoformat()}"
+        return await self.send_once(messenger, key=key, recipient=who, text=text, keyboard=keyboard)
+
+    # -- admin alerts ------------------------------------------------------------------------
+
+    async def admin_alert_once(self, messenger: Messenger, key: str, text: str) -> bool:
+        """Operators' alerts are in English; `key` makes each go out once."""
+        return await self._admin.alert_once(messenger, key, text)
+
+
+def finished(bundles: Sequence[EsimBundle]) -> bool:
+    """True when the eSIM has bundles and none can be used any more."""
+    return bool(bundles) and all(b.state.lower() in FINISHED_STATES for b in bundles)
+
+
+async def load_bundles(session: AsyncSession, iccid: str) -> list[EsimBundle]:
+    result = await session.scalars(
+        select(EsimBundle).where(EsimBundle.iccid == iccid).order_by(EsimBundle.id)
+    )
+    return list(result)

@@ -1,0 +1,370 @@
+"""Orders before fulfilment: create and price, confirm with eSIM Go, check and record payments."""
+
+from __future__ import annotations
+
+import enum
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.base import utcnow
+from db.models import Order, OrderStatus
+from db.repositories.orders import OrderRepository
+from services.catalogue import CatalogueService
+from services.esimgo.client import EsimGoClient
+from services.esimgo.errors import EsimGoError
+from services.esimgo.models import Bundle, Organisation
+from services.pricing import PricingService
+
+log = logging.getLogger(__name__)
+
+UNPAID_TTL = timedelta(days=1)
+# A balance read this recently is trusted when it covers the cost with room to spare.
+BALANCE_CACHE_SECONDS = 60.0
+# failure_reason of a payment with no order to serve: refunded with its own message.
+STRAY = "stray: "
+_ID_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read out to support
+
+
+def new_public_id() -> str:
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(10))
+
+
+class Prepared(enum.StrEnum):
+    READY = "ready"  # send the invoice
+    PRICE_CHANGED = "price_changed"  # the user must confirm the new price
+    LOW_BALANCE = "low_balance"  # our eSIM Go balance cannot pay for it: alert admins
+    UNAVAILABLE = "unavailable"  # eSIM Go refuses or is unreachable right now
+    NOT_PAYABLE = "not_payable"  # cancelled, expired or already paid
+
+
+@dataclass(frozen=True, slots=True)
+class Preparation:
+    outcome: Prepared
+    order: Order
+    old_price: int | None = None
+    balance: Decimal | None = None
+
+
+class PreCheckoutRefusal(enum.StrEnum):
+    UNKNOWN_ORDER = "unknown_order"
+    WRONG_AMOUNT = "wrong_amount"
+    ALREADY_PAID = "already_paid"
+    EXPIRED = "expired"
+    NO_LONGER_SOLD = "no_longer_sold"
+
+
+class PaymentOutcome(enum.StrEnum):
+    RECORDED = "recorded"  # the order is now paid: fulfil it
+    DUPLICATE = "duplicate"  # this charge was seen before: do nothing
+    REFUND = "refund"  # money for an order that cannot be fulfilled: stored as failed → refund
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentResult:
+    outcome: PaymentOutcome
+    order: Order | None
+
+
+class OrderService:
+    """Every state change is a guarded UPDATE and is committed here, never by repositories."""
+
+    def __init__(
+        self,
+        esimgo: EsimGoClient,
+        catalogue: CatalogueService,
+        pricing: PricingService,
+        *,
+        unpaid_ttl: timedelta = UNPAID_TTL,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._esimgo = esimgo
+        self._catalogue = catalogue
+        self._pricing = pricing
+        self._unpaid_ttl = unpaid_ttl
+        self._clock = clock
+        self._organisation: tuple[float, Organisation] | None = None
+
+    async def start(
+        self,
+        session: AsyncSession,
+        *,
+        bundle: Bundle,
+        user_id: int,
+        username: str | None,
+        chat_id: int,
+        language: str,
+        country_code: str | None,
+        country_name: str | None,
+    ) -> Order:
+        """A new order awaiting payment, priced from the catalogue."""
+        price = self._pricing.retail_price(bundle.price)
+        now = self._clock()
+        order = Order(
+            public_id=new_public_id(),
+            telegram_user_id=user_id,
+            telegram_username=username,
+            chat_id=chat_id,
+            language=language,
+            kind="new",
+            bundle_name=bundle.name,
+            country_code=country_code,
+            country_name=country_name,
+            cost=bundle.price,
+            cost_currency="USD",
+            price=price.amount,
+            price_currency=price.currency,
+            status=OrderStatus.AWAITING_PAYMENT.value,
+            attempts=0,
+            expires_at=now + self._unpaid_ttl,
+            created_at=now,
+            updated_at=now,
+        )
+        await OrderRepository(session).add(order)
+        await session.commit()
+        log.info(
+            "order %s created: %s for user %s, %s %s",
+            order.public_id,
+            bundle.name,
+            user_id,
+            order.price,
+            order.price_currency,
+        )
+        return order
+
+    async def owned(self, session: AsyncSession, public_id: str, user_id: int) -> Order | None:
+        """The order, only if it belongs to this user."""
+        order = await OrderRepository(session).by_public_id(public_id)
+        return order if order is not None and order.telegram_user_id == user_id else None
+
+    def _payable(self, order: Order) -> bool:
+        return order.status == OrderStatus.AWAITING_PAYMENT.value and not self._expired(order)
+
+    def _expired(self, order: Order) -> bool:
+        return order.expires_at is not None and order.expires_at <= self._clock()
+
+    async def _organisation_balance(self, cost: Decimal) -> Decimal:
+        now = time.monotonic()
+        cached = self._organisation
+        if cached is not None and now - cached[0] < BALANCE_CACHE_SECONDS:
+            # Re-read when the cached figure is near the cost: a low balance must be seen.
+            if cached[1].balance >= cost * 5:
+                return cached[1].balance
+        organisation = await self._esimgo.get_organisation()
+        self._organisation = (now, organisation)
+        return organisation.balance
+
+    async def prepare_invoice(self, session: AsyncSession, order: Order) -> Preparation:
+        """Confirm price and stock with a `validate` order and our balance before invoicing."""
+        if not self._payable(order):
+            if order.status == OrderStatus.AWAITING_PAYMENT.value:
+                await self.cancel(session, order, reason="expired")
+            return Preparation(Prepared.NOT_PAYABLE, order)
+        try:
+            validation = await self._esimgo.validate_order(order.bundle_name)
+        except EsimGoError as exc:
+            log.warning("order %s: validate failed: %s", order.public_id, exc)
+            return Preparation(Prepared.UNAVAILABLE, order)
+        if not validation.valid:
+            log.warning("order %s: eSIM Go says invalid: %s", order.public_id, validation.message)
+            return Preparation(Prepared.UNAVAILABLE, order)
+        cost = validation.total
+        try:
+            balance = await self._organisation_balance(cost)
+        except EsimGoError as exc:
+            log.warning("order %s: balance unknown: %s", order.public_id, exc)
+            return Preparation(Prepared.UNAVAILABLE, order)
+        if balance < cost:
+            log.warning(
+                "order %s: balance %s below cost %s", order.public_id, balance, cost
+            )
+            return Preparation(Prepared.LOW_BALANCE, order, balance=balance)
+        if cost == order.cost:
+            return Preparation(Prepared.READY, order)
+        return await self._reprice(session, order, cost)
+
+    async def _reprice(self, session: AsyncSession, order: Order, cost: Decimal) -> Preparation:
+        old_price = order.price
+        price = self._pricing.retail_price(cost)
+        repo = OrderRepository(session)
+        won = await repo.transition(
+            order.id,
+            OrderStatus.AWAITING_PAYMENT,
+            OrderStatus.AWAITING_PAYMENT,
+            cost=cost,
+            price=price.amount,
+            price_currency=price.currency,
+        )
+        await session.commit()
+        fresh = await repo.get(order.id)
+        assert fresh is not None
+        if not won:
+            return Preparation(Prepared.NOT_PAYABLE, fresh)
+        log.info(
+            "order %s repriced: cost %s → %s, price %s → %s %s",
+            order.public_id,
+            order.cost,
+            cost,
+            old_price,
+            price.amount,
+            price.currency,
+        )
+        if price.amount == old_price:
+            return Preparation(Prepared.READY, fresh)
+        return Preparation(Prepared.PRICE_CHANGED, fresh, old_price=old_price)
+
+    async def cancel(self, session: AsyncSession, order: Order, *, reason: str = "user") -> bool:
+        """awaiting_payment → cancelled; False if it was paid or cancelled meanwhile."""
+        won = await OrderRepository(session).transition(
+            order.id, OrderStatus.AWAITING_PAYMENT, OrderStatus.CANCELLED, failure_reason=reason
+        )
+        await session.commit()
+        if won:
+            order.status = OrderStatus.CANCELLED.value
+            log.info("order %s: awaiting_payment → cancelled (%s)", order.public_id, reason)
+        return won
+
+    async def expire_unpaid(self, session: AsyncSession) -> int:
+        """Cancel every unpaid order past its `expires_at`; returns how many."""
+        repo = OrderRepository(session)
+        count = 0
+        for order_id, public_id in await repo.expired_unpaid(self._clock()):
+            if await repo.transition(
+                order_id, OrderStatus.AWAITING_PAYMENT, OrderStatus.CANCELLED, failure_reason="expired"
+            ):
+                count += 1
+                log.info("order %s: awaiting_payment → cancelled (expired)", public_id)
+        await session.commit()
+        return count
+
+    async def check_pre_checkout(
+        self, session: AsyncSession, *, public_id: str, user_id: int, amount: int, currency: str
+    ) -> PreCheckoutRefusal | None:
+        """None when Telegram may take the money; reads the database only (answer fast)."""
+        order = await self.owned(session, public_id, user_id)
+        if order is None:
+            return PreCheckoutRefusal.UNKNOWN_ORDER
+        if order.price != amount or order.price_currency != currency:
+            return PreCheckoutRefusal.WRONG_AMOUNT
+        if order.status != OrderStatus.AWAITING_PAYMENT.value:
+            if order.status == OrderStatus.CANCELLED.value:
+                return PreCheckoutRefusal.EXPIRED
+            return PreCheckoutRefusal.ALREADY_PAID
+        if self._expired(order):
+            return PreCheckoutRefusal.EXPIRED
+        if self._catalogue.catalogue.by_name(order.bundle_name) is None:
+            return PreCheckoutRefusal.NO_LONGER_SOLD
+        return None
+
+    async def record_payment(
+        self,
+        session: AsyncSession,
+        *,
+        public_id: str,
+        user_id: int,
+        amount: int,
+        currency: str,
+        charge_id: str,
+        provider_charge_id: str | None,
+    ) -> PaymentResult:
+        """Store a successful payment once (unique charge id); money we cannot serve → refund."""
+        repo = OrderRepository(session)
+        try:
+            if await repo.by_charge_id(charge_id) is not None:
+                log.info("payment %s for order %s seen before", charge_id, public_id)
+                return PaymentResult(PaymentOutcome.DUPLICATE, None)
+            order = await repo.by_public_id(public_id)
+            now = self._clock()
+            paid = {
+                "telegram_payment_charge_id": charge_id,
+                "provider_payment_charge_id": provider_charge_id,
+                "paid_at": now,
+                "next_attempt_at": None,
+                "lease_until": None,
+            }
+            if (
+                order is not None
+                and order.telegram_user_id == user_id
+                and order.price == amount
+                and order.price_currency == currency
+            ):
+                no_charge = Order.telegram_payment_charge_id.is_(None)
+                if await repo.transition(
+                    order.id, OrderStatus.AWAITING_PAYMENT, OrderStatus.PAID, no_charge, **paid
+                ):
+                    await session.commit()
+                    log.info("order %s: awaiting_payment → paid (%s)", public_id, charge_id)
+                    return PaymentResult(PaymentOutcome.RECORDED, await repo.get(order.id))
+                if await repo.transition(
+                    order.id,
+                    OrderStatus.CANCELLED,
+                    OrderStatus.FAILED,
+                    no_charge,
+                    failure_reason=f"{STRAY}paid after the order was cancelled",
+                    **paid,
+                ):
+                    await session.commit()
+                    log.info("order %s: cancelled → failed (paid late, refund)", public_id)
+                    return PaymentResult(PaymentOutcome.REFUND, await repo.get(order.id))
+            stray = await self._record_stray(
+                repo, order, user_id, amount, currency, now, **paid
+            )
+            await session.commit()
+        except IntegrityError:
+            # The same charge id was stored concurrently by a redelivered update.
+            await session.rollback()
+            log.info("payment %s for order %s seen before", charge_id, public_id)
+            return PaymentResult(PaymentOutcome.DUPLICATE, None)
+        log.warning(
+            "payment %s for order %s cannot be served (%s); order %s → failed, refund",
+            charge_id,
+            public_id,
+            order.status if order is not None else "unknown order",
+            stray.public_id,
+        )
+        return PaymentResult(PaymentOutcome.REFUND, stray)
+
+    async def _record_stray(
+        self,
+        repo: OrderRepository,
+        order: Order | None,
+        user_id: int,
+        amount: int,
+        currency: str,
+        now: datetime,
+        **paid: object,
+    ) -> Order:
+        """A payment with no payable order (already paid, unknown…) gets its own row to refund."""
+        stray = Order(
+            public_id=new_public_id(),
+            telegram_user_id=user_id,
+            telegram_username=order.telegram_username if order is not None else None,
+            chat_id=order.chat_id if order is not None else user_id,
+            language=order.language if order is not None else "en",
+            kind=order.kind if order is not None else "new",
+            bundle_name=order.bundle_name if order is not None else "unknown",
+            country_code=order.country_code if order is not None else None,
+            country_name=order.country_name if order is not None else None,
+            cost=Decimal(0),
+            cost_currency="USD",
+            price=amount,
+            price_currency=currency,
+            status=OrderStatus.FAILED.value,
+            attempts=0,
+            failure_reason=(
+                f"{STRAY}payment for order {order.public_id} ({order.status})"
+                if order is not None
+                else f"{STRAY}payment for an unknown order"
+            ),
+            created_at=now,
+            updated_at=now,
+            **paid,
+        )
+        return await repo.add(stray)

@@ -1,0 +1,179 @@
+"""How an eSIM's plan is shown: usage bar, data left, end date, and its state in words (pure)."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Protocol
+
+from babel.dates import format_date
+from babel.numbers import format_decimal
+
+from services.i18n import N_, Translator
+
+BAR_WIDTH = 8
+FILLED = "▓"
+EMPTY = "░"
+# eSIM Go counts data in decimal units: 1 GB = 10^9 bytes.
+_GB = 1_000_000_000
+_MB = 1_000_000
+
+LIVE_STATES = frozenset({"processing", "queued", "active"})
+FINISHED_STATES = frozenset({"expired", "depleted", "revoked", "lapsed"})
+INSTALLED_PROFILE_STATES = frozenset({"installed", "enabled", "disabled"})
+_DAWN = datetime.min.replace(tzinfo=UTC)
+
+
+class BundleLike(Protocol):
+    """What the display needs from a bundle row (db EsimBundle fits)."""
+
+    @property
+    def state(self) -> str: ...
+    @property
+    def unlimited(self) -> bool: ...
+    @property
+    def initial_bytes(self) -> int | None: ...
+    @property
+    def remaining_bytes(self) -> int | None: ...
+    @property
+    def assigned_at(self) -> datetime | None: ...
+    @property
+    def start_at(self) -> datetime | None: ...
+    @property
+    def end_at(self) -> datetime | None: ...
+
+
+class EsimState(enum.StrEnum):
+    NOT_INSTALLED = "not_installed"
+    READY = "ready"
+    IN_USE = "in_use"
+    USED_UP = "used_up"
+    EXPIRED = "expired"
+
+
+STATE_LABELS: dict[EsimState, str] = {
+    EsimState.NOT_INSTALLED: N_("not installed yet"),
+    EsimState.READY: N_("ready"),
+    EsimState.IN_USE: N_("in use"),
+    EsimState.USED_UP: N_("used up"),
+    EsimState.EXPIRED: N_("expired"),
+}
+
+
+def is_installed(profile_status: str | None, first_installed_at: datetime | None) -> bool:
+    """eSIM Go reports Released both before install and after removal; the install time decides."""
+    if first_installed_at is not None:
+        return True
+    return (profile_status or "").strip().lower() in INSTALLED_PROFILE_STATES
+
+
+def esim_state(installed: bool, bundle_states: Iterable[str]) -> EsimState:
+    """One word for the whole eSIM, from its profile and its bundles' states."""
+    states = {s.strip().lower() for s in bundle_states}
+    if "active" in states:
+        return EsimState.IN_USE
+    if states & {"queued", "processing"} or not states:
+        return EsimState.READY if installed else EsimState.NOT_INSTALLED
+    if "depleted" in states:
+        return EsimState.USED_UP
+    return EsimState.EXPIRED
+
+
+def state_label(state: EsimState, lang: str, translator: Translator) -> str:
+    return translator.gettext(STATE_LABELS[state], lang)
+
+
+def used_fraction(bundle: BundleLike) -> Decimal | None:
+    """Share of the data used, 0..1; None when unknown or unlimited."""
+    if bundle.unlimited or not bundle.initial_bytes or bundle.initial_bytes <= 0:
+        return None
+    if bundle.state.lower() == "depleted":
+        return Decimal(1)
+    remaining = bundle.remaining_bytes if bundle.remaining_bytes is not None else 0
+    remaining = min(max(remaining, 0), bundle.initial_bytes)
+    return Decimal(bundle.initial_bytes - remaining) / Decimal(bundle.initial_bytes)
+
+
+def usage_bar(fraction: Decimal, width: int = BAR_WIDTH) -> str:
+    filled = int((fraction * width).to_integral_value(ROUND_HALF_UP))
+    filled = min(max(filled, 0), width)
+    return FILLED * filled + EMPTY * (width - filled)
+
+
+def format_bytes(amount: int, lang: str, translator: Translator) -> str:
+    """2.4 GB / 2,4 ГБ; below 1 GB in whole MB."""
+    amount = max(amount, 0)
+    if amount >= _GB:
+        value = (Decimal(amount) / _GB).quantize(Decimal("0.1"), ROUND_HALF_UP)
+        number = format_decimal(value, format="#,##0.#", locale=lang)
+        return translator.gettext("{amount} GB", lang).format(amount=number)
+    value = (Decimal(amount) / _MB).to_integral_value(ROUND_HALF_UP)
+    number = format_decimal(value, format="#,##0", locale=lang)
+    return translator.gettext("{amount} MB", lang).format(amount=number)
+
+
+def format_day(moment: datetime, lang: str) -> str:
+    """12 Dec / 12 дек."""
+    return format_date(moment.date(), format="d MMM", locale=lang)
+
+
+def format_percent(fraction: Decimal, lang: str) -> str:
+    whole = int((fraction * 100).to_integral_value(ROUND_HALF_UP))
+    return f"{whole}\u00a0%"
+
+
+def usage_line(bundle: BundleLike, lang: str, translator: Translator) -> str:
+    """`▓▓▓▓░░░░ 52 % · 2.4 GB of 5 GB left · until 12 Dec` for one bundle."""
+    parts: list[str] = []
+    fraction = used_fraction(bundle)
+    if bundle.unlimited:
+        parts.append(translator.gettext("Unlimited data", lang))
+    elif fraction is not None and bundle.initial_bytes:
+        remaining = max(bundle.initial_bytes - int(fraction * bundle.initial_bytes), 0)
+        parts.append(f"{usage_bar(fraction)} {format_percent(fraction, lang)}")
+        parts.append(
+            translator.gettext("{left} of {total} left", lang).format(
+                left=format_bytes(remaining, lang, translator),
+                total=format_bytes(bundle.initial_bytes, lang, translator),
+            )
+        )
+    if bundle.end_at is not None and bundle.state.lower() in LIVE_STATES:
+        parts.append(
+            translator.gettext("until {date}", lang).format(date=format_day(bundle.end_at, lang))
+        )
+    elif bundle.state.lower() in {"queued", "processing"}:
+        parts.append(translator.gettext("starts on first use", lang))
+    return " · ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class BundleGroups:
+    """A whole eSIM's bundles split for display: the one shown, those waiting, those done."""
+
+    current: BundleLike | None
+    queued: tuple[BundleLike, ...]
+    finished: tuple[BundleLike, ...]
+
+
+def group_bundles(bundles: Sequence[BundleLike]) -> BundleGroups:
+    """The active bundle (soonest end first) is current; else the first queued; else the last."""
+    active = [b for b in bundles if b.state.lower() == "active"]
+    waiting = sorted(
+        (b for b in bundles if b.state.lower() in {"queued", "processing"}),
+        key=lambda b: (b.assigned_at is None, b.assigned_at or _DAWN),
+    )
+    done = [b for b in bundles if b.state.lower() not in LIVE_STATES]
+    current: BundleLike | None
+    if active:
+        active.sort(key=lambda b: (b.end_at is None, b.end_at or _DAWN))
+        current = active[0]
+        queued = tuple(waiting)
+    elif waiting:
+        current, queued = waiting[0], tuple(waiting[1:])
+    else:
+        done.sort(key=lambda b: (b.end_at or b.assigned_at or _DAWN), reverse=True)
+        current, queued = (done[0] if done else None), ()
+    return BundleGroups(current=current, queued=queued, finished=tuple(done))

@@ -1,0 +1,299 @@
+"""End-to-end test helpers: Telegram update builders and `bot_env`, the bot wired like production.
+
+`bot_env` runs the real dispatcher over SQLite, with aiogram talking HTTP to FakeTelegram and the
+eSIM Go client to FakeEsimGo (catalogue synced once). Feed updates, then read what the user sees:
+
+    await env.send(alice, "/start")
+    await env.press(alice, env.screen(alice).button("Buy").get("callback_data"))
+    assert "Thailand" in env.screen(alice).text
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiogram import Bot, Dispatcher
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import Update, User
+
+from bot.app import close_deps, create_bot, create_deps
+from bot.config import load_settings
+from bot.deps import AppDeps
+from bot.dispatcher import create_dispatcher
+from tests.fakes.esimgo import FakeEsimGo
+from tests.fakes.telegram import DEFAULT_TOKEN, ApiCall, FakeTelegram, StoredMessage
+
+BOT_ID = int(DEFAULT_TOKEN.split(":")[0])
+ADMIN_ID = 900_000_001
+
+_update_ids = itertools.count(1_000)
+_query_ids = itertools.count(1)
+_file_ids = itertools.count(1)
+
+
+def make_user(
+    user_id: int = 1001,
+    *,
+    language_code: str | None = "en",
+    username: str | None = "traveller",
+    first_name: str = "Alex",
+) -> User:
+    return User(
+        id=user_id,
+        is_bot=False,
+        first_name=first_name,
+        username=username,
+        language_code=language_code,
+    )
+
+
+def _chat(user: User, chat_id: int | None = None) -> dict[str, Any]:
+    chat_id = user.id if chat_id is None else chat_id
+    if chat_id > 0:
+        return {"id": chat_id, "type": "private", "first_name": user.first_name}
+    return {"id": chat_id, "type": "supergroup", "title": "Travellers"}
+
+
+def _user_dict(user: User) -> dict[str, Any]:
+    return user.model_dump(exclude_none=True)
+
+
+def _message(
+    user: User, message_id: int, chat_id: int | None = None, **content: Any
+) -> dict[str, Any]:
+    return {
+        "message_id": message_id,
+        "date": int(time.time()),
+        "chat": _chat(user, chat_id),
+        "from": _user_dict(user),
+        **content,
+    }
+
+
+def _update(**payload: Any) -> Update:
+    return Update.model_validate({"update_id": next(_update_ids), **payload})
+
+
+def message_update(
+    user: User, text: str, *, message_id: int = 1, chat_id: int | None = None
+) -> Update:
+    """The user sends a text (or a command: "/start")."""
+    return _update(message=_message(user, message_id, chat_id, text=text))
+
+
+def sticker_update(user: User, *, message_id: int = 1) -> Update:
+    number = next(_file_ids)
+    sticker = {
+        "file_id": f"CAACAgIAAxkBAAE{number:06d}",
+        "file_unique_id": f"AgAD{number:06d}",
+        "type": "regular",
+        "width": 512,
+        "height": 512,
+        "is_animated": False,
+        "is_video": False,
+        "emoji": "😀",
+    }
+    return _update(message=_message(user, message_id, sticker=sticker))
+
+
+def photo_update(user: User, *, caption: str | None = None, message_id: int = 1) -> Update:
+    number = next(_file_ids)
+    sizes = [
+        {
+            "file_id": f"AgACAgIAAxkBAAI{number:06d}{side}",
+            "file_unique_id": f"AQAD{number:06d}{side}",
+            "width": side,
+            "height": side,
+        }
+        for side in (90, 320, 1280)
+    ]
+    content: dict[str, Any] = {"photo": sizes}
+    if caption is not None:
+        content["caption"] = caption
+    return _update(message=_message(user, message_id, **content))
+
+
+def callback_update(
+    user: User,
+    data: str | CallbackData,
+    message_id: int = 1,
+    *,
+    chat_id: int | None = None,
+    message_text: str = "…",
+    query_id: str | None = None,
+) -> Update:
+    """The user presses an inline button under the bot's message `message_id`."""
+    message = {
+        "message_id": message_id,
+        "date": int(time.time()),
+        "chat": _chat(user, chat_id),
+        "from": {"id": BOT_ID, "is_bot": True, "first_name": "eSIM Test Bot"},
+        "text": message_text,
+    }
+    return _update(
+        callback_query={
+            "id": query_id or f"cbq-{next(_query_ids)}",
+            "from": _user_dict(user),
+            "chat_instance": f"ci-{user.id}",
+            "message": message,
+            "data": data.pack() if isinstance(data, CallbackData) else data,
+        }
+    )
+
+
+def pre_checkout_update(
+    user: User,
+    *,
+    payload: str,
+    total_amount: int,
+    currency: str = "XTR",
+    query_id: str | None = None,
+) -> Update:
+    return _update(
+        pre_checkout_query={
+            "id": query_id or f"pcq-{next(_query_ids)}",
+            "from": _user_dict(user),
+            "currency": currency,
+            "total_amount": total_amount,
+            "invoice_payload": payload,
+        }
+    )
+
+
+def successful_payment_update(
+    user: User,
+    *,
+    payload: str,
+    total_amount: int,
+    currency: str = "XTR",
+    charge_id: str | None = None,
+    provider_charge_id: str = "",
+    message_id: int = 1,
+) -> Update:
+    payment = {
+        "currency": currency,
+        "total_amount": total_amount,
+        "invoice_payload": payload,
+        "telegram_payment_charge_id": charge_id or f"charge-{next(_query_ids)}",
+        "provider_payment_charge_id": provider_charge_id,
+    }
+    return _update(message=_message(user, message_id, successful_payment=payment))
+
+
+class _ErrorRecords(logging.Handler):
+    """Collects ERROR (and worse) log records while the environment lives."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@dataclass
+class BotEnv:
+    """The bot wired like production, plus shortcuts to act as a user and see the chat."""
+
+    dispatcher: Dispatcher
+    bot: Bot
+    fake_telegram: FakeTelegram
+    fake_esimgo: FakeEsimGo
+    deps: AppDeps
+    _errors: _ErrorRecords = field(repr=False)
+
+    @property
+    def error_logs(self) -> list[logging.LogRecord]:
+        """ERROR records logged since the environment started (the error handler logs here)."""
+        return self._errors.records
+
+    async def feed(self, update: Update) -> list[ApiCall]:
+        """Dispatch one update; returns the Bot API calls it caused."""
+        before = len(self.fake_telegram.calls)
+        await self.dispatcher.feed_update(self.bot, update)
+        return self.fake_telegram.calls[before:]
+
+    async def send(self, user: User, text: str) -> list[ApiCall]:
+        """The user types `text` in their private chat with the bot."""
+        message_id = self.fake_telegram.record_user_message(user.id, text)
+        return await self.feed(message_update(user, text, message_id=message_id))
+
+    async def send_sticker(self, user: User) -> list[ApiCall]:
+        message_id = self.fake_telegram.record_user_message(user.id)
+        return await self.feed(sticker_update(user, message_id=message_id))
+
+    async def send_photo(self, user: User, caption: str | None = None) -> list[ApiCall]:
+        message_id = self.fake_telegram.record_user_message(user.id)
+        return await self.feed(photo_update(user, caption=caption, message_id=message_id))
+
+    async def press(
+        self, user: User, data: str | CallbackData, message_id: int | None = None
+    ) -> list[ApiCall]:
+        """The user presses a button with `data` under `message_id` (default: the bot's last)."""
+        if message_id is None:
+            message_id = self.fake_telegram.last_bot_message(user.id).message_id
+        stored = self.fake_telegram.messages.get((user.id, message_id))
+        text = stored.text if stored is not None and stored.text else "…"
+        update = callback_update(user, data, message_id, message_text=text)
+        return await self.feed(update)
+
+    async def tap(self, user: User, button_text: str) -> list[ApiCall]:
+        """Press the button whose text contains `button_text` on the bot's last message."""
+        screen = self.screen(user)
+        data = screen.button(button_text).get("callback_data")
+        assert data, f"button {button_text!r} has no callback data"
+        return await self.press(user, str(data), screen.message_id)
+
+    def screen(self, user: User) -> StoredMessage:
+        """What the user sees now: the bot's latest message in their chat (after edits)."""
+        return self.fake_telegram.last_bot_message(user.id)
+
+
+def answers(calls: list[ApiCall]) -> list[ApiCall]:
+    """The successful answerCallbackQuery calls among `calls`."""
+    return [c for c in calls if c.method == "answerCallbackQuery" and c.ok]
+
+
+@pytest.fixture
+def error_records() -> Iterator[_ErrorRecords]:
+    handler = _ErrorRecords()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+
+
+@pytest.fixture
+async def bot_env(
+    sqlite_url: str,
+    fake_telegram: FakeTelegram,
+    fake_esimgo: FakeEsimGo,
+    error_records: _ErrorRecords,
+) -> AsyncIterator[BotEnv]:
+    """The real dispatcher, bot, services and a synced catalogue, over loopback fakes."""
+    settings = load_settings(
+        _env_file=None,
+        bot_token=DEFAULT_TOKEN,
+        esimgo_api_key=fake_esimgo.api_key,
+        esimgo_base_url=fake_esimgo.base_url,
+        telegram_api_base=fake_telegram.base_url,
+        database_url=sqlite_url,
+        admin_ids=frozenset({ADMIN_ID}),
+    )
+    deps = await create_deps(settings)
+    bot = create_bot(settings)
+    try:
+        await deps.catalogue.sync()
+        dispatcher = create_dispatcher(deps)
+        yield BotEnv(dispatcher, bot, fake_telegram, fake_esimgo, deps, error_records)
+    finally:
+        await bot.session.close()
+        await close_deps(deps)
