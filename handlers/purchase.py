@@ -236,7 +236,8 @@ async def _send_invoice(
 ) -> None:
     chat_id = query.message.chat.id if query.message is not None else query.from_user.id
     plan = _plan_title(catalogue, bundle, lang, order.country_code or "")
-    title = _("eSIM {plan}").format(plan=plan)
+    short = f"{render.format_data(bundle, lang)} · {render.format_days(bundle.duration_days)}"
+    title = _("eSIM {plan}").format(plan=short)
     description = _(
         "Travel data eSIM: {plan}. Valid from first use. Order {order}. "
         "Delivered here as a QR code right after payment."

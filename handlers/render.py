@@ -388,11 +388,12 @@ def country_screen(
         buttons.append(pager)
     buttons.append([back_button(back)])
     name = html.escape(country_label(catalogue, iso, lang))
-    lines = [f"<b>{name}</b>", _("Choose a plan:")]
+    lines = [f"<b>{name}</b>"]
     if not own:
         lines.append(_("There are no plans for this country alone, but these cover it too."))
     elif shared:
         lines.append(_("Regional and global plans that also work here follow the country's own."))
+    lines.append(_("Choose a plan:"))
     return Screen("\n\n".join(lines), InlineKeyboardMarkup(inline_keyboard=buttons))
 
 

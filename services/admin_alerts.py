@@ -1,4 +1,4 @@
-"""Messages to the operators (ADMIN_IDS); keyed alerts go out once, deduplicated in the database."""
+"""Messages to the operators (ADMIN_IDS); keyed alerts go out once (deduplicated in the DB)."""
 
 from __future__ import annotations
 

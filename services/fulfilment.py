@@ -37,7 +37,7 @@ from services.esimgo.errors import (
 )
 from services.esimgo.models import EsimCredentials, OrderResult
 from services.i18n import N_, Translator
-from services.install import delivery_caption, delivery_keyboard, lpa_string, render_qr_png
+from services.install import delivery_caption, delivery_keyboard
 from services.messenger import (
     Messenger,
     MessengerError,
@@ -47,6 +47,7 @@ from services.messenger import (
 )
 from services.orders import STRAY, OrderService
 from services.pricing import Price, format_price
+from services.qr import lpa_string, render_qr_png
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ REFUNDED_TEXT = N_(
 )
 STRAY_REFUNDED_TEXT = N_(
     "This payment was for an order that is no longer open (order <code>{order}</code>), "
-    "so your {price} have been refunded."
+    "so your payment of {price} has been refunded."
 )
 REFUND_DUE_TEXT = N_(
     "😔 We could not issue your eSIM (order <code>{order}</code>). "
@@ -155,7 +156,9 @@ class FulfilmentWorker:
                     except Exception:
                         log.exception("leasing orders failed")
                 for order in leased:
-                    task = asyncio.create_task(self._process(order), name=f"order-{order.public_id}")
+                    task = asyncio.create_task(
+                        self._process(order), name=f"order-{order.public_id}"
+                    )
                     running.add(task)
                     task.add_done_callback(finished)
                 if leased and len(leased) == free:
@@ -260,7 +263,11 @@ class FulfilmentWorker:
         """Give the lease back, due again after `delay` (None: nothing more to do)."""
         next_at = self._clock() + delay if delay is not None else None
         await self._update(
-            order, lease_owner=None, lease_until=None, next_attempt_at=next_at, failure_reason=reason
+            order,
+            lease_owner=None,
+            lease_until=None,
+            next_attempt_at=next_at,
+            failure_reason=reason,
         )
         if delay is not None:
             log.info(
@@ -410,7 +417,9 @@ class FulfilmentWorker:
         now = self._clock()
         if esim is None:
             # The order exists; only its eSIM details are late. Keep the reference, ask later.
-            log.warning("order %s: eSIM Go order %s has no eSIM yet", order.public_id, result.reference)
+            log.warning(
+                "order %s: eSIM Go order %s has no eSIM yet", order.public_id, result.reference
+            )
             if await self._update(order, esimgo_order_reference=result.reference):
                 order.esimgo_order_reference = result.reference
                 await self._release(order, self._backoff(order), f"{UNKNOWN}eSIM details missing")
@@ -448,7 +457,9 @@ class FulfilmentWorker:
         except IntegrityError:
             # Another local order adopted this eSIM Go order meanwhile: look again for ours.
             log.warning(
-                "order %s: eSIM Go order %s already linked elsewhere", order.public_id, result.reference
+                "order %s: eSIM Go order %s already linked elsewhere",
+                order.public_id,
+                result.reference,
             )
             await self._release(order, timedelta(0), f"{UNKNOWN}reference taken")
             return
@@ -467,7 +478,9 @@ class FulfilmentWorker:
 
     async def _fail(self, order: Order, reason: str) -> None:
         log.warning("order %s: giving up: %s", order.public_id, reason)
-        if await self._move(order, OrderStatus.FAILED, failure_reason=reason, next_attempt_at=None):
+        if await self._move(
+            order, OrderStatus.FAILED, failure_reason=reason, next_attempt_at=None
+        ):
             fresh = await self._reload(order)
             if fresh is not None:
                 await self._refund(fresh)

@@ -156,9 +156,9 @@ class Notifier:
             data = self._("Unlimited data", lang)
         else:
             data = format_bytes(found.data_mb * 1_000_000, lang, self._translator)
-        days = self._translator.ngettext(
-            "{n} day", "{n} days", found.duration_days, lang
-        ).format(n=found.duration_days)
+        days = self._translator.ngettext("{n} day", "{n} days", found.duration_days, lang).format(
+            n=found.duration_days
+        )
         return html.escape(f"{place} · {data} · {days}")
 
     # -- user notifications ------------------------------------------------------------------
@@ -220,12 +220,10 @@ class Notifier:
             ).format(plan=label)
             await once("used100", text, topup)
         elif fraction is not None and fraction >= USED_WARNING and state == "active":
-            left = format_bytes(
-                max((bundle.remaining_bytes or 0), 0), lang, self._translator
+            left = format_bytes(max((bundle.remaining_bytes or 0), 0), lang, self._translator)
+            text = self._("⚠️ You have used 80 % of your plan {plan}: {left} left.", lang).format(
+                plan=label, left=left
             )
-            text = self._(
-                "⚠️ You have used 80 % of your plan {plan}: {left} left.", lang
-            ).format(plan=label, left=left)
             await once("used80", text, topup)
         if (
             state == "active"
@@ -251,7 +249,9 @@ class Notifier:
         ).format(tail=html.escape(esim.iccid[-4:]), date=format_day(deadline, lang))
         keyboard = self._topup_keyboard(esim, self._("Top up to keep it", lang))
         key = f"esim:{esim.iccid}:deletion:{when.date().isoformat()}"
-        return await self.send_once(messenger, key=key, recipient=who, text=text, keyboard=keyboard)
+        return await self.send_once(
+            messenger, key=key, recipient=who, text=text, keyboard=keyboard
+        )
 
     # -- admin alerts ------------------------------------------------------------------------
 

@@ -153,10 +153,13 @@ class OrderService:
     async def _organisation_balance(self, cost: Decimal) -> Decimal:
         now = time.monotonic()
         cached = self._organisation
-        if cached is not None and now - cached[0] < BALANCE_CACHE_SECONDS:
-            # Re-read when the cached figure is near the cost: a low balance must be seen.
-            if cached[1].balance >= cost * 5:
-                return cached[1].balance
+        # A cached figure near the cost is re-read: a low balance must be seen at once.
+        if (
+            cached is not None
+            and now - cached[0] < BALANCE_CACHE_SECONDS
+            and cached[1].balance >= cost * 5
+        ):
+            return cached[1].balance
         organisation = await self._esimgo.get_organisation()
         self._organisation = (now, organisation)
         return organisation.balance
@@ -182,9 +185,7 @@ class OrderService:
             log.warning("order %s: balance unknown: %s", order.public_id, exc)
             return Preparation(Prepared.UNAVAILABLE, order)
         if balance < cost:
-            log.warning(
-                "order %s: balance %s below cost %s", order.public_id, balance, cost
-            )
+            log.warning("order %s: balance %s below cost %s", order.public_id, balance, cost)
             return Preparation(Prepared.LOW_BALANCE, order, balance=balance)
         if cost == order.cost:
             return Preparation(Prepared.READY, order)
@@ -237,7 +238,10 @@ class OrderService:
         count = 0
         for order_id, public_id in await repo.expired_unpaid(self._clock()):
             if await repo.transition(
-                order_id, OrderStatus.AWAITING_PAYMENT, OrderStatus.CANCELLED, failure_reason="expired"
+                order_id,
+                OrderStatus.AWAITING_PAYMENT,
+                OrderStatus.CANCELLED,
+                failure_reason="expired",
             ):
                 count += 1
                 log.info("order %s: awaiting_payment → cancelled (expired)", public_id)
@@ -313,9 +317,7 @@ class OrderService:
                     await session.commit()
                     log.info("order %s: cancelled → failed (paid late, refund)", public_id)
                     return PaymentResult(PaymentOutcome.REFUND, await repo.get(order.id))
-            stray = await self._record_stray(
-                repo, order, user_id, amount, currency, now, **paid
-            )
+            stray = await self._record_stray(repo, order, user_id, amount, currency, now, **paid)
             await session.commit()
         except IntegrityError:
             # The same charge id was stored concurrently by a redelivered update.

@@ -100,7 +100,9 @@ class TrackingService:
                 row.assignment_key = key
                 rows[key] = row
             if row is None:
-                row = EsimBundle(iccid=esim.iccid, assignment_key=key, bundle_name=item.bundle_name)
+                row = EsimBundle(
+                    iccid=esim.iccid, assignment_key=key, bundle_name=item.bundle_name
+                )
                 session.add(row)
                 rows[key] = row
             row.bundle_name = item.bundle_name or row.bundle_name

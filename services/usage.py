@@ -174,6 +174,6 @@ def group_bundles(bundles: Sequence[BundleLike]) -> BundleGroups:
     elif waiting:
         current, queued = waiting[0], tuple(waiting[1:])
     else:
-        done.sort(key=lambda b: (b.end_at or b.assigned_at or _DAWN), reverse=True)
+        done.sort(key=lambda b: b.end_at or b.assigned_at or _DAWN, reverse=True)
         current, queued = (done[0] if done else None), ()
     return BundleGroups(current=current, queued=queued, finished=tuple(done))

@@ -15,19 +15,18 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from aiogram import Bot, Dispatcher
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import Update, User
 
-from bot.app import close_deps, create_bot, create_deps
-from bot.config import load_settings
-from bot.deps import AppDeps
-from bot.dispatcher import create_dispatcher
-from tests.fakes.esimgo import FakeEsimGo
 from tests.fakes.telegram import DEFAULT_TOKEN, ApiCall, FakeTelegram, StoredMessage
+
+if TYPE_CHECKING:
+    from bot.deps import AppDeps
+    from tests.fakes.esimgo import FakeEsimGo
 
 BOT_ID = int(DEFAULT_TOKEN.split(":")[0])
 ADMIN_ID = 900_000_001
@@ -279,6 +278,11 @@ async def bot_env(
     error_records: _ErrorRecords,
 ) -> AsyncIterator[BotEnv]:
     """The real dispatcher, bot, services and a synced catalogue, over loopback fakes."""
+    # Imported here so a half-written app module breaks only the tests that use the bot.
+    from bot.app import close_deps, create_bot, create_deps
+    from bot.config import load_settings
+    from bot.dispatcher import create_dispatcher
+
     settings = load_settings(
         _env_file=None,
         bot_token=DEFAULT_TOKEN,

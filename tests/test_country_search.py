@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -175,13 +177,16 @@ def test_esimgo_spellings_are_searchable() -> None:
 @given(st.text(max_size=300))
 @settings(max_examples=300, deadline=None)
 def test_arbitrary_text_never_raises(text: str) -> None:
-    matches = _SEARCH.search(text)
+    matches = shared_search().search(text)
 
     assert len(matches) <= 6
     assert all(isinstance(m.iso, str) and len(m.iso) == 2 for m in matches)
 
 
-_SEARCH = CountrySearch(ESIMGO_NAMES, ESIMGO_NAMES)
+@cache
+def shared_search() -> CountrySearch:
+    # Hypothesis runs the test body many times; a function-scoped fixture would not do.
+    return CountrySearch(ESIMGO_NAMES, ESIMGO_NAMES)
 
 
 def test_normalize_folds_case_accents_yo_and_punctuation() -> None:

@@ -31,9 +31,9 @@ class OrderRepository:
 
     async def by_public_id(self, public_id: str) -> Order | None:
         result = await self.session.execute(
-            select(Order).where(Order.public_id == public_id).execution_options(
-                populate_existing=True
-            )
+            select(Order)
+            .where(Order.public_id == public_id)
+            .execution_options(populate_existing=True)
         )
         return result.scalar_one_or_none()
 

@@ -1,0 +1,127 @@
+"""What the user gets to install an eSIM: one-tap links, the QR photo's caption, the steps.
+
+Used by the first delivery (fulfilment) and by "Show QR again" (/myesims). No aiogram here: the
+instructions button's callback data is built by the caller and passed in.
+"""
+
+from __future__ import annotations
+
+import html
+from urllib.parse import quote
+
+from services.i18n import Translator
+from services.messenger import Button, Keyboard
+from services.qr import lpa_string, render_qr_png, smdp_host
+
+__all__ = [
+    "android_install_url",
+    "delivery_caption",
+    "delivery_keyboard",
+    "install_instructions",
+    "ios_install_url",
+    "lpa_string",
+    "render_qr_png",
+]
+
+IOS_INSTALL_BASE = "https://esimsetup.apple.com/esim_qrcode_provisioning?carddata="
+ANDROID_INSTALL_BASE = "https://esimsetup.android.com/esim_qrcode_provisioning?carddata="
+
+
+def ios_install_url(lpa: str) -> str:
+    """Apple's universal link: iOS 17.4+ opens the eSIM installer with the code filled in."""
+    return IOS_INSTALL_BASE + quote(lpa, safe="")
+
+
+def android_install_url(lpa: str) -> str:
+    """Google's counterpart of the Apple link, for Android phones that support it."""
+    return ANDROID_INSTALL_BASE + quote(lpa, safe="")
+
+
+def delivery_caption(
+    translator: Translator,
+    lang: str,
+    *,
+    plan_title: str,
+    iccid: str,
+    smdp_address: str,
+    matching_id: str,
+    lpa: str,
+) -> str:
+    """The QR photo's HTML caption: plan, ICCID and the manual codes in tap-to-copy monospace."""
+
+    def t(message: str) -> str:
+        return translator.gettext(message, lang)
+
+    e = html.escape
+    lines = [
+        t("✅ <b>Your eSIM is ready</b>"),
+        t("Plan: <b>{plan}</b>").format(plan=e(plan_title)),
+        t("ICCID: <code>{iccid}</code>").format(iccid=e(iccid)),
+        "",
+        t("Scan the QR code in your phone's settings, or tap the button for your phone below."),
+        "",
+        t("<b>Manual entry</b>"),
+        t("SM-DP+ address: <code>{address}</code>").format(address=e(smdp_host(smdp_address))),
+        t("Activation code: <code>{code}</code>").format(code=e(matching_id)),
+        t("Full code (some Android phones): <code>{lpa}</code>").format(lpa=e(lpa)),
+        "",
+        t("✈️ Install before you fly — the plan starts on first use."),
+    ]
+    return "\n".join(lines)
+
+
+def delivery_keyboard(
+    translator: Translator, lang: str, *, lpa: str, install_help_callback: str
+) -> Keyboard:
+    """One-tap install links for iPhone and Android, and the step-by-step instructions."""
+    return [
+        [Button(translator.gettext("🍏 Install on iPhone", lang), url=ios_install_url(lpa))],
+        [Button(translator.gettext("🤖 Install on Android", lang), url=android_install_url(lpa))],
+        [
+            Button(
+                translator.gettext("📖 Step-by-step instructions", lang),
+                callback_data=install_help_callback,
+            )
+        ],
+    ]
+
+
+def install_instructions(translator: Translator, lang: str) -> str:
+    """How to install on iPhone and Android, with the manual-entry fallback (HTML)."""
+
+    def t(message: str) -> str:
+        return translator.gettext(message, lang)
+
+    sections = [
+        t("📖 <b>How to install your eSIM</b>"),
+        t(
+            "Install it <b>before you travel</b>, on Wi-Fi. The plan only starts when the eSIM "
+            "first connects to a network in a covered country."
+        ),
+        t(
+            "<b>iPhone</b>\n"
+            "1. Tap “Install on iPhone” under the QR code (iOS 17.4 or later), or open "
+            "Settings → Mobile Service → Add eSIM → Use QR Code and scan the code.\n"
+            "2. Follow the prompts and give the line a name, e.g. “Travel”.\n"
+            "3. On arrival, choose the travel line for mobile data and turn on Data Roaming "
+            "for it."
+        ),
+        t(
+            "<b>Android</b>\n"
+            "1. Tap “Install on Android” under the QR code, or open Settings → Network & "
+            "internet → SIMs → Add eSIM (Samsung: Settings → Connections → SIM manager → "
+            "Add eSIM) and scan the code.\n"
+            "2. Follow the prompts.\n"
+            "3. On arrival, choose the eSIM for mobile data and turn on Roaming for it."
+        ),
+        t(
+            "<b>No camera at hand?</b> A phone cannot scan a QR code shown on its own screen: "
+            "choose “Enter details manually” and copy the SM-DP+ address and the activation "
+            "code from the message with the QR code."
+        ),
+        t(
+            "Do not delete the eSIM from your phone: it usually cannot be installed a second "
+            "time. Questions? Send /paysupport."
+        ),
+    ]
+    return "\n\n".join(sections)

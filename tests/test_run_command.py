@@ -1,0 +1,106 @@
+"""`esimbot run` as operators and acceptance tests start it: env names only, loopback fakes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.fakes.esimgo import FakeEsimGo
+from tests.fakes.telegram import DEFAULT_TOKEN, FakeTelegram
+from tests.helpers import make_user, message_update
+
+ROOT = Path(__file__).resolve().parent.parent
+WAIT_SECONDS = 60
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _eventually(condition, what: str) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(WAIT_SECONDS * 10):
+        if condition():
+            return
+        await asyncio.sleep(0.1)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+async def _start_bot(
+    fake_telegram: FakeTelegram, fake_esimgo: FakeEsimGo, tmp_path: Path, port: int
+) -> asyncio.subprocess.Process:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "ESIMGO_", "WEBHOOK_"))
+    }
+    env.update(
+        BOT_TOKEN=DEFAULT_TOKEN,
+        ESIMGO_API_KEY=fake_esimgo.api_key,
+        ESIMGO_BASE_URL=fake_esimgo.base_url,
+        TELEGRAM_API_BASE=fake_telegram.base_url,
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'data' / 'bot.db'}",
+        HTTP_HOST="127.0.0.1",
+        HTTP_PORT=str(port),
+        PYTHONPATH=str(ROOT),
+    )
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "run",
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def test_run_migrates_syncs_answers_start_serves_healthz_and_stops_cleanly(
+    fake_telegram: FakeTelegram, fake_esimgo: FakeEsimGo, tmp_path: Path
+) -> None:
+    port = _free_port()
+    process = await _start_bot(fake_telegram, fake_esimgo, tmp_path, port)
+    try:
+        user = make_user(4242, language_code="ru")
+        update = message_update(user, "/start")
+        fake_telegram.push_update(update.model_dump(mode="json", by_alias=True, exclude_none=True))
+
+        def answered() -> bool:
+            return any(
+                call.params.get("chat_id") == user.id for call in fake_telegram.calls_to("sendMessage")
+            )
+
+        await _eventually(answered, "the answer to /start")
+        assert fake_telegram.calls_to("getUpdates"), "long polling is the default"
+        assert fake_telegram.calls_to("deleteWebhook")
+        assert fake_esimgo.calls("GET /catalogue"), "a first catalogue was fetched"
+        answer = next(
+            c for c in fake_telegram.calls_to("sendMessage") if c.params.get("chat_id") == user.id
+        )
+        assert any("а" <= ch <= "я" for ch in str(answer.params["text"]).lower()), "in Russian"
+
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
+                assert response.status == 200
+                body = await response.json()
+        assert body
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            async with asyncio.timeout(WAIT_SECONDS):
+                stdout, stderr = await process.communicate()
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            raise
+    assert process.returncode == 0, stderr.decode()
+    assert "Traceback" not in stderr.decode()
+    assert (tmp_path / "data" / "bot.db").exists()
