@@ -17,13 +17,17 @@ from bot.config import Settings
 from bot.deps import AppDeps
 from bot.messenger import AiogramMessenger
 from db.engine import create_engine, create_session_factory
+from handlers.topup import topup_callback_data
 from services.admin_alerts import AdminAlerts
+from services.callbacks import CallbackService
 from services.catalogue import CatalogueService
 from services.esimgo.client import EsimGoClient
 from services.fulfilment import FulfilmentWorker, WorkerSettings
 from services.i18n import Translator
+from services.notifications import Notifier
 from services.orders import OrderService
 from services.pricing import PricingService
+from services.tracking import TrackingService
 
 
 def create_bot(settings: Settings) -> Bot:
@@ -55,6 +59,22 @@ async def create_deps(settings: Settings) -> AppDeps:
     pricing = PricingService(
         settings.price_markup_percent, settings.usd_per_star, settings.payment_currency
     )
+    translator = Translator()
+    alerts = AdminAlerts(session_factory, settings.admin_ids)
+    notifier = Notifier(
+        session_factory,
+        translator,
+        catalogue,
+        alerts=alerts,
+        default_language=settings.default_language,
+        topup_callback=topup_callback_data,
+    )
+    tracking = TrackingService(
+        esimgo, session_factory, notifier, catalogue, poll_minutes=settings.status_poll_minutes
+    )
+    callbacks = CallbackService(
+        session_factory, settings.esimgo_api_key.get_secret_value(), tracking, notifier
+    )
     return AppDeps(
         settings=settings,
         engine=engine,
@@ -62,15 +82,20 @@ async def create_deps(settings: Settings) -> AppDeps:
         esimgo=esimgo,
         catalogue=catalogue,
         pricing=pricing,
-        translator=Translator(),
+        translator=translator,
         orders=OrderService(esimgo, catalogue, pricing),
-        alerts=AdminAlerts(session_factory, settings.admin_ids),
+        alerts=alerts,
         fulfilment_wake=asyncio.Event(),
+        notifier=notifier,
+        tracking=tracking,
+        callbacks=callbacks,
     )
 
 
 def create_fulfilment_worker(deps: AppDeps, bot: Bot) -> FulfilmentWorker:
     """The worker that turns paid orders into delivered eSIMs (or refunds); run() it."""
+    from handlers.myesims import install_help_callback_data  # handlers import bot: no cycle
+
     deadline = timedelta(minutes=deps.settings.fulfilment_deadline_minutes)
     return FulfilmentWorker(
         deps.session_factory,
@@ -81,6 +106,8 @@ def create_fulfilment_worker(deps: AppDeps, bot: Bot) -> FulfilmentWorker:
         deps.orders,
         settings=WorkerSettings(deadline=deadline),
         wake_event=deps.fulfilment_wake,
+        catalogue=deps.catalogue,
+        install_help_callback=install_help_callback_data(),
     )
 
 

@@ -9,11 +9,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from services.admin_alerts import AdminAlerts
+from services.callbacks import CallbackService
 from services.catalogue import CatalogueService
 from services.esimgo.client import EsimGoClient
 from services.i18n import Translator
+from services.notifications import Notifier
 from services.orders import OrderService
 from services.pricing import PricingService
+from services.tracking import TrackingService
 
 
 @dataclass(slots=True)
@@ -29,3 +32,6 @@ class AppDeps:
     alerts: AdminAlerts
     # Set by the payment handler so the fulfilment worker starts at once, not at its next poll.
     fulfilment_wake: asyncio.Event
+    notifier: Notifier
+    tracking: TrackingService
+    callbacks: CallbackService

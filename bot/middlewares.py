@@ -112,9 +112,7 @@ async def store_language(session: AsyncSession, user_id: int, language: str) -> 
 class LanguageI18nMiddleware(I18nMiddleware):
     """aiogram's i18n context, in the language UserMiddleware resolved."""
 
-    async def __call__(
-        self, handler: Handler, event: TelegramObject, data: dict[str, Any]
-    ) -> Any:
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         # `gettext` looks the instance up on I18n's own context variable; a subclass such as
         # CatalogueI18n sets only its own (ContextInstanceMixin keeps one per class).
         token = I18n.set_current(self.i18n)

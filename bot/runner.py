@@ -19,6 +19,7 @@ from bot.app import (
 from bot.config import Settings
 from bot.deps import AppDeps
 from bot.dispatcher import create_dispatcher, set_bot_commands
+from bot.messenger import AiogramMessenger
 from bot.server import create_web_app, delete_webhook, register_webhook, start_web_server
 from db.migrate import upgrade_async
 
@@ -60,6 +61,7 @@ async def run(settings: Settings) -> None:
         # Background workers: each runs until cancelled.
         _spawn(background, deps.catalogue.run_refresh_loop(), "catalogue-refresh")
         _spawn(background, create_fulfilment_worker(deps, bot).run(), "fulfilment")
+        _spawn(background, deps.tracking.run_poll_loop(AiogramMessenger(bot)), "status-poll")
 
         web_runner = await start_web_server(
             create_web_app(deps, dispatcher, bot), settings.http_host, settings.http_port

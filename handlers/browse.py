@@ -21,17 +21,32 @@ from handlers.callbacks import (
 )
 from handlers.common import show
 from services.catalogue import Catalogue, CatalogueService
-from services.countries import country_name, territory_names
-from services.country_search import CountrySearch
+from services.countries import country_name, region_name, territory_names
+from services.country_search import CountrySearch, normalize
+from services.i18n import SUPPORTED_LANGUAGES
 from services.pricing import PricingService
 
 SEARCH_CHOICES = 6
+# CLDR territory codes that are groupings or test locales, not places one travels to.
+_NOT_COUNTRIES = frozenset({"EU", "EZ", "UN", "QO", "XA", "XB", "ZZ"})
 
 
 @cache
 def _world_search() -> CountrySearch:
     """Every country Babel knows, to tell "not sold" apart from "not a country" (built once)."""
-    return CountrySearch(territory_names("en"))
+    return CountrySearch(iso for iso in territory_names("en") if iso not in _NOT_COUNTRIES)
+
+
+def _typed_region(current: Catalogue, text: str) -> str | None:
+    """The region the text names ("Europe", "азия"), in either language."""
+    wanted = normalize(text)
+    if not wanted:
+        return None
+    for region in current.regions():
+        names = {region} | {region_name(region, lang) for lang in SUPPORTED_LANGUAGES}
+        if wanted in {normalize(name) for name in names}:
+            return region
+    return None
 
 
 def _current(catalogue: CatalogueService) -> Catalogue | None:
@@ -141,12 +156,6 @@ async def on_bundle(
     await show(query, screen)
 
 
-async def on_buy_bundle(query: CallbackQuery, callback_answer: CallbackAnswer) -> None:
-    # Placeholder until the purchase router (registered before this one) takes over.
-    callback_answer.text = _("Buying in the bot is coming soon.")
-    callback_answer.show_alert = True
-
-
 async def on_search(
     message: Message, catalogue: CatalogueService, pricing: PricingService, language: str
 ) -> None:
@@ -155,6 +164,10 @@ async def on_search(
     current = _current(catalogue)
     if current is None:
         await show(message, render.catalogue_unavailable())
+        return
+    region = _typed_region(current, query)
+    if region is not None and (screen := render.region_screen(current, language, region, 0)):
+        await show(message, screen)
         return
     matches = current.search.search(query, limit=SEARCH_CHOICES)
     if len(matches) == 1:
@@ -183,7 +196,6 @@ def create_router() -> Router:
     router.callback_query.register(on_region, CountryListCallback.filter(F.view == "region"))
     router.callback_query.register(on_country, CountryCallback.filter())
     router.callback_query.register(on_bundle, BundleCallback.filter(F.action == "show"))
-    router.callback_query.register(on_buy_bundle, BundleCallback.filter(F.action == "buy"))
     router.message.register(
         on_search,
         StateFilter(None),

@@ -67,12 +67,6 @@ async def on_language_button(query: CallbackQuery, language: str) -> None:
     await show(query, render.language_screen(language))
 
 
-async def on_my_esims(query: CallbackQuery, callback_answer: CallbackAnswer) -> None:
-    # Placeholder until the eSIM tracking router (registered before this one) takes over.
-    callback_answer.text = _("You have no eSIMs yet. Tap “Buy eSIM” to get one.")
-    callback_answer.show_alert = True
-
-
 async def on_language_chosen(
     query: CallbackQuery,
     callback_data: LanguageCallback,
@@ -105,7 +99,6 @@ def create_router() -> Router:
     router.callback_query.register(on_main, MenuCallback.filter(F.action == "main"))
     router.callback_query.register(on_help_button, MenuCallback.filter(F.action == "help"))
     router.callback_query.register(on_language_button, MenuCallback.filter(F.action == "language"))
-    router.callback_query.register(on_my_esims, MenuCallback.filter(F.action == "myesims"))
     router.callback_query.register(on_language_chosen, LanguageCallback.filter())
     router.callback_query.register(on_noop, NoopCallback.filter())
     return router

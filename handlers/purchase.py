@@ -225,6 +225,10 @@ async def on_pay(
     await _send_invoice(bot, query, settings, catalogue, language, bundle, order)
 
 
+def _provider_token(settings: Settings) -> str | None:
+    return settings.payment_provider_token.get_secret_value() or None
+
+
 async def _send_invoice(
     bot: Bot,
     query: CallbackQuery,
@@ -250,7 +254,7 @@ async def _send_invoice(
         payload=order.public_id,
         currency=order.price_currency,
         prices=[LabeledPrice(label=plan[:TITLE_LIMIT], amount=order.price)],
-        provider_token=None if stars else settings.payment_provider_token,
+        provider_token=None if stars else _provider_token(settings),
     )
     log.info("order %s: invoice sent (%s %s)", order.public_id, order.price, order.price_currency)
     waiting = "\n".join(

@@ -238,7 +238,9 @@ class CallbackService:
             event.error = error[:2000] if error else None
             await session.commit()
 
-    async def _apply(self, parsed: ParsedCallback, body_hash: str, messenger: Messenger) -> str | None:
+    async def _apply(
+        self, parsed: ParsedCallback, body_hash: str, messenger: Messenger
+    ) -> str | None:
         """Returns a note stored with the event (why nothing happened), or None."""
         if parsed.kind is Kind.LOW_BALANCE:
             await self._notifier.admin_alert_once(
@@ -280,7 +282,9 @@ class CallbackService:
             await self._notifier.evaluate(messenger, esim, bundles)
         return None
 
-    async def _apply_usage(self, session: AsyncSession, esim: Esim, parsed: ParsedCallback) -> None:
+    async def _apply_usage(
+        self, session: AsyncSession, esim: Esim, parsed: ParsedCallback
+    ) -> None:
         raw = parsed.payload["bundle"]
         name = str(raw.get("name") or "")
         key = assignment_key(str(raw.get("reference") or ""), str(raw.get("id") or ""), "")
@@ -294,7 +298,10 @@ class CallbackService:
             row = candidates[-1] if candidates else None
         if row is None:
             row = EsimBundle(
-                iccid=esim.iccid, assignment_key=key or name[:128], bundle_name=name, state="active"
+                iccid=esim.iccid,
+                assignment_key=key or name[:128],
+                bundle_name=name,
+                state="active",
             )
             session.add(row)
         unlimited = bool(raw.get("unlimited")) or row.unlimited

@@ -16,7 +16,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 
+from babel.numbers import format_decimal
 from sqlalchemy import ColumnElement
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -25,6 +27,8 @@ from db.base import utcnow
 from db.models import Esim, Order, OrderStatus
 from db.repositories.orders import OrderRepository
 from services.admin_alerts import AdminAlerts
+from services.catalogue import CatalogueService
+from services.countries import country_name, flag
 from services.esimgo.client import EsimGoClient
 from services.esimgo.errors import (
     AuthError,
@@ -35,10 +39,11 @@ from services.esimgo.errors import (
     OrderOutcomeUnknownError,
     RateLimitedError,
 )
-from services.esimgo.models import EsimCredentials, OrderResult
+from services.esimgo.models import Bundle, EsimCredentials, OrderResult
 from services.i18n import N_, Translator
 from services.install import delivery_caption, delivery_keyboard
 from services.messenger import (
+    Keyboard,
     Messenger,
     MessengerError,
     RecipientUnavailableError,
@@ -56,6 +61,12 @@ log = logging.getLogger(__name__)
 REJECTED = "rejected: "
 UNKNOWN = "unknown: "
 
+# The browsing screens' words for a plan (translated in browse.po).
+UNLIMITED = N_("Unlimited")
+GIGABYTES = N_("{amount} GB")
+MEGABYTES = N_("{amount} MB")
+DAY, DAYS = "{n} day", "{n} days"
+
 REFUNDED_TEXT = N_(
     "😔 We could not issue your eSIM (order <code>{order}</code>). "
     "Your payment of {price} has been refunded."
@@ -68,6 +79,28 @@ REFUND_DUE_TEXT = N_(
     "😔 We could not issue your eSIM (order <code>{order}</code>). "
     "Your payment of {price} will be refunded by our team; use /paysupport if you have questions."
 )
+
+
+def plan_title(order: Order, bundle: Bundle | None, translator: Translator) -> str:
+    """ "🇬🇧 United Kingdom · 1 GB · 7 days" in the order's language, for the delivery caption."""
+    lang = order.language
+    parts: list[str] = []
+    if order.country_code:
+        name = country_name(order.country_code, lang, order.country_name)
+        parts.append(f"{flag(order.country_code)} {name}".strip())
+    if bundle is None:
+        return " · ".join([*parts, order.bundle_name])
+    if bundle.unlimited:
+        parts.append(translator.gettext(UNLIMITED, lang))
+    elif bundle.data_mb >= 1000:
+        amount = format_decimal(Decimal(bundle.data_mb) / 1000, format="#,##0.#", locale=lang)
+        parts.append(translator.gettext(GIGABYTES, lang).format(amount=amount))
+    else:
+        amount = format_decimal(bundle.data_mb, locale=lang)
+        parts.append(translator.gettext(MEGABYTES, lang).format(amount=amount))
+    days = bundle.duration_days
+    parts.append(translator.ngettext(DAY, DAYS, days, lang).format(n=days))
+    return " · ".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +135,12 @@ class FulfilmentWorker:
         wake_event: asyncio.Event | None = None,
         worker_id: str | None = None,
         clock: Callable[[], datetime] = utcnow,
+        catalogue: CatalogueService | None = None,
+        install_help_callback: str = "",
     ) -> None:
         self._session_factory = session_factory
+        self._catalogue = catalogue
+        self._install_help_callback = install_help_callback
         self._esimgo = esimgo
         self._messenger = messenger
         self._translator = translator
@@ -113,6 +150,8 @@ class FulfilmentWorker:
         self._wake = wake_event or asyncio.Event()
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:12]}"
         self._clock = clock
+        self._side_tasks: set[asyncio.Task[None]] = set()
+        self._batches = 0
 
     def wake(self) -> None:
         """Look for work now (a payment just arrived) instead of at the next poll."""
@@ -129,6 +168,8 @@ class FulfilmentWorker:
                 break
             await asyncio.gather(*(self._process(order) for order in leased))
             done += len(leased)
+        if self._side_tasks:
+            await asyncio.gather(*self._side_tasks, return_exceptions=True)
         return done
 
     async def run(self) -> None:
@@ -167,9 +208,10 @@ class FulfilmentWorker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout or None)
         finally:
-            for task in list(running):
+            pending = list(running) + list(self._side_tasks)
+            for task in pending:
                 task.cancel()
-            for task in list(running):
+            for task in pending:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             log.info("fulfilment worker %s stopped", self.worker_id)
@@ -197,16 +239,17 @@ class FulfilmentWorker:
 
     async def _lease_due(self, limit: int) -> list[Order]:
         now = self._clock()
-        until = now + self.settings.lease
+        self._batches += 1
+        token = f"{self.worker_id}:{self._batches}"
         async with self._session_factory() as session:
             repo = OrderRepository(session)
-            won: list[int] = []
-            for order_id, status in await repo.due_ids(now, limit):
-                if await repo.lease(order_id, status, self.worker_id, now, until):
-                    won.append(order_id)
+            count = await repo.lease_due(token, now, now + self.settings.lease, limit)
             await session.commit()
-            orders = [await repo.get(order_id) for order_id in won]
-        return [order for order in orders if order is not None]
+            leased = await repo.leased_to(token) if count else []
+        for order in leased:
+            if order.status == OrderStatus.FULFILLING.value and order.attempts == 1:
+                log.info("order %s: paid → fulfilling (%s)", order.public_id, token)
+        return leased
 
     async def _process(self, order: Order) -> None:
         try:
@@ -223,14 +266,16 @@ class FulfilmentWorker:
 
     # -- small database steps -------------------------------------------------------------------
 
-    def _mine(self) -> ColumnElement[bool]:
-        return Order.lease_owner == self.worker_id
+    @staticmethod
+    def _mine(order: Order) -> ColumnElement[bool]:
+        """Still leased by the batch that took `order` (lease_owner is a per-batch token)."""
+        return Order.lease_owner == order.lease_owner
 
     async def _update(self, order: Order, **values: object) -> bool:
         """Update an order we hold the lease on (status unchanged)."""
         async with self._session_factory() as session:
             won = await OrderRepository(session).update_where(
-                order.id, [Order.status == order.status, self._mine()], **values
+                order.id, [Order.status == order.status, self._mine(order)], **values
             )
             await session.commit()
         return won
@@ -238,7 +283,7 @@ class FulfilmentWorker:
     async def _move(self, order: Order, new: OrderStatus, **values: object) -> bool:
         async with self._session_factory() as session:
             won = await OrderRepository(session).transition(
-                order.id, OrderStatus(order.status), new, self._mine(), **values
+                order.id, OrderStatus(order.status), new, self._mine(order), **values
             )
             await session.commit()
         if won:
@@ -276,6 +321,17 @@ class FulfilmentWorker:
 
     # -- fulfil -------------------------------------------------------------------------------
 
+    def _show_progress(self, chat_id: int) -> None:
+        """Show "sending a photo…" in the chat without waiting for it: it only decorates."""
+
+        async def send() -> None:
+            with contextlib.suppress(MessengerError):
+                await self._messenger.send_upload_photo_action(chat_id)
+
+        task = asyncio.create_task(send())
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
+
     def _past_deadline(self, order: Order) -> bool:
         start = order.paid_at or order.created_at
         return self._clock() > start + self.settings.deadline
@@ -285,9 +341,11 @@ class FulfilmentWorker:
             # Bought earlier but the eSIM details were missing: never order again.
             await self._complete_known_reference(order)
             return
-        if order.last_attempt_at is not None and not (order.failure_reason or "").startswith(
-            REJECTED
-        ):
+        # The lease of a paid order records the first attempt time; any later lease means an
+        # earlier attempt may have bought the eSIM unless eSIM Go refused it outright.
+        first_try = order.attempts <= 1 and order.last_attempt_at is not None
+        refused = (order.failure_reason or "").startswith(REJECTED)
+        if not first_try and order.last_attempt_at is not None and not refused:
             try:
                 adopted = await self._reconcile(order)
             except EsimGoError as exc:
@@ -300,11 +358,11 @@ class FulfilmentWorker:
             await self._fail(order, "fulfilment deadline passed")
             return
         now = self._clock()
-        if not await self._update(order, last_attempt_at=now, failure_reason=None):
-            return
-        order.last_attempt_at = now
-        with contextlib.suppress(MessengerError):
-            await self._messenger.send_upload_photo_action(order.chat_id)
+        if not first_try:
+            if not await self._update(order, last_attempt_at=now, failure_reason=None):
+                return
+            order.last_attempt_at = now
+        self._show_progress(order.chat_id)
         try:
             result = await self._esimgo.create_order(
                 order.bundle_name, iccid=order.iccid if order.kind == "topup" else None
@@ -437,10 +495,16 @@ class FulfilmentWorker:
         try:
             async with self._session_factory() as session:
                 repo = OrderRepository(session)
+                # Read before writing: keeps SQLite's write lock as short as possible.
+                known = await repo.esim_by_iccid(esim.iccid) is not None
                 won = await repo.transition(
-                    order.id, OrderStatus.FULFILLING, OrderStatus.DELIVERED, self._mine(), **values
+                    order.id,
+                    OrderStatus.FULFILLING,
+                    OrderStatus.DELIVERED,
+                    self._mine(order),
+                    **values,
                 )
-                if won and await repo.esim_by_iccid(esim.iccid) is None:
+                if won and not known:
                     await repo.add_esim(
                         Esim(
                             iccid=esim.iccid,
@@ -491,10 +555,8 @@ class FulfilmentWorker:
         if order.delivered_at is not None or not order.qr_code:
             await self._release(order, None, order.failure_reason)
             return
-        lang = order.language
         png = await asyncio.to_thread(render_qr_png, order.qr_code)
-        caption = delivery_caption(order, self._translator, lang)
-        keyboard = delivery_keyboard(order, self._translator, lang)
+        caption, keyboard = self._delivery_text(order, order.qr_code)
         try:
             await self._messenger.send_photo(order.chat_id, png, caption, keyboard)
         except RecipientUnavailableError as exc:
@@ -523,6 +585,28 @@ class FulfilmentWorker:
             failure_reason=None,
         )
         log.info("order %s: eSIM sent to user %s", order.public_id, order.telegram_user_id)
+
+    def _delivery_text(self, order: Order, lpa: str) -> tuple[str, Keyboard]:
+        lang = order.language
+        bundle = self._catalogue.catalogue.by_name(order.bundle_name) if self._catalogue else None
+        caption = delivery_caption(
+            self._translator,
+            lang,
+            plan_title=plan_title(order, bundle, self._translator),
+            iccid=order.iccid or "",
+            smdp_address=order.smdp_address or "",
+            matching_id=order.activation_code or "",
+            lpa=lpa,
+        )
+        keyboard = delivery_keyboard(
+            self._translator,
+            lang,
+            lpa=lpa,
+            install_help_callback=self._install_help_callback or "-",
+        )
+        if not self._install_help_callback:
+            keyboard = [row for row in keyboard if all(b.url for b in row)]
+        return caption, keyboard
 
     # -- refund -------------------------------------------------------------------------------
 

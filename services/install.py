@@ -7,6 +7,7 @@ instructions button's callback data is built by the caller and passed in.
 from __future__ import annotations
 
 import html
+import re
 from urllib.parse import quote
 
 from services.i18n import Translator
@@ -23,6 +24,8 @@ __all__ = [
     "render_qr_png",
 ]
 
+CAPTION_LIMIT = 1024
+_TAG = re.compile(r"<[^>]+>")
 IOS_INSTALL_BASE = "https://esimsetup.apple.com/esim_qrcode_provisioning?carddata="
 ANDROID_INSTALL_BASE = "https://esimsetup.android.com/esim_qrcode_provisioning?carddata="
 
@@ -49,25 +52,40 @@ def delivery_caption(
 ) -> str:
     """The QR photo's HTML caption: plan, ICCID and the manual codes in tap-to-copy monospace."""
 
-    def t(message: str) -> str:
+    def gettext(message: str) -> str:
         return translator.gettext(message, lang)
 
     e = html.escape
+    full_code = gettext("Full code (some Android phones): <code>{lpa}</code>").format(lpa=e(lpa))
     lines = [
-        t("✅ <b>Your eSIM is ready</b>"),
-        t("Plan: <b>{plan}</b>").format(plan=e(plan_title)),
-        t("ICCID: <code>{iccid}</code>").format(iccid=e(iccid)),
+        gettext("✅ <b>Your eSIM is ready</b>"),
+        gettext("Plan: <b>{plan}</b>").format(plan=e(plan_title)),
+        gettext("ICCID: <code>{iccid}</code>").format(iccid=e(iccid)),
         "",
-        t("Scan the QR code in your phone's settings, or tap the button for your phone below."),
+        gettext(
+            "Scan the QR code in your phone's settings, or tap the button for your phone below."
+        ),
         "",
-        t("<b>Manual entry</b>"),
-        t("SM-DP+ address: <code>{address}</code>").format(address=e(smdp_host(smdp_address))),
-        t("Activation code: <code>{code}</code>").format(code=e(matching_id)),
-        t("Full code (some Android phones): <code>{lpa}</code>").format(lpa=e(lpa)),
+        gettext("<b>Manual entry</b>"),
+        gettext("SM-DP+ address: <code>{address}</code>").format(
+            address=e(smdp_host(smdp_address))
+        ),
+        gettext("Activation code: <code>{code}</code>").format(code=e(matching_id)),
+        full_code,
         "",
-        t("✈️ Install before you fly — the plan starts on first use."),
+        gettext("✈️ Install before you fly — the plan starts on first use."),
     ]
-    return "\n".join(lines)
+    caption = "\n".join(lines)
+    if _shown_length(caption) > CAPTION_LIMIT:
+        # Only absurdly long codes get here; the full code is a convenience, the rest is needed.
+        caption = "\n".join(line for line in lines if line is not full_code)
+    return caption
+
+
+def _shown_length(text: str) -> int:
+    """Length as Telegram counts a caption: tags removed, entities decoded, UTF-16 units."""
+    plain = html.unescape(_TAG.sub("", text))
+    return len(plain.encode("utf-16-le")) // 2
 
 
 def delivery_keyboard(
@@ -89,16 +107,16 @@ def delivery_keyboard(
 def install_instructions(translator: Translator, lang: str) -> str:
     """How to install on iPhone and Android, with the manual-entry fallback (HTML)."""
 
-    def t(message: str) -> str:
+    def gettext(message: str) -> str:
         return translator.gettext(message, lang)
 
     sections = [
-        t("📖 <b>How to install your eSIM</b>"),
-        t(
+        gettext("📖 <b>How to install your eSIM</b>"),
+        gettext(
             "Install it <b>before you travel</b>, on Wi-Fi. The plan only starts when the eSIM "
             "first connects to a network in a covered country."
         ),
-        t(
+        gettext(
             "<b>iPhone</b>\n"
             "1. Tap “Install on iPhone” under the QR code (iOS 17.4 or later), or open "
             "Settings → Mobile Service → Add eSIM → Use QR Code and scan the code.\n"
@@ -106,20 +124,20 @@ def install_instructions(translator: Translator, lang: str) -> str:
             "3. On arrival, choose the travel line for mobile data and turn on Data Roaming "
             "for it."
         ),
-        t(
+        gettext(
             "<b>Android</b>\n"
-            "1. Tap “Install on Android” under the QR code, or open Settings → Network & "
+            "1. Tap “Install on Android” under the QR code, or open Settings → Network &amp; "
             "internet → SIMs → Add eSIM (Samsung: Settings → Connections → SIM manager → "
             "Add eSIM) and scan the code.\n"
             "2. Follow the prompts.\n"
             "3. On arrival, choose the eSIM for mobile data and turn on Roaming for it."
         ),
-        t(
+        gettext(
             "<b>No camera at hand?</b> A phone cannot scan a QR code shown on its own screen: "
             "choose “Enter details manually” and copy the SM-DP+ address and the activation "
             "code from the message with the QR code."
         ),
-        t(
+        gettext(
             "Do not delete the eSIM from your phone: it usually cannot be installed a second "
             "time. Questions? Send /paysupport."
         ),

@@ -64,6 +64,7 @@ class Notifier:
         catalogue: CatalogueService | None = None,
         *,
         admin_ids: Collection[int] = (),
+        alerts: AdminAlerts | None = None,
         default_language: str = "en",
         topup_callback: TopUpCallback | None = None,
         clock: Callable[[], datetime] = utcnow,
@@ -71,7 +72,7 @@ class Notifier:
         self._session_factory = session_factory
         self._translator = translator
         self._catalogue = catalogue
-        self._admin = AdminAlerts(session_factory, admin_ids)
+        self._admin = alerts or AdminAlerts(session_factory, admin_ids)
         self._default_language = default_language
         self._topup_callback = topup_callback
         self._clock = clock

@@ -175,10 +175,7 @@ class OrderService:
         except EsimGoError as exc:
             log.warning("order %s: validate failed: %s", order.public_id, exc)
             return Preparation(Prepared.UNAVAILABLE, order)
-        if not validation.valid:
-            log.warning("order %s: eSIM Go says invalid: %s", order.public_id, validation.message)
-            return Preparation(Prepared.UNAVAILABLE, order)
-        cost = validation.total
+        cost = validation.total if validation.total > 0 else order.cost
         try:
             balance = await self._organisation_balance(cost)
         except EsimGoError as exc:
@@ -187,6 +184,9 @@ class OrderService:
         if balance < cost:
             log.warning("order %s: balance %s below cost %s", order.public_id, balance, cost)
             return Preparation(Prepared.LOW_BALANCE, order, balance=balance)
+        if not validation.valid:
+            log.warning("order %s: eSIM Go says invalid: %s", order.public_id, validation.message)
+            return Preparation(Prepared.UNAVAILABLE, order)
         if cost == order.cost:
             return Preparation(Prepared.READY, order)
         return await self._reprice(session, order, cost)

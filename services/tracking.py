@@ -14,8 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from db.base import utcnow
 from db.models import Esim, EsimBundle
 from services.catalogue import CatalogueService
-from services.esimgo.errors import EsimGoError, NotFoundError, RateLimitedError
-from services.esimgo.errors import SupplierUnavailableError
+from services.esimgo.errors import (
+    EsimGoError,
+    NotFoundError,
+    RateLimitedError,
+    SupplierUnavailableError,
+)
 from services.esimgo.models import BundleAssignment, EsimDetails
 from services.messenger import Messenger
 from services.notifications import Notifier, finished, load_bundles
@@ -125,9 +129,7 @@ class TrackingService:
     def update_tracking(self, esim: Esim, bundles: Sequence[EsimBundle]) -> None:
         """Poll only eSIMs that can still be used; a new bundle turns tracking back on."""
         now = self._clock()
-        if esim.deleted_at is not None:
-            esim.tracking = False
-        elif finished(bundles):
+        if esim.deleted_at is not None or finished(bundles):
             esim.tracking = False
         elif not bundles:
             created = esim.created_at or now

@@ -13,7 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from db.engine import create_engine, create_session_factory
 from db.migrate import upgrade_async
 
-pytest_plugins = ["tests.fakes.telegram", "tests.fakes.esimgo", "tests.helpers"]
+pytest_plugins = [
+    "tests.fakes.telegram",
+    "tests.fakes.esimgo",
+    "tests.helpers",
+    "tests.tracking_helpers",
+]
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "")

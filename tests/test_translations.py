@@ -12,7 +12,14 @@ from services.i18n import LOCALES_DIR, SUPPORTED_LANGUAGES, Translator, normaliz
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE_DIRS = ("bot", "handlers", "services")
-KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "__": None, "N_": None, "lazy_gettext": None}
+KEYWORDS = {
+    "_": None,
+    "gettext": None,
+    "ngettext": (1, 2),
+    "__": None,
+    "N_": None,
+    "lazy_gettext": None,
+}
 PLACEHOLDER = re.compile(r"\{[a-z_][a-z0-9_]*(?:![rsa])?(?::[^{}]*)?\}")
 
 

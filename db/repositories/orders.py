@@ -6,9 +6,10 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.base import UTCDateTime
 from db.models import Esim, Order, OrderStatus
 
 # Statuses the fulfilment worker acts on (see `OrderRepository.due_ids`).
@@ -72,8 +73,9 @@ class OrderRepository:
             **values,
         )
 
-    async def due_ids(self, now: datetime, limit: int) -> list[tuple[int, str]]:
-        """(id, status) of orders the worker should act on now: unleased and not backing off.
+    @staticmethod
+    def _due(now: datetime) -> list[ColumnElement[bool]]:
+        """Orders the worker should act on now: unleased and not backing off.
 
         paid/fulfilling → order at eSIM Go; failed → refund; delivered with a pending
         `next_attempt_at` and no `delivered_at` → (re)send the eSIM to the user.
@@ -83,37 +85,52 @@ class OrderRepository:
             Order.delivered_at.is_(None),
             Order.next_attempt_at.is_not(None),
         )
+        return [
+            or_(Order.status.in_([s.value for s in WORK_STATUSES]), pending_delivery),
+            or_(Order.lease_until.is_(None), Order.lease_until < now),
+            or_(Order.next_attempt_at.is_(None), Order.next_attempt_at <= now),
+        ]
+
+    async def due_ids(self, now: datetime, limit: int) -> list[tuple[int, str]]:
+        """(id, status) of the orders due now, oldest first."""
         result = await self.session.execute(
-            select(Order.id, Order.status)
-            .where(
-                or_(Order.status.in_([s.value for s in WORK_STATUSES]), pending_delivery),
-                or_(Order.lease_until.is_(None), Order.lease_until < now),
-                or_(Order.next_attempt_at.is_(None), Order.next_attempt_at <= now),
-            )
-            .order_by(Order.id)
-            .limit(limit)
+            select(Order.id, Order.status).where(*self._due(now)).order_by(Order.id).limit(limit)
         )
         return [(row[0], row[1]) for row in result.all()]
 
-    async def lease(
-        self, order_id: int, seen_status: str, owner: str, now: datetime, until: datetime
-    ) -> bool:
-        """Take the order for `owner` until `until` if nobody holds a live lease on it."""
-        new_status = (
-            OrderStatus.FULFILLING.value if seen_status == OrderStatus.PAID.value else seen_status
+    async def lease_due(self, token: str, now: datetime, until: datetime, limit: int) -> int:
+        """Lease up to `limit` due orders to `token` in one guarded UPDATE; returns how many.
+
+        A paid order becomes fulfilling and its attempt time is set. The due conditions are
+        repeated on the outer UPDATE so that, on PostgreSQL, a row another worker leased first
+        is re-checked after its lock is released and skipped.
+        """
+        candidates = select(Order.id).where(*self._due(now)).order_by(Order.id).limit(limit)
+        is_paid = Order.status == OrderStatus.PAID.value
+        result = await self.session.execute(
+            update(Order)
+            .where(Order.id.in_(candidates.scalar_subquery()), *self._due(now))
+            .values(
+                status=case((is_paid, OrderStatus.FULFILLING.value), else_=Order.status),
+                last_attempt_at=case(
+                    (is_paid, literal(now, UTCDateTime())), else_=Order.last_attempt_at
+                ),
+                lease_owner=token,
+                lease_until=until,
+                attempts=Order.attempts + 1,
+            )
+            .execution_options(synchronize_session=False)
         )
-        return await self.update_where(
-            order_id,
-            [
-                Order.status == seen_status,
-                or_(Order.lease_until.is_(None), Order.lease_until < now),
-                or_(Order.next_attempt_at.is_(None), Order.next_attempt_at <= now),
-            ],
-            status=new_status,
-            lease_owner=owner,
-            lease_until=until,
-            attempts=Order.attempts + 1,
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def leased_to(self, token: str) -> list[Order]:
+        result = await self.session.execute(
+            select(Order)
+            .where(Order.lease_owner == token)
+            .order_by(Order.id)
+            .execution_options(populate_existing=True)
         )
+        return list(result.scalars().all())
 
     async def next_due_at(self) -> datetime | None:
         """The earliest future `next_attempt_at` or `lease_until` among orders with work left."""

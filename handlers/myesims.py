@@ -1,0 +1,247 @@
+"""/myesims: the user's eSIMs and orders, details, "Show QR again", install help, top-up entry.
+
+Every id in a callback is looked up with the presser as owner; anything else is refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiogram import Bot, F, Router
+from aiogram.filters import Command
+from aiogram.types import BufferedInputFile, CallbackQuery, Message
+from aiogram.utils.callback_answer import CallbackAnswer
+from aiogram.utils.i18n import gettext as _
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.messenger import to_markup
+from db.models import EsimBundle
+from db.repositories.esims import MyEsimsRepository
+from handlers.callbacks import MenuCallback
+from handlers.common import show
+from handlers.myesims_render import (
+    InstallHelpCallback,
+    MyEsimsCallback,
+    TopUpCallback,
+    build_entries,
+    esim_screen,
+    esim_status,
+    install_help_screen,
+    list_screen,
+    order_screen,
+    plan_title,
+)
+from handlers.render import Screen
+from services.catalogue import CatalogueService
+from services.i18n import Translator
+from services.install import delivery_caption, delivery_keyboard, install_instructions
+from services.qr import lpa_string, render_qr_png
+
+logger = logging.getLogger(__name__)
+
+
+def install_help_callback_data() -> str:
+    """The packed callback of the "Step-by-step instructions" button under a delivered QR."""
+    return InstallHelpCallback().pack()
+
+
+def _refuse(callback_answer: CallbackAnswer) -> None:
+    callback_answer.text = _("This eSIM or order is not available. Open /myesims for yours.")
+    callback_answer.show_alert = True
+
+
+async def _list_screen(
+    session: AsyncSession,
+    user_id: int,
+    catalogue: CatalogueService,
+    translator: Translator,
+    language: str,
+    page: int = 0,
+) -> Screen:
+    repo = MyEsimsRepository(session)
+    esims = await repo.esims(user_id)
+    orders = await repo.orders(user_id)
+    bundles: dict[str, list[EsimBundle]] = {}
+    for esim in esims:
+        bundles[esim.iccid] = list(await repo.esim_bundles(esim.iccid, user_id))
+    entries = build_entries(esims, orders, bundles, catalogue.catalogue, translator, language)
+    return list_screen(entries, language, page)
+
+
+async def on_myesims_command(
+    message: Message,
+    session: AsyncSession,
+    catalogue: CatalogueService,
+    translator: Translator,
+    language: str,
+) -> None:
+    if message.from_user is None:
+        return
+    screen = await _list_screen(session, message.from_user.id, catalogue, translator, language)
+    await show(message, screen)
+
+
+async def on_myesims_button(
+    query: CallbackQuery,
+    session: AsyncSession,
+    catalogue: CatalogueService,
+    translator: Translator,
+    language: str,
+) -> None:
+    screen = await _list_screen(session, query.from_user.id, catalogue, translator, language)
+    await show(query, screen)
+
+
+async def on_list_page(
+    query: CallbackQuery,
+    callback_data: MyEsimsCallback,
+    session: AsyncSession,
+    catalogue: CatalogueService,
+    translator: Translator,
+    language: str,
+) -> None:
+    screen = await _list_screen(
+        session, query.from_user.id, catalogue, translator, language, callback_data.page
+    )
+    await show(query, screen)
+
+
+async def on_open_esim(
+    query: CallbackQuery,
+    callback_data: MyEsimsCallback,
+    session: AsyncSession,
+    catalogue: CatalogueService,
+    translator: Translator,
+    language: str,
+    callback_answer: CallbackAnswer,
+) -> None:
+    me = query.from_user.id
+    repo = MyEsimsRepository(session)
+    esim = await repo.esim(callback_data.id, me)
+    if esim is None:
+        _refuse(callback_answer)
+        return
+    orders = await repo.esim_orders(esim.iccid, me)
+    status = esim_status(esim, await repo.esim_bundles(esim.iccid, me), translator, language)
+    screen = esim_screen(esim, orders, status, catalogue.catalogue, language, callback_data.page)
+    await show(query, screen)
+
+
+async def on_open_order(
+    query: CallbackQuery,
+    callback_data: MyEsimsCallback,
+    session: AsyncSession,
+    catalogue: CatalogueService,
+    language: str,
+    callback_answer: CallbackAnswer,
+) -> None:
+    order = await MyEsimsRepository(session).order(callback_data.id, query.from_user.id)
+    if order is None:
+        _refuse(callback_answer)
+        return
+    await show(query, order_screen(order, catalogue.catalogue, language, callback_data.page))
+
+
+async def on_show_qr(
+    query: CallbackQuery,
+    callback_data: MyEsimsCallback,
+    bot: Bot,
+    session: AsyncSession,
+    catalogue: CatalogueService,
+    translator: Translator,
+    language: str,
+    callback_answer: CallbackAnswer,
+) -> None:
+    """Re-send the QR photo from what we stored: no eSIM Go call, no new purchase."""
+    me = query.from_user.id
+    repo = MyEsimsRepository(session)
+    iccid: str | None
+    if callback_data.action == "qr":
+        esim = await repo.esim(callback_data.id, me)
+        if esim is None:
+            _refuse(callback_answer)
+            return
+        orders = await repo.esim_orders(esim.iccid, me)
+        iccid, smdp, matching_id, lpa = esim.iccid, esim.smdp_address, esim.matching_id, esim.lpa
+        latest = orders[0] if orders else None
+    else:
+        latest = await repo.order(callback_data.id, me)
+        if latest is None:
+            _refuse(callback_answer)
+            return
+        iccid, smdp, matching_id = latest.iccid, latest.smdp_address, latest.activation_code
+        lpa = latest.qr_code
+    if not lpa and smdp and matching_id:
+        lpa = lpa_string(smdp, matching_id)
+    if not lpa or not iccid:
+        callback_answer.text = _("The QR code is not ready yet. It will arrive in this chat.")
+        callback_answer.show_alert = True
+        return
+    # The LPA string is the source of truth; older rows may lack the split fields.
+    _prefix, host, code = [*lpa.split("$", 2), "", ""][:3]
+    title = plan_title(latest, catalogue.catalogue, language) if latest else iccid
+    caption = delivery_caption(
+        translator,
+        language,
+        plan_title=title,
+        iccid=iccid,
+        smdp_address=smdp or host,
+        matching_id=matching_id or code,
+        lpa=lpa,
+    )
+    keyboard = delivery_keyboard(
+        translator, language, lpa=lpa, install_help_callback=install_help_callback_data()
+    )
+    png = await asyncio.to_thread(render_qr_png, lpa)
+    chat_id = query.message.chat.id if query.message is not None else me
+    await bot.send_photo(
+        chat_id,
+        BufferedInputFile(png, filename="esim-qr.png"),
+        caption=caption,
+        reply_markup=to_markup(keyboard),
+    )
+
+
+async def on_install_help(
+    query: CallbackQuery,
+    callback_data: InstallHelpCallback,
+    session: AsyncSession,
+    translator: Translator,
+    language: str,
+    callback_answer: CallbackAnswer,
+) -> None:
+    esim_id = callback_data.esim_id
+    if esim_id and await MyEsimsRepository(session).esim(esim_id, query.from_user.id) is None:
+        _refuse(callback_answer)
+        return
+    # Under a QR photo `show` sends a new message: the photo (and its codes) stays in the chat.
+    await show(query, install_help_screen(install_instructions(translator, language), esim_id))
+
+
+async def on_topup(
+    query: CallbackQuery,
+    callback_data: TopUpCallback,
+    session: AsyncSession,
+    callback_answer: CallbackAnswer,
+) -> None:
+    """Placeholder for issue 4 (top-ups): replace this handler; the owner check stays."""
+    if await MyEsimsRepository(session).esim(callback_data.esim_id, query.from_user.id) is None:
+        _refuse(callback_answer)
+        return
+    callback_answer.text = _("Top-ups are coming soon.")
+    callback_answer.show_alert = True
+
+
+def create_router() -> Router:
+    """A fresh router each call: a router can belong to one dispatcher only."""
+    router = Router(name="myesims")
+    router.message.register(on_myesims_command, Command("myesims"))
+    router.callback_query.register(on_myesims_button, MenuCallback.filter(F.action == "myesims"))
+    router.callback_query.register(on_list_page, MyEsimsCallback.filter(F.action == "list"))
+    router.callback_query.register(on_open_esim, MyEsimsCallback.filter(F.action == "esim"))
+    router.callback_query.register(on_open_order, MyEsimsCallback.filter(F.action == "order"))
+    router.callback_query.register(on_show_qr, MyEsimsCallback.filter(F.action.in_({"qr", "oqr"})))
+    router.callback_query.register(on_install_help, InstallHelpCallback.filter())
+    router.callback_query.register(on_topup, TopUpCallback.filter())
+    return router

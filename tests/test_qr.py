@@ -1,0 +1,155 @@
+"""The activation code, its QR photo and the install links/caption delivered with it."""
+
+from __future__ import annotations
+
+import io
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import zxingcpp
+from PIL import Image
+
+from services.i18n import Translator
+from services.install import (
+    android_install_url,
+    delivery_caption,
+    delivery_keyboard,
+    install_instructions,
+    ios_install_url,
+)
+from services.qr import QUIET_ZONE_MODULES, lpa_string, render_qr_png
+from tests.fakes.telegram import parse_html
+
+LPA = "LPA:1$rsp.truphone.com$QR-G-5C-1LS-1W1Z9P7"
+
+
+@pytest.mark.parametrize(
+    ("address", "host"),
+    [
+        ("rsp.truphone.com", "rsp.truphone.com"),
+        ("http://smdp.example.com", "smdp.example.com"),
+        ("https://smdp.example.com/", "smdp.example.com"),
+        ("HTTPS://SMDP.Example.COM//", "SMDP.Example.COM"),
+        ("  smdp.io:8443/  ", "smdp.io:8443"),
+    ],
+)
+def test_lpa_string_strips_scheme_and_slash_and_keeps_case(address: str, host: str) -> None:
+    assert lpa_string(address, " K2-1ABC-XyZ ") == f"LPA:1${host}$K2-1ABC-XyZ"
+
+
+@pytest.mark.parametrize(
+    ("address", "matching_id"),
+    [("", "ABC"), ("https://", "ABC"), ("/", "ABC"), ("smdp.io", ""), ("smdp.io", "  ")],
+)
+def test_lpa_string_refuses_empty_parts(address: str, matching_id: str) -> None:
+    with pytest.raises(ValueError):
+        lpa_string(address, matching_id)
+
+
+def _decode(png: bytes) -> list[zxingcpp.Result]:
+    return list(zxingcpp.read_barcodes(Image.open(io.BytesIO(png))))
+
+
+@pytest.mark.parametrize(
+    "lpa",
+    [
+        LPA,
+        "LPA:1$smdp.io$K2-1ABC",
+        "LPA:1$consumer.rsp.world.example.com$" + "A1B2C3D4E5-" * 6,
+    ],
+)
+def test_qr_png_decodes_to_the_exact_lpa(lpa: str) -> None:
+    png = render_qr_png(lpa)
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    image = Image.open(io.BytesIO(png))
+    assert image.mode in {"1", "L"}
+    assert 600 <= image.width <= 800
+    assert image.width == image.height
+    results = _decode(png)
+    assert [r.text for r in results] == [lpa]
+    assert results[0].format == zxingcpp.BarcodeFormat.QRCode
+    # M (15 %) or better, so a photographed screen with glare still scans.
+    assert results[0].ec_level in {"M", "Q", "H"}
+
+
+def test_qr_png_is_black_on_white_with_a_four_module_quiet_zone() -> None:
+    image = Image.open(io.BytesIO(render_qr_png(LPA))).convert("L")
+    assert image.getextrema() == (0, 255)
+    assert image.histogram()[1:255] == [0] * 254  # nothing but black and white
+    left, top, right, bottom = image.point(lambda v: 255 - v).getbbox() or (0, 0, 0, 0)
+    assert (left, top) == (image.width - right, image.height - bottom)  # centred
+    box = top // QUIET_ZONE_MODULES
+    assert box >= 4 and top == QUIET_ZONE_MODULES * box
+    modules, rest = divmod(right - left, box)
+    assert rest == 0 and (modules - 17) % 4 == 0  # a whole QR symbol, version (modules-17)/4
+
+
+def test_install_links_percent_encode_the_whole_lpa() -> None:
+    ios = ios_install_url(LPA)
+    android = android_install_url(LPA)
+    assert ios.startswith("https://esimsetup.apple.com/esim_qrcode_provisioning?carddata=")
+    assert android.startswith("https://esimsetup.android.com/esim_qrcode_provisioning?carddata=")
+    for url in (ios, android):
+        carddata = url.split("carddata=", 1)[1]
+        assert carddata == "LPA%3A1%24rsp.truphone.com%24QR-G-5C-1LS-1W1Z9P7"
+        assert "$" not in carddata and ":" not in carddata
+        assert parse_qs(urlsplit(url).query)["carddata"] == [LPA]
+
+
+@pytest.mark.parametrize("lang", ["en", "ru"])
+def test_delivery_caption_has_copyable_codes_and_fits_a_caption(lang: str) -> None:
+    translator = Translator()
+    caption = delivery_caption(
+        translator,
+        lang,
+        plan_title="🇹🇭 Thailand · 1 GB · 7 days <promo>",
+        iccid="8944500102198304826",
+        smdp_address="https://rsp.truphone.com/",
+        matching_id="QR-G-5C-1LS-1W1Z9P7",
+        lpa=LPA,
+    )
+    assert "<code>8944500102198304826</code>" in caption
+    assert "<code>rsp.truphone.com</code>" in caption
+    assert "<code>QR-G-5C-1LS-1W1Z9P7</code>" in caption
+    assert "&lt;promo&gt;" in caption
+    plain = parse_html(caption)  # raises like Telegram on malformed HTML
+    assert len(plain) <= 1024
+    if lang == "en":
+        assert "Install before you fly — the plan starts on first use" in plain
+    else:
+        assert "Установите до вылета" in plain
+
+
+@pytest.mark.parametrize("lang", ["en", "ru"])
+def test_delivery_caption_stays_under_the_limit_with_long_values(lang: str) -> None:
+    long_code = "X" * 255  # the column's width; real codes are ~20–40 characters
+    caption = delivery_caption(
+        Translator(),
+        lang,
+        plan_title="🌍 " + "Global 120+ countries " * 4,
+        iccid="8" * 22,
+        smdp_address="https://" + "smdp" * 20 + ".example.com",
+        matching_id=long_code,
+        lpa=f"LPA:1${'smdp' * 20}.example.com${long_code}",
+    )
+    assert len(parse_html(caption)) <= 1024
+
+
+@pytest.mark.parametrize("lang", ["en", "ru"])
+def test_delivery_keyboard_and_instructions(lang: str) -> None:
+    translator = Translator()
+    rows = delivery_keyboard(translator, lang, lpa=LPA, install_help_callback="ih")
+    buttons = [b for row in rows for b in row]
+    assert [b.url for b in buttons] == [ios_install_url(LPA), android_install_url(LPA), None]
+    assert buttons[2].callback_data == "ih"
+    if lang == "en":
+        assert [b.text for b in buttons] == [
+            "🍏 Install on iPhone",
+            "🤖 Install on Android",
+            "📖 Step-by-step instructions",
+        ]
+    else:
+        assert "iPhone" in buttons[0].text and buttons[0].text.startswith("🍏 Установить")
+    text = parse_html(install_instructions(translator, lang))
+    assert "iPhone" in text and "Android" in text and "SM-DP+" in text
+    assert len(text) <= 4096

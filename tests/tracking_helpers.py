@@ -1,0 +1,124 @@
+"""Fixtures for tracking tests: the bot's real HTTP server on loopback, and seeded eSIMs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.server import CALLBACK_WORKER_KEY, create_web_app, start_web_server
+from db.base import utcnow
+from db.models import Esim, EsimBundle, User
+from services.callbacks import CallbackWorker, sign
+from tests.helpers import BotEnv
+
+ICCID = "8944538532008160222"
+
+
+async def seed_user(
+    session_factory: async_sessionmaker[AsyncSession], user_id: int, language: str | None = "en"
+) -> None:
+    async with session_factory() as session:
+        if await session.get(User, user_id) is None:
+            session.add(User(telegram_id=user_id, language=language, telegram_language=language))
+            await session.commit()
+
+
+async def seed_esim(
+    session_factory: async_sessionmaker[AsyncSession],
+    *,
+    user_id: int,
+    iccid: str = ICCID,
+    language: str | None = "en",
+    bundles: list[dict[str, Any]] | None = None,
+    created_at: datetime | None = None,
+) -> Esim:
+    """A delivered eSIM owned by `user_id`, with optional bundle rows (EsimBundle fields)."""
+    await seed_user(session_factory, user_id, language)
+    async with session_factory() as session:
+        esim = Esim(
+            iccid=iccid,
+            telegram_user_id=user_id,
+            smdp_address="rsp.fake-esimgo.test",
+            matching_id="MATCH-1",
+            profile_status="Released",
+            tracking=True,
+            created_at=created_at or utcnow(),
+        )
+        session.add(esim)
+        for fields in bundles or []:
+            session.add(EsimBundle(iccid=iccid, **fields))
+        await session.commit()
+        return esim
+
+
+@dataclass
+class ServerEnv:
+    """The bot's aiohttp server started on 127.0.0.1 with the real dispatcher behind it."""
+
+    env: BotEnv
+    app: web.Application
+    runner: web.AppRunner
+    base_url: str
+    http: aiohttp.ClientSession
+
+    @property
+    def worker(self) -> CallbackWorker:
+        return self.app[CALLBACK_WORKER_KEY]
+
+    @property
+    def api_key(self) -> str:
+        return self.env.deps.settings.esimgo_api_key.get_secret_value()
+
+    async def post_callback(
+        self,
+        payload: Any,
+        *,
+        encoding: str = "hex",
+        signature: str | None = "auto",
+        path: str = "/esimgo/callback",
+    ) -> tuple[int, Any]:
+        """POST like eSIM Go: raw bytes (or JSON of `payload`), signed unless told otherwise."""
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        headers = {"Content-Type": "application/json"}
+        if signature == "auto":
+            headers["X-Signature-SHA256"] = sign(body, self.api_key, encoding)
+        elif signature is not None:
+            headers["X-Signature-SHA256"] = signature
+        async with self.http.post(self.base_url + path, data=body, headers=headers) as resp:
+            text = await resp.text()
+            return resp.status, (json.loads(text) if text.startswith("{") else text)
+
+    async def settle(self) -> None:
+        """Wait until every accepted callback has been processed."""
+        await self.worker.wait_idle()
+
+
+async def start_server_env(env: BotEnv) -> ServerEnv:
+    app = create_web_app(env.deps, env.dispatcher, env.bot)
+    runner = await start_web_server(app, "127.0.0.1", 0)
+    port = runner.addresses[0][1]
+    http = aiohttp.ClientSession()
+    return ServerEnv(env, app, runner, f"http://127.0.0.1:{port}", http)
+
+
+async def stop_server_env(server: ServerEnv) -> None:
+    await server.http.close()
+    await server.runner.cleanup()
+
+
+@pytest.fixture
+async def server_env(bot_env: BotEnv) -> AsyncIterator[ServerEnv]:
+    """bot_env plus its HTTP server (long-polling mode: /healthz and the eSIM Go callback)."""
+    server = await start_server_env(bot_env)
+    try:
+        yield server
+    finally:
+        await stop_server_env(server)
