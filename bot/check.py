@@ -41,7 +41,8 @@ async def _esimgo(settings: Settings) -> str:
         settings.esimgo_base_url, settings.esimgo_api_key.get_secret_value()
     ) as client:
         organisation = await client.get_organisation()
-    return f"{organisation.name or 'organisation'}: balance {organisation.balance} {organisation.currency}"
+    name = organisation.name or "organisation"
+    return f"{name}: balance {organisation.balance} {organisation.currency}"
 
 
 async def _telegram(settings: Settings) -> str:
@@ -67,7 +68,7 @@ async def run_checks(settings: Settings) -> int:
             async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
                 result = await check(settings)
             print(f"{name:<11} ok: {result}")
-        except Exception as exc:  # noqa: BLE001 - every failure becomes one report line
+        except Exception as exc:
             failed += 1
             print(f"{name:<11} FAILED: {type(exc).__name__}: {exc}")
     print("all checks passed" if not failed else f"{failed} check(s) failed")

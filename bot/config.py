@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     webhook_url: str = ""
     webhook_secret: SecretStr = SecretStr("")
     esimgo_callback_path: str = "/esimgo/callback"
-    http_host: str = "0.0.0.0"  # noqa: S104 - the bot's server is meant to be reachable
+    http_host: str = "0.0.0.0"
     http_port: int = Field(default=8080, ge=0, le=65535)
     payment_currency: str = "XTR"
     payment_provider_token: SecretStr = SecretStr("")

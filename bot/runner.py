@@ -37,7 +37,7 @@ async def _first_catalogue(deps: AppDeps) -> None:
         async with asyncio.timeout(FIRST_SYNC_TIMEOUT_SECONDS):
             diff = await deps.catalogue.sync()
         log.info("first catalogue sync: %s", diff.summary())
-    except Exception as exc:  # noqa: BLE001 - start anyway; the refresh loop keeps trying
+    except Exception as exc:
         log.warning("no catalogue snapshot and eSIM Go unreachable (%s); will retry", exc)
 
 

@@ -74,7 +74,8 @@ async def test_run_migrates_syncs_answers_start_serves_healthz_and_stops_cleanly
 
         def answered() -> bool:
             return any(
-                call.params.get("chat_id") == user.id for call in fake_telegram.calls_to("sendMessage")
+                call.params.get("chat_id") == user.id
+                for call in fake_telegram.calls_to("sendMessage")
             )
 
         await _eventually(answered, "the answer to /start")
@@ -86,17 +87,19 @@ async def test_run_migrates_syncs_answers_start_serves_healthz_and_stops_cleanly
         )
         assert any("а" <= ch <= "я" for ch in str(answer.params["text"]).lower()), "in Russian"
 
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
-                assert response.status == 200
-                body = await response.json()
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{port}/healthz") as response,
+        ):
+            assert response.status == 200
+            body = await response.json()
         assert body
     finally:
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)
         try:
             async with asyncio.timeout(WAIT_SECONDS):
-                stdout, stderr = await process.communicate()
+                _, stderr = await process.communicate()
         except TimeoutError:
             process.kill()
             await process.wait()

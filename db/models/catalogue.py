@@ -9,7 +9,7 @@ from db.base import Base, UTCDateTime, utcnow
 
 
 class CatalogueSnapshot(Base):
-    """The last catalogue fetched from eSIM Go, as raw JSON, so the bot sells when eSIM Go is down."""
+    """The last catalogue from eSIM Go, as raw JSON, so the bot sells while eSIM Go is down."""
 
     __tablename__ = "catalogue_snapshots"
 
