@@ -8,8 +8,11 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from aiogram.exceptions import TelegramUnauthorizedError
+
 from bot.config import ConfigError, Settings, load_settings
 from bot.logging_setup import configure_logging
+from services.esimgo.errors import AuthError
 
 log = logging.getLogger("esimbot")
 
@@ -74,6 +77,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except KeyboardInterrupt:
         return 130
+    except TelegramUnauthorizedError as exc:
+        print(f"esimbot {command}: Telegram refused BOT_TOKEN ({exc.message})", file=sys.stderr)
+        return 1
+    except AuthError as exc:
+        print(f"esimbot {command}: eSIM Go refused ESIMGO_API_KEY ({exc})", file=sys.stderr)
+        return 1
     except Exception as exc:
         # One readable line for the operator; the traceback only when asked for.
         log.debug("fatal error", exc_info=True)

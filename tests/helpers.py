@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
     from bot.deps import AppDeps
     from tests.fakes.esimgo import FakeEsimGo
 
+ROOT = Path(__file__).resolve().parent.parent
 BOT_ID = int(DEFAULT_TOKEN.split(":")[0])
 ADMIN_ID = 900_000_001
 
@@ -183,6 +186,25 @@ def successful_payment_update(
         "provider_payment_charge_id": provider_charge_id,
     }
     return _update(message=_message(user, message_id, successful_payment=payment))
+
+
+def command_env(
+    fake_telegram: FakeTelegram, fake_esimgo: FakeEsimGo, database_url: str, **extra: str
+) -> dict[str, str]:
+    """The environment an operator gives `esimbot`: only the documented names, loopback fakes."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "ESIMGO_", "WEBHOOK_"))
+    }
+    env.update(
+        BOT_TOKEN=DEFAULT_TOKEN,
+        ESIMGO_API_KEY=fake_esimgo.api_key,
+        ESIMGO_BASE_URL=fake_esimgo.base_url,
+        TELEGRAM_API_BASE=fake_telegram.base_url,
+        DATABASE_URL=database_url,
+        PYTHONPATH=str(ROOT),
+        **extra,
+    )
+    return env
 
 
 class _ErrorRecords(logging.Handler):

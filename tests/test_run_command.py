@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import sys
@@ -13,10 +12,9 @@ import aiohttp
 import pytest
 
 from tests.fakes.esimgo import FakeEsimGo
-from tests.fakes.telegram import DEFAULT_TOKEN, FakeTelegram
-from tests.helpers import make_user, message_update
+from tests.fakes.telegram import FakeTelegram
+from tests.helpers import command_env, make_user, message_update
 
-ROOT = Path(__file__).resolve().parent.parent
 WAIT_SECONDS = 60
 
 
@@ -37,18 +35,12 @@ async def _eventually(condition, what: str) -> None:  # type: ignore[no-untyped-
 async def _start_bot(
     fake_telegram: FakeTelegram, fake_esimgo: FakeEsimGo, tmp_path: Path, port: int
 ) -> asyncio.subprocess.Process:
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "ESIMGO_", "WEBHOOK_"))
-    }
-    env.update(
-        BOT_TOKEN=DEFAULT_TOKEN,
-        ESIMGO_API_KEY=fake_esimgo.api_key,
-        ESIMGO_BASE_URL=fake_esimgo.base_url,
-        TELEGRAM_API_BASE=fake_telegram.base_url,
-        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'data' / 'bot.db'}",
+    env = command_env(
+        fake_telegram,
+        fake_esimgo,
+        f"sqlite+aiosqlite:///{tmp_path / 'data' / 'bot.db'}",
         HTTP_HOST="127.0.0.1",
         HTTP_PORT=str(port),
-        PYTHONPATH=str(ROOT),
     )
     return await asyncio.create_subprocess_exec(
         sys.executable,
