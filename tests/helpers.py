@@ -293,11 +293,18 @@ def error_records() -> Iterator[_ErrorRecords]:
 
 
 @pytest.fixture
+def bot_env_settings() -> dict[str, Any]:
+    """Extra settings for `bot_env`: a test module overrides this fixture to change them."""
+    return {}
+
+
+@pytest.fixture
 async def bot_env(
     sqlite_url: str,
     fake_telegram: FakeTelegram,
     fake_esimgo: FakeEsimGo,
     error_records: _ErrorRecords,
+    bot_env_settings: dict[str, Any],
 ) -> AsyncIterator[BotEnv]:
     """The real dispatcher, bot, services and a synced catalogue, over loopback fakes."""
     # Imported here so a half-written app module breaks only the tests that use the bot.
@@ -313,6 +320,7 @@ async def bot_env(
         telegram_api_base=fake_telegram.base_url,
         database_url=sqlite_url,
         admin_ids=frozenset({ADMIN_ID}),
+        **bot_env_settings,
     )
     deps = await create_deps(settings)
     bot = create_bot(settings)
