@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from functools import cache
+from typing import Any
 
-from aiogram import F, Router
+from aiogram import BaseMiddleware, F, Router
 from aiogram.enums import ChatType
 from aiogram.filters import StateFilter
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, Message, TelegramObject
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 
@@ -49,49 +51,51 @@ def _typed_region(current: Catalogue, text: str) -> str | None:
     return None
 
 
-def _current(catalogue: CatalogueService) -> Catalogue | None:
-    current = catalogue.catalogue
-    return None if current.is_empty else current
+class RequireCatalogue(BaseMiddleware):
+    """Browsing needs a catalogue: with none (no snapshot and eSIM Go down) say so and stop.
+
+    Handlers behind it receive the loaded catalogue as `current`.
+    """
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        catalogue: CatalogueService = data["catalogue"]
+        if catalogue.catalogue.is_empty:
+            assert isinstance(event, CallbackQuery | Message)
+            await show(event, render.catalogue_unavailable())
+            return None
+        data["current"] = catalogue.catalogue
+        return await handler(event, data)
 
 
-async def on_buy(query: CallbackQuery, catalogue: CatalogueService, language: str) -> None:
-    current = _current(catalogue)
-    screen = render.buy_screen(current, language) if current else render.catalogue_unavailable()
-    await show(query, screen)
+async def on_buy(query: CallbackQuery, current: Catalogue, language: str) -> None:
+    await show(query, render.buy_screen(current, language))
 
 
-async def on_regions(query: CallbackQuery, catalogue: CatalogueService, language: str) -> None:
-    current = _current(catalogue)
-    await show(
-        query,
-        render.regions_screen(current, language) if current else render.catalogue_unavailable(),
-    )
+async def on_regions(query: CallbackQuery, current: Catalogue, language: str) -> None:
+    await show(query, render.regions_screen(current, language))
 
 
 async def on_az(
     query: CallbackQuery,
     callback_data: CountryListCallback,
-    catalogue: CatalogueService,
+    current: Catalogue,
     language: str,
 ) -> None:
-    current = _current(catalogue)
-    if current is None:
-        await show(query, render.catalogue_unavailable())
-        return
     await show(query, render.az_screen(current, language, callback_data.page))
 
 
 async def on_region(
     query: CallbackQuery,
     callback_data: CountryListCallback,
-    catalogue: CatalogueService,
+    current: Catalogue,
     language: str,
     callback_answer: CallbackAnswer,
 ) -> None:
-    current = _current(catalogue)
-    if current is None:
-        await show(query, render.catalogue_unavailable())
-        return
     screen = render.region_screen(current, language, callback_data.region, callback_data.page)
     if screen is None:
         callback_answer.text = _("This region is no longer available.")
@@ -102,15 +106,11 @@ async def on_region(
 async def on_country(
     query: CallbackQuery,
     callback_data: CountryCallback,
-    catalogue: CatalogueService,
+    current: Catalogue,
     pricing: PricingService,
     language: str,
     callback_answer: CallbackAnswer,
 ) -> None:
-    current = _current(catalogue)
-    if current is None:
-        await show(query, render.catalogue_unavailable())
-        return
     iso = callback_data.iso.upper()
     screen = render.country_screen(
         current, pricing, language, iso, callback_data.origin, callback_data.page
@@ -124,15 +124,11 @@ async def on_country(
 async def on_bundle(
     query: CallbackQuery,
     callback_data: BundleCallback,
-    catalogue: CatalogueService,
+    current: Catalogue,
     pricing: PricingService,
     language: str,
     callback_answer: CallbackAnswer,
 ) -> None:
-    current = _current(catalogue)
-    if current is None:
-        await show(query, render.catalogue_unavailable())
-        return
     iso = callback_data.iso.upper()
     bundle = current.by_name(callback_data.bundle)
     if bundle is None:
@@ -157,14 +153,10 @@ async def on_bundle(
 
 
 async def on_search(
-    message: Message, catalogue: CatalogueService, pricing: PricingService, language: str
+    message: Message, current: Catalogue, pricing: PricingService, language: str
 ) -> None:
     """Typed text at any time is a country search."""
     query = message.text or ""
-    current = _current(catalogue)
-    if current is None:
-        await show(message, render.catalogue_unavailable())
-        return
     region = _typed_region(current, query)
     if region is not None and (screen := render.region_screen(current, language, region, 0)):
         await show(message, screen)
@@ -190,6 +182,8 @@ async def on_search(
 def create_router() -> Router:
     """A fresh router each call: a router can belong to one dispatcher only."""
     router = Router(name="browse")
+    router.callback_query.middleware(RequireCatalogue())
+    router.message.middleware(RequireCatalogue())
     router.callback_query.register(on_buy, MenuCallback.filter(F.action == "buy"))
     router.callback_query.register(on_regions, CountryListCallback.filter(F.view == "regions"))
     router.callback_query.register(on_az, CountryListCallback.filter(F.view == "az"))
