@@ -7,12 +7,13 @@ from aiogram import Router
 
 def feature_routers() -> list[Router]:
     """Fresh routers in the order updates try them: specific first, the fallback last."""
-    from handlers import browse, common, fallback, myesims, purchase, support
+    from handlers import browse, common, fallback, myesims, purchase, support, topup
 
     return [
         support.create_router(),  # first: a command typed instead of a question clears it
         common.create_router(),
         purchase.create_router(),  # before browse: its Buy handler wins
+        topup.create_router(),  # owns the Top up buttons of /myesims and notifications
         browse.create_router(),
         myesims.create_router(),
         fallback.create_router(),  # always last

@@ -1,4 +1,4 @@
-"""/myesims: the user's eSIMs and orders, details, "Show QR again", install help, top-up entry.
+"""/myesims: the user's eSIMs and orders, live usage on opening one, "Show QR again", install help.
 
 Every id in a callback is looked up with the presser as owner; anything else is refused.
 """
@@ -16,17 +16,16 @@ from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.messenger import to_markup
-from db.models import EsimBundle
+from db.base import utcnow
 from db.repositories.esims import MyEsimsRepository
 from handlers.callbacks import MenuCallback
 from handlers.common import show
 from handlers.myesims_render import (
+    Freshness,
     InstallHelpCallback,
     MyEsimsCallback,
-    TopUpCallback,
     build_entries,
     esim_screen,
-    esim_status,
     install_help_screen,
     list_screen,
     order_screen,
@@ -37,8 +36,12 @@ from services.catalogue import CatalogueService
 from services.i18n import Translator
 from services.install import delivery_caption, delivery_keyboard, install_instructions
 from services.qr import lpa_string, render_qr_png
+from services.tracking import TrackingService
 
 logger = logging.getLogger(__name__)
+
+# A slow eSIM Go must not keep the button spinning: past this, the stored state is shown.
+REFRESH_WAIT_SECONDS = 5.0
 
 
 def install_help_callback_data() -> str:
@@ -62,9 +65,7 @@ async def _list_screen(
     repo = MyEsimsRepository(session)
     esims = await repo.esims(user_id)
     orders = await repo.orders(user_id)
-    bundles: dict[str, list[EsimBundle]] = {}
-    for esim in esims:
-        bundles[esim.iccid] = list(await repo.esim_bundles(esim.iccid, user_id))
+    bundles = await repo.bundles_by_iccid(user_id)
     entries = build_entries(esims, orders, bundles, catalogue.catalogue, translator, language)
     return list_screen(entries, language, page)
 
@@ -112,19 +113,42 @@ async def on_open_esim(
     callback_data: MyEsimsCallback,
     session: AsyncSession,
     catalogue: CatalogueService,
+    tracking: TrackingService,
     translator: Translator,
     language: str,
     callback_answer: CallbackAnswer,
 ) -> None:
+    """Read eSIM Go first (cached for a minute; its trouble leaves the stored state), then show."""
     me = query.from_user.id
     repo = MyEsimsRepository(session)
     esim = await repo.esim(callback_data.id, me)
     if esim is None:
         _refuse(callback_answer)
         return
+    # No messenger: news such as "plan started" would land below the screen the user asked
+    # for and push it up; the regular poll sends them from the state stored here.
+    try:
+        refreshed = await asyncio.wait_for(tracking.refresh(esim.iccid), REFRESH_WAIT_SECONDS)
+    except TimeoutError:
+        # The poll goes on (refresh shields it) and the next open shows what it finds.
+        refreshed = False
+    esim = await repo.esim(callback_data.id, me)
+    if esim is None:
+        _refuse(callback_answer)
+        return
     orders = await repo.esim_orders(esim.iccid, me)
-    status = esim_status(esim, await repo.esim_bundles(esim.iccid, me), translator, language)
-    screen = esim_screen(esim, orders, status, catalogue.catalogue, language, callback_data.page)
+    bundles = await repo.esim_bundles(esim.iccid, me)
+    freshness = Freshness(refreshed, esim.last_polled_at, utcnow())
+    screen = esim_screen(
+        esim,
+        orders,
+        bundles,
+        catalogue.catalogue,
+        translator,
+        language,
+        freshness,
+        callback_data.page,
+    )
     await show(query, screen)
 
 
@@ -219,20 +243,6 @@ async def on_install_help(
     await show(query, install_help_screen(install_instructions(translator, language), esim_id))
 
 
-async def on_topup(
-    query: CallbackQuery,
-    callback_data: TopUpCallback,
-    session: AsyncSession,
-    callback_answer: CallbackAnswer,
-) -> None:
-    """Placeholder for issue 4 (top-ups): replace this handler; the owner check stays."""
-    if await MyEsimsRepository(session).esim(callback_data.esim_id, query.from_user.id) is None:
-        _refuse(callback_answer)
-        return
-    callback_answer.text = _("Top-ups are coming soon.")
-    callback_answer.show_alert = True
-
-
 def create_router() -> Router:
     """A fresh router each call: a router can belong to one dispatcher only."""
     router = Router(name="myesims")
@@ -243,5 +253,4 @@ def create_router() -> Router:
     router.callback_query.register(on_open_order, MyEsimsCallback.filter(F.action == "order"))
     router.callback_query.register(on_show_qr, MyEsimsCallback.filter(F.action.in_({"qr", "oqr"})))
     router.callback_query.register(on_install_help, InstallHelpCallback.filter())
-    router.callback_query.register(on_topup, TopUpCallback.filter())
     return router

@@ -9,13 +9,13 @@ from __future__ import annotations
 import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
-from babel.dates import format_date
+from babel.dates import format_date, format_timedelta
 
 from db.models import Esim, EsimBundle, Order, OrderStatus
 from handlers.callbacks import MenuCallback
@@ -24,10 +24,21 @@ from services.catalogue import Catalogue
 from services.countries import country_name, flag, region_name
 from services.i18n import N_, Translator
 from services.pricing import Price, format_price
-from services.usage import esim_state, is_installed, state_label
+from services.usage import (
+    esim_state,
+    finished_line,
+    group_bundles,
+    is_installed,
+    percent_left,
+    plan_line,
+    state_label,
+)
 
 ENTRIES_PER_PAGE = 8
 HISTORY_LIMIT = 10
+FINISHED_LIMIT = 3
+# Under this age the shown state is simply "just now".
+JUST_NOW = timedelta(minutes=1)
 
 ORDER_STATUS_LABELS: dict[str, str] = {
     OrderStatus.AWAITING_PAYMENT: N_("awaiting payment"),
@@ -56,7 +67,7 @@ class InstallHelpCallback(CallbackData, prefix="ih"):
 
 
 class TopUpCallback(CallbackData, prefix="topup"):
-    """Top up an eSIM the user owns (issue 4 implements it; see handlers.myesims.on_topup)."""
+    """Top up an eSIM the user owns (handled by handlers.topup)."""
 
     esim_id: int
 
@@ -70,6 +81,16 @@ class Entry:
     title: str
     status: str
     when: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Freshness:
+    """How current the shown state is: whether reading eSIM Go just now worked, and when it
+    last did."""
+
+    refreshed: bool
+    polled_at: datetime | None
+    now: datetime
 
 
 # -- formatting -----------------------------------------------------------------------------
@@ -107,6 +128,27 @@ def plan_title(order: Order, catalogue: Catalogue, lang: str) -> str:
     return f"{area_label(order, lang)} · {size}"
 
 
+def bundle_title(
+    bundle_name: str, orders: Sequence[Order], catalogue: Catalogue, lang: str
+) -> str:
+    """A bundle row's plan, titled like the order that bought it (else from the catalogue)."""
+    order = next((o for o in orders if o.bundle_name == bundle_name), None)
+    if order is not None:
+        return plan_title(order, catalogue, lang)
+    found = catalogue.by_name(bundle_name)
+    if found is None:
+        return bundle_name
+    place = "🌍"
+    if found.countries:
+        first = found.countries[0]
+        emoji = flag(first.iso)
+        if emoji:
+            place = f"{emoji} {country_name(first.iso, lang, first.name)}"
+        else:
+            place = f"🌍 {region_name(first.name, lang)}"
+    return f"{place} · {format_data(found, lang)} · {format_days(found.duration_days)}"
+
+
 def order_status(order: Order) -> str:
     label = ORDER_STATUS_LABELS.get(order.status)
     return _(label) if label is not None else order.status
@@ -115,8 +157,43 @@ def order_status(order: Order) -> str:
 def esim_status(
     esim: Esim, bundles: Sequence[EsimBundle], translator: Translator, lang: str
 ) -> str:
+    """The eSIM's state in words: not installed yet, ready, in use, used up, expired."""
     installed = is_installed(esim.profile_status, esim.first_installed_at)
     return state_label(esim_state(installed, [b.state for b in bundles]), lang, translator)
+
+
+def esim_title(
+    esim: Esim,
+    orders: Sequence[Order],
+    current: EsimBundle | None,
+    catalogue: Catalogue,
+    lang: str,
+) -> str:
+    """Named after the plan it shows (the active one), else its latest purchase."""
+    if current is not None:
+        return bundle_title(current.bundle_name, orders, catalogue, lang)
+    latest = max(orders, key=lambda o: o.created_at, default=None)
+    return plan_title(latest, catalogue, lang) if latest is not None else esim.iccid
+
+
+def freshness_note(freshness: Freshness, lang: str) -> str:
+    """`Updated 5 minutes ago`, or that eSIM Go could not be read and how old the data is."""
+    polled = freshness.polled_at
+    age = freshness.now - polled if polled is not None else None
+    ago = (
+        format_timedelta(-age, add_direction=True, locale=lang)
+        if age is not None and age >= JUST_NOW
+        else None
+    )
+    if freshness.refreshed:
+        if ago is None:
+            return _("🔄 Updated just now")
+        return _("🔄 Updated {ago}").format(ago=ago)
+    if polled is None:
+        return _("⚠️ Couldn't refresh just now; showing what we know.")
+    if ago is None:
+        return _("⚠️ Couldn't refresh just now; this was updated less than a minute ago.")
+    return _("⚠️ Couldn't refresh just now; this was updated {ago}.").format(ago=ago)
 
 
 def order_price(order: Order, lang: str) -> str:
@@ -134,7 +211,10 @@ def build_entries(
     translator: Translator,
     lang: str,
 ) -> list[Entry]:
-    """eSIMs (titled by their latest order) and orders without an eSIM, newest first."""
+    """eSIMs (state in words, % of data left) and orders without an eSIM, newest first.
+
+    Only stored state: listing never calls eSIM Go.
+    """
     by_iccid: dict[str, list[Order]] = {}
     for order in orders:
         if order.iccid:
@@ -142,10 +222,14 @@ def build_entries(
     entries: list[Entry] = []
     for esim in esims:
         mine = by_iccid.get(esim.iccid, [])
-        latest = max(mine, key=lambda o: o.created_at, default=None)
-        title = plan_title(latest, catalogue, lang) if latest is not None else esim.iccid
+        rows = bundles.get(esim.iccid, ())
+        current = group_bundles(rows).current
+        title = esim_title(esim, mine, current, catalogue, lang)
         when = max([esim.created_at, *(o.created_at for o in mine)])
-        status = esim_status(esim, bundles.get(esim.iccid, ()), translator, lang)
+        status = esim_status(esim, rows, translator, lang)
+        left = percent_left(current, lang, translator) if current is not None else None
+        if left is not None:
+            status = f"{status} · {left}"
         entries.append(Entry("esim", esim.id, title, status, when))
     owned = {esim.iccid for esim in esims}
     for order in orders:
@@ -219,21 +303,42 @@ def _history_line(order: Order, catalogue: Catalogue, lang: str) -> str:
 def esim_screen(
     esim: Esim,
     orders: Sequence[Order],
-    status: str,
+    bundles: Sequence[EsimBundle],
     catalogue: Catalogue,
+    translator: Translator,
     lang: str,
+    freshness: Freshness,
     page: int = 0,
 ) -> Screen:
-    """An eSIM: plan, status, ICCID, its purchases; QR, install help, top up, Back."""
-    title = plan_title(orders[0], catalogue, lang) if orders else esim.iccid
+    """An eSIM: its plan and usage, queued and finished plans, purchases; QR, install, top up."""
+    groups = group_bundles(bundles)
+    current = groups.current
     lines = [
-        f"<b>{html.escape(title)}</b>",
-        _("Status: {status}").format(status=html.escape(status)),
-        _("ICCID: <code>{iccid}</code>").format(iccid=html.escape(esim.iccid)),
+        f"<b>{html.escape(esim_title(esim, orders, current, catalogue, lang))}</b>",
+        _("Status: {status}").format(
+            status=html.escape(esim_status(esim, bundles, translator, lang))
+        ),
     ]
+    if current is not None:
+        lines.append(html.escape(plan_line(current, lang, translator)))
+    if groups.queued:
+        lines += ["", _("<b>Queued</b> — each starts when the plan before it ends:")]
+        lines += [
+            "• " + html.escape(bundle_title(b.bundle_name, orders, catalogue, lang))
+            for b in groups.queued
+        ]
+    finished = [b for b in groups.finished if b is not current][:FINISHED_LIMIT]
+    if finished:
+        lines += ["", _("<b>Finished</b>")]
+        for b in finished:
+            plan = bundle_title(b.bundle_name, orders, catalogue, lang)
+            outcome = finished_line(b, lang, translator)
+            lines.append(f"• {html.escape(plan)} — {html.escape(outcome)}")
+    lines += ["", _("ICCID: <code>{iccid}</code>").format(iccid=html.escape(esim.iccid))]
     if orders:
         lines += ["", _("<b>Purchases</b>")]
         lines += [_history_line(order, catalogue, lang) for order in orders[:HISTORY_LIMIT]]
+    lines += ["", "<i>" + html.escape(freshness_note(freshness, lang)) + "</i>"]
     rows: list[list[InlineKeyboardButton]] = []
     if esim.lpa or (esim.smdp_address and esim.matching_id):
         rows.append([button(_("🔳 Show QR again"), MyEsimsCallback(action="qr", id=esim.id))])

@@ -1,4 +1,8 @@
-"""Buying: the bundle card's Buy → confirmation → validated invoice → pre-checkout → payment."""
+"""Buying: the bundle card's Buy → confirmation → validated invoice → pre-checkout → payment.
+
+Top-ups (handlers/topup.py) create their order elsewhere and then share everything from the
+confirmation on; the texts say where the plan goes and that nothing needs installing.
+"""
 
 from __future__ import annotations
 
@@ -24,15 +28,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.messenger import AiogramMessenger
-from db.models import Order, OrderStatus
+from db.models import Esim, Order, OrderStatus
 from handlers import render
 from handlers.callbacks import BundleCallback, MenuCallback
 from handlers.common import show
+from handlers.myesims_render import TopUpCallback
 from handlers.render import Screen, button
 from services.admin_alerts import AdminAlerts
 from services.catalogue import CatalogueService
 from services.esimgo.models import Bundle
-from services.orders import OrderService, PaymentOutcome, PreCheckoutRefusal, Prepared
+from services.orders import TOPUP, OrderService, PaymentOutcome, PreCheckoutRefusal, Prepared
 from services.pricing import Price, format_price
 
 log = logging.getLogger(__name__)
@@ -63,6 +68,11 @@ def _plan_title(catalogue: CatalogueService, bundle: Bundle, lang: str, iso: str
     )
 
 
+def esim_tail(esim: Esim) -> str:
+    """How the user tells eSIMs apart: the last digits of the ICCID ("…4826")."""
+    return "…" + esim.iccid[-4:]
+
+
 def confirmation_screen(
     catalogue: CatalogueService,
     lang: str,
@@ -70,13 +80,20 @@ def confirmation_screen(
     order: Order,
     *,
     old_price: int | None = None,
+    esim: Esim | None = None,
 ) -> Screen:
-    """Plan, countries, price and the validity rule, with Pay / Back / Cancel."""
+    """Plan, countries, price and the validity rule, with Pay / Back / Cancel.
+
+    With `esim` (a top-up) it names the eSIM the plan goes onto, and Back leads to its plans.
+    """
     iso = order.country_code or ""
     price = format_price(_order_price(order), lang)
-    lines = [
-        _("🧾 <b>Confirm your order</b>"),
-        "",
+    lines = [_("🧾 <b>Confirm your order</b>"), ""]
+    if esim is not None:
+        lines.append(
+            _("➕ Top-up for your eSIM ending in {tail}").format(tail=html.escape(esim_tail(esim)))
+        )
+    lines += [
         _("📦 Plan: {plan}").format(plan=html.escape(_plan_title(catalogue, bundle, lang, iso))),
         _("🌍 Countries: {countries}").format(
             countries=render.coverage_text(catalogue.catalogue, bundle, lang, iso)
@@ -96,8 +113,19 @@ def confirmation_screen(
                 old=html.escape(old), new=html.escape(price)
             ),
         ]
-    lines += ["", _("You pay in Telegram; the eSIM arrives here as a QR code right after.")]
-    back = BundleCallback(action="show", bundle=bundle.name, iso=iso)
+    back: CallbackData
+    if esim is not None:
+        lines += [
+            "",
+            _(
+                "You pay in Telegram; the plan goes onto this eSIM right after. Nothing needs "
+                "installing: the eSIM stays as it is on your phone."
+            ),
+        ]
+        back = TopUpCallback(esim_id=esim.id)
+    else:
+        lines += ["", _("You pay in Telegram; the eSIM arrives here as a QR code right after.")]
+        back = BundleCallback(action="show", bundle=bundle.name, iso=iso)
     rows = [
         [
             button(
@@ -194,6 +222,13 @@ async def on_pay(
         return
     prepared = await orders.prepare_invoice(session, order)
     order = prepared.order
+    if prepared.outcome is Prepared.ESIM_GONE:
+        callback_answer.text = _(
+            "This eSIM is no longer in your account, so it cannot be topped up. "
+            "Open /myesims for yours."
+        )
+        callback_answer.show_alert = True
+        return
     if prepared.outcome is Prepared.NOT_PAYABLE:
         if order.status == OrderStatus.CANCELLED.value:
             text = _("This order has expired. Please start again from the plan.")
@@ -217,12 +252,12 @@ async def on_pay(
         callback_answer.show_alert = True
         return
     if prepared.outcome is Prepared.PRICE_CHANGED:
-        await show(
-            query,
-            confirmation_screen(catalogue, language, bundle, order, old_price=prepared.old_price),
+        screen = confirmation_screen(
+            catalogue, language, bundle, order, old_price=prepared.old_price, esim=prepared.esim
         )
+        await show(query, screen)
         return
-    await _send_invoice(bot, query, settings, catalogue, language, bundle, order)
+    await _send_invoice(bot, query, settings, catalogue, language, bundle, order, prepared.esim)
 
 
 def _provider_token(settings: Settings) -> str | None:
@@ -237,15 +272,23 @@ async def _send_invoice(
     lang: str,
     bundle: Bundle,
     order: Order,
+    esim: Esim | None,
 ) -> None:
     chat_id = query.message.chat.id if query.message is not None else query.from_user.id
     plan = _plan_title(catalogue, bundle, lang, order.country_code or "")
     short = f"{render.format_data(bundle, lang)} · {render.format_days(bundle.duration_days)}"
-    title = _("eSIM {plan}").format(plan=short)
-    description = _(
-        "Travel data eSIM: {plan}. Valid from first use. Order {order}. "
-        "Delivered here as a QR code right after payment."
-    ).format(plan=plan, order=order.public_id)
+    if esim is not None:
+        title = _("Top-up {plan}").format(plan=short)
+        description = _(
+            "Travel data plan: {plan}, onto your eSIM ending in {tail}. Valid from first use. "
+            "Order {order}. Added right after payment; nothing to install."
+        ).format(plan=plan, tail=esim_tail(esim), order=order.public_id)
+    else:
+        title = _("eSIM {plan}").format(plan=short)
+        description = _(
+            "Travel data eSIM: {plan}. Valid from first use. Order {order}. "
+            "Delivered here as a QR code right after payment."
+        ).format(plan=plan, order=order.public_id)
     stars = order.price_currency == "XTR"
     await bot.send_invoice(
         chat_id=chat_id,
@@ -279,6 +322,8 @@ def refusal_text(refusal: PreCheckoutRefusal) -> str:
         return _("This invoice has expired or was cancelled. Please start a new order.")
     if refusal is PreCheckoutRefusal.NO_LONGER_SOLD:
         return _("This plan is no longer available. Please choose another one.")
+    if refusal is PreCheckoutRefusal.ESIM_GONE:
+        return _("This eSIM is no longer in your account, so it cannot be topped up.")
     return _("This invoice is not valid for your account. Please start a new order.")
 
 
@@ -320,7 +365,10 @@ async def on_successful_payment(
     if result.outcome is PaymentOutcome.DUPLICATE:
         return
     if result.outcome is PaymentOutcome.RECORDED:
-        await message.answer(_("✅ Payment received! ⏳ Preparing your eSIM…"))
+        if result.order is not None and result.order.kind == TOPUP:
+            await message.answer(_("✅ Payment received! ⏳ Adding the plan to your eSIM…"))
+        else:
+            await message.answer(_("✅ Payment received! ⏳ Preparing your eSIM…"))
     # Refunds of payments we cannot serve are made (and announced) by the worker too.
     fulfilment_wake.set()
 

@@ -5,12 +5,17 @@ same order at once. eSIM Go has no idempotency key: before ordering again after 
 outcome is unknown (timeout, reset, 5xx, crash) the worker looks for the order it may have placed
 (`list_orders` since the attempt time) and adopts it. Delivery is its own step, retried on its
 own, so a failed Telegram send never buys a second eSIM.
+
+A top-up orders onto the user's ICCID with reassignment off and is delivered as a text (the eSIM
+is installed already). If eSIM Go answers with another ICCID the bundle is not the user's eSIM:
+nothing is delivered, the order fails and is refunded, and the operators are alerted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import logging
 import uuid
 from collections.abc import Callable
@@ -43,6 +48,7 @@ from services.esimgo.models import Bundle, EsimCredentials, OrderResult
 from services.i18n import N_, Translator
 from services.install import delivery_caption, delivery_keyboard
 from services.messenger import (
+    Button,
     Keyboard,
     Messenger,
     MessengerError,
@@ -50,7 +56,7 @@ from services.messenger import (
     RefundError,
     RetryLaterError,
 )
-from services.orders import STRAY, OrderService
+from services.orders import STRAY, TOPUP, OrderService
 from services.pricing import Price, format_price
 from services.qr import lpa_string, render_qr_png
 
@@ -79,6 +85,20 @@ REFUND_DUE_TEXT = N_(
     "😔 We could not issue your eSIM (order <code>{order}</code>). "
     "Your payment of {price} will be refunded by our team; use /paysupport if you have questions."
 )
+TOPUP_REFUNDED_TEXT = N_(
+    "😔 We could not add the new plan to your eSIM (order <code>{order}</code>). "
+    "Your payment of {price} has been refunded."
+)
+TOPUP_REFUND_DUE_TEXT = N_(
+    "😔 We could not add the new plan to your eSIM (order <code>{order}</code>). "
+    "Your payment of {price} will be refunded by our team; use /paysupport if you have questions."
+)
+TOPUP_DELIVERED_TEXT = N_(
+    "✅ <b>Your new plan is on your eSIM</b>\n\n"
+    "{plan} is now on your eSIM ending in {tail}. Nothing to install: keep using the eSIM you "
+    "already have. The plan starts when the eSIM first uses data in a covered country."
+)
+OPEN_ESIM = N_("📱 Open in My eSIMs")
 
 
 def plan_title(order: Order, bundle: Bundle | None, translator: Translator) -> str:
@@ -137,10 +157,13 @@ class FulfilmentWorker:
         clock: Callable[[], datetime] = utcnow,
         catalogue: CatalogueService | None = None,
         install_help_callback: str = "",
+        open_esim_callback: Callable[[int], str] | None = None,
     ) -> None:
         self._session_factory = session_factory
         self._catalogue = catalogue
         self._install_help_callback = install_help_callback
+        # Callback data of the button that opens an eSIM (by id) in /myesims, under a top-up.
+        self._open_esim_callback = open_esim_callback
         self._esimgo = esimgo
         self._messenger = messenger
         self._translator = translator
@@ -362,10 +385,12 @@ class FulfilmentWorker:
             if not await self._update(order, last_attempt_at=now, failure_reason=None):
                 return
             order.last_attempt_at = now
-        self._show_progress(order.chat_id)
+        topup = order.kind == TOPUP
+        if not topup:
+            self._show_progress(order.chat_id)
         try:
             result = await self._esimgo.create_order(
-                order.bundle_name, iccid=order.iccid if order.kind == "topup" else None
+                order.bundle_name, iccid=order.iccid if topup else None
             )
         except OrderOutcomeUnknownError as exc:
             await self._retry_or_fail(order, f"{UNKNOWN}{exc}")
@@ -420,7 +445,7 @@ class FulfilmentWorker:
             for found in await self._esimgo.list_orders(created_since=since)
             if found.reference
             and any(item.bundle_name == order.bundle_name for item in found.items)
-            and (order.kind != "topup" or order.iccid in found.iccids)
+            and (order.kind != TOPUP or order.iccid in found.iccids)
         ]
         async with self._session_factory() as session:
             taken = await OrderRepository(session).linked_references(
@@ -461,26 +486,31 @@ class FulfilmentWorker:
             return
         await self._store(order, result)
 
-    def _credentials(self, order: Order, result: OrderResult) -> EsimCredentials | None:
+    @staticmethod
+    def _credentials(result: OrderResult) -> EsimCredentials | None:
         for esim in result.esims:
             if esim.matching_id and esim.smdp_address and esim.iccid:
-                if order.kind == "topup" and order.iccid and esim.iccid != order.iccid:
-                    continue
                 return esim
         return None
 
+    async def _details_late(self, order: Order, result: OrderResult) -> None:
+        """The order exists; only its eSIM details are late. Keep the reference, ask later."""
+        log.warning(
+            "order %s: eSIM Go order %s has no eSIM yet", order.public_id, result.reference
+        )
+        if await self._update(order, esimgo_order_reference=result.reference):
+            order.esimgo_order_reference = result.reference
+            await self._release(order, self._backoff(order), f"{UNKNOWN}eSIM details missing")
+
     async def _store(self, order: Order, result: OrderResult) -> None:
         """Link the eSIM Go order and its eSIM to ours; then deliver in the same breath."""
-        esim = self._credentials(order, result)
+        if order.kind == TOPUP:
+            await self._store_topup(order, result)
+            return
+        esim = self._credentials(result)
         now = self._clock()
         if esim is None:
-            # The order exists; only its eSIM details are late. Keep the reference, ask later.
-            log.warning(
-                "order %s: eSIM Go order %s has no eSIM yet", order.public_id, result.reference
-            )
-            if await self._update(order, esimgo_order_reference=result.reference):
-                order.esimgo_order_reference = result.reference
-                await self._release(order, self._backoff(order), f"{UNKNOWN}eSIM details missing")
+            await self._details_late(order, result)
             return
         lpa = lpa_string(esim.smdp_address, esim.matching_id)
         values: dict[str, object] = {
@@ -540,6 +570,80 @@ class FulfilmentWorker:
         if fresh is not None:
             await self._deliver(fresh)
 
+    async def _store_topup(self, order: Order, result: OrderResult) -> None:
+        """The bundle must be on the very ICCID asked for; anything else is not delivered."""
+        iccids = result.iccids
+        if not iccids:
+            await self._details_late(order, result)
+            return
+        if order.iccid not in iccids:
+            await self._topup_landed_elsewhere(order, result)
+            return
+        assert order.iccid is not None
+        try:
+            async with self._session_factory() as session:
+                repo = OrderRepository(session)
+                won = await repo.transition(
+                    order.id,
+                    OrderStatus.FULFILLING,
+                    OrderStatus.DELIVERED,
+                    self._mine(order),
+                    esimgo_order_reference=result.reference,
+                    failure_reason=None,
+                    next_attempt_at=self._clock(),  # delivery is due
+                )
+                if won:
+                    await repo.mark_topped_up(order.iccid, order.telegram_user_id)
+                await session.commit()
+        except IntegrityError:
+            log.warning(
+                "order %s: eSIM Go order %s already linked elsewhere",
+                order.public_id,
+                result.reference,
+            )
+            await self._release(order, timedelta(0), f"{UNKNOWN}reference taken")
+            return
+        if not won:
+            log.warning("order %s: lost the lease while storing", order.public_id)
+            return
+        log.info(
+            "order %s: fulfilling → delivered (top-up, eSIM Go %s, ICCID %s)",
+            order.public_id,
+            result.reference,
+            order.iccid,
+        )
+        fresh = await self._reload(order)
+        if fresh is not None:
+            await self._deliver(fresh)
+
+    async def _topup_landed_elsewhere(self, order: Order, result: OrderResult) -> None:
+        """eSIM Go put the bundle on another ICCID: never hand that over; refund, investigate."""
+        got = ", ".join(result.iccids)
+        reason = (
+            f"ICCID mismatch: top-up of {order.iccid}, eSIM Go assigned {got} "
+            f"(eSIM Go order {result.reference}); needs investigation"
+        )
+        log.error("order %s: %s", order.public_id, reason)
+        # The reference is kept so that no other order adopts this eSIM Go order.
+        if not await self._move(
+            order,
+            OrderStatus.FAILED,
+            failure_reason=reason,
+            next_attempt_at=None,
+            esimgo_order_reference=result.reference or None,
+        ):
+            return
+        await self._alerts.alert(
+            self._messenger,
+            f"🚨 Top-up order {order.public_id} ({order.bundle_name}, user "
+            f"{order.telegram_user_id}): requested ICCID {order.iccid}, eSIM Go returned {got} "
+            f"(eSIM Go order {result.reference}). Not delivered; the user is being refunded. "
+            "Check the eSIM Go account: the bundle was bought onto the other ICCID.",
+        )
+        fresh = await self._reload(order)
+        if fresh is not None:
+            await self._refund(fresh)
+
     async def _fail(self, order: Order, reason: str) -> None:
         log.warning("order %s: giving up: %s", order.public_id, reason)
         if await self._move(
@@ -552,13 +656,19 @@ class FulfilmentWorker:
     # -- deliver ------------------------------------------------------------------------------
 
     async def _deliver(self, order: Order) -> None:
-        if order.delivered_at is not None or not order.qr_code:
+        topup = order.kind == TOPUP
+        if order.delivered_at is not None or not (order.qr_code or topup):
             await self._release(order, None, order.failure_reason)
             return
-        png = await asyncio.to_thread(render_qr_png, order.qr_code)
-        caption, keyboard = self._delivery_text(order, order.qr_code)
         try:
-            await self._messenger.send_photo(order.chat_id, png, caption, keyboard)
+            if topup:
+                text, keyboard = await self._topup_text(order)
+                await self._messenger.send_text(order.chat_id, text, keyboard)
+            else:
+                assert order.qr_code is not None
+                png = await asyncio.to_thread(render_qr_png, order.qr_code)
+                caption, keyboard = self._delivery_text(order, order.qr_code)
+                await self._messenger.send_photo(order.chat_id, png, caption, keyboard)
         except RecipientUnavailableError as exc:
             log.warning("order %s: user unreachable, delivery given up: %s", order.public_id, exc)
             await self._release(order, None, f"recipient unavailable: {exc}")
@@ -585,6 +695,24 @@ class FulfilmentWorker:
             failure_reason=None,
         )
         log.info("order %s: eSIM sent to user %s", order.public_id, order.telegram_user_id)
+
+    async def _topup_text(self, order: Order) -> tuple[str, Keyboard | None]:
+        """No QR for a top-up: which plan went onto which eSIM, and a way to open it."""
+        lang = order.language
+        bundle = self._catalogue.catalogue.by_name(order.bundle_name) if self._catalogue else None
+        iccid = order.iccid or ""
+        text = self._translator.gettext(TOPUP_DELIVERED_TEXT, lang).format(
+            plan=f"<b>{html.escape(plan_title(order, bundle, self._translator))}</b>",
+            tail=f"…{html.escape(iccid[-4:])}",
+        )
+        if self._open_esim_callback is None:
+            return text, None
+        async with self._session_factory() as session:
+            esim = await OrderRepository(session).esim_by_iccid(iccid)
+        if esim is None or esim.telegram_user_id != order.telegram_user_id:
+            return text, None
+        label = self._translator.gettext(OPEN_ESIM, lang)
+        return text, [[Button(text=label, callback_data=self._open_esim_callback(esim.id))]]
 
     def _delivery_text(self, order: Order, lpa: str) -> tuple[str, Keyboard]:
         lang = order.language
@@ -641,7 +769,11 @@ class FulfilmentWorker:
         ):
             return
         stray = (order.failure_reason or "").startswith(STRAY)
-        await self._tell(order, STRAY_REFUNDED_TEXT if stray else REFUNDED_TEXT, price)
+        if stray:
+            text = STRAY_REFUNDED_TEXT
+        else:
+            text = TOPUP_REFUNDED_TEXT if order.kind == TOPUP else REFUNDED_TEXT
+        await self._tell(order, text, price)
         if not stray:
             await self._alerts.alert(
                 self._messenger,
@@ -659,7 +791,9 @@ class FulfilmentWorker:
             failure_reason=why or order.failure_reason,
         ):
             return
-        await self._tell(order, REFUND_DUE_TEXT, price)
+        await self._tell(
+            order, TOPUP_REFUND_DUE_TEXT if order.kind == TOPUP else REFUND_DUE_TEXT, price
+        )
         await self._alerts.alert(
             self._messenger,
             f"💸 Refund due by hand: order {order.public_id}, user {order.telegram_user_id}, "

@@ -1,4 +1,8 @@
-"""Orders before fulfilment: create and price, confirm with eSIM Go, check and record payments."""
+"""Orders before fulfilment: create and price, confirm with eSIM Go, check and record payments.
+
+A top-up (`kind` "topup") is an order for a bundle onto an eSIM the user already owns (`iccid`);
+it follows the same path, with the eSIM's ownership checked again at each money step.
+"""
 
 from __future__ import annotations
 
@@ -15,11 +19,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.base import utcnow
-from db.models import Order, OrderStatus
+from db.models import Esim, Order, OrderStatus
 from db.repositories.orders import OrderRepository
-from services.catalogue import CatalogueService
+from services.catalogue import Catalogue, CatalogueService
 from services.esimgo.client import EsimGoClient
-from services.esimgo.errors import EsimGoError
+from services.esimgo.errors import EsimGoError, NotFoundError
 from services.esimgo.models import Bundle, Organisation
 from services.pricing import PricingService
 
@@ -30,6 +34,9 @@ UNPAID_TTL = timedelta(days=1)
 BALANCE_CACHE_SECONDS = 60.0
 # failure_reason of a payment with no order to serve: refunded with its own message.
 STRAY = "stray: "
+# orders.kind
+NEW = "new"
+TOPUP = "topup"
 _ID_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read out to support
 
 
@@ -43,6 +50,7 @@ class Prepared(enum.StrEnum):
     LOW_BALANCE = "low_balance"  # our eSIM Go balance cannot pay for it: alert admins
     UNAVAILABLE = "unavailable"  # eSIM Go refuses or is unreachable right now
     NOT_PAYABLE = "not_payable"  # cancelled, expired or already paid
+    ESIM_GONE = "esim_gone"  # a top-up whose eSIM is no longer the user's (order cancelled)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +59,43 @@ class Preparation:
     order: Order
     old_price: int | None = None
     balance: Decimal | None = None
+    esim: Esim | None = None  # the eSIM a top-up goes onto
+
+
+class TopUpStatus(enum.StrEnum):
+    READY = "ready"
+    NOT_FOUND = "not_found"  # no such eSIM, or someone else's
+    DELETED = "deleted"  # eSIM Go deleted it: nothing can go onto it any more
+    NO_PLANS = "no_plans"  # its country is unknown or nothing is sold for it now
+
+
+@dataclass(frozen=True, slots=True)
+class TopUpTarget:
+    """An eSIM to top up and the bundles offered for it: the country's own, then shared ones.
+
+    `iso` is the eSIM's country; when only its region is known `area` is the bundle it was
+    bought with, whose coverage every offered bundle includes.
+    """
+
+    status: TopUpStatus
+    esim: Esim | None = None
+    iso: str | None = None
+    area: Bundle | None = None
+    own: tuple[Bundle, ...] = ()
+    shared: tuple[Bundle, ...] = ()
+
+    def offers(self, bundle_name: str) -> bool:
+        return any(b.name == bundle_name for b in (*self.own, *self.shared))
+
+
+class Compatibility(enum.StrEnum):
+    COMPATIBLE = "compatible"
+    INCOMPATIBLE = "incompatible"
+    UNAVAILABLE = "unavailable"  # eSIM Go could not say
+
+
+def _is_iso(code: str) -> bool:
+    return len(code) == 2 and code.isascii() and code.isalpha()
 
 
 class PreCheckoutRefusal(enum.StrEnum):
@@ -59,6 +104,7 @@ class PreCheckoutRefusal(enum.StrEnum):
     ALREADY_PAID = "already_paid"
     EXPIRED = "expired"
     NO_LONGER_SOLD = "no_longer_sold"
+    ESIM_GONE = "esim_gone"
 
 
 class PaymentOutcome(enum.StrEnum):
@@ -103,8 +149,9 @@ class OrderService:
         language: str,
         country_code: str | None,
         country_name: str | None,
+        topup_iccid: str | None = None,
     ) -> Order:
-        """A new order awaiting payment, priced from the catalogue."""
+        """An order awaiting payment, priced from the catalogue; a top-up of `topup_iccid`."""
         price = self._pricing.retail_price(bundle.price)
         now = self._clock()
         order = Order(
@@ -113,7 +160,8 @@ class OrderService:
             telegram_username=username,
             chat_id=chat_id,
             language=language,
-            kind="new",
+            kind=TOPUP if topup_iccid else NEW,
+            iccid=topup_iccid,
             bundle_name=bundle.name,
             country_code=country_code,
             country_name=country_name,
@@ -130,14 +178,72 @@ class OrderService:
         await OrderRepository(session).add(order)
         await session.commit()
         log.info(
-            "order %s created: %s for user %s, %s %s",
+            "order %s created: %s %s for user %s, %s %s",
             order.public_id,
+            order.kind,
             bundle.name,
             user_id,
             order.price,
             order.price_currency,
         )
         return order
+
+    # -- top-ups ------------------------------------------------------------------------------
+
+    async def topup_target(self, session: AsyncSession, esim_id: int, user_id: int) -> TopUpTarget:
+        """The user's eSIM and the bundles that may go onto it (compatibility is asked later)."""
+        repo = OrderRepository(session)
+        esim = await repo.owned_esim(esim_id, user_id)
+        if esim is None:
+            return TopUpTarget(TopUpStatus.NOT_FOUND)
+        if esim.deleted_at is not None:
+            return TopUpTarget(TopUpStatus.DELETED, esim)
+        catalogue = self._catalogue.catalogue
+        orders = await repo.orders_of_iccid(esim.iccid, user_id)
+        bought = [b for o in orders if (b := catalogue.by_name(o.bundle_name)) is not None]
+        codes = [
+            esim.country_code,
+            *(o.country_code for o in orders),
+            *(b.coverage[0].iso for b in bought if not b.is_multi_country),
+        ]
+        iso = next(
+            (c.upper() for c in codes if c and _is_iso(c) and catalogue.has_country(c)), None
+        )
+        if iso is not None:
+            own, shared = catalogue.own_bundles(iso), catalogue.shared_bundles(iso)
+            if own or shared:
+                return TopUpTarget(TopUpStatus.READY, esim, iso, None, tuple(own), tuple(shared))
+        # Bought as a regional plan from no particular country: offer what covers that region.
+        for area in bought:
+            if shared := _covering(catalogue, area):
+                return TopUpTarget(TopUpStatus.READY, esim, None, area, (), tuple(shared))
+        return TopUpTarget(TopUpStatus.NO_PLANS, esim)
+
+    async def check_compatible(self, iccid: str, bundle_name: str) -> Compatibility:
+        """Ask eSIM Go whether the bundle can go onto this eSIM (providers differ)."""
+        try:
+            compatible = await self._esimgo.is_compatible(iccid, bundle_name)
+        except NotFoundError as exc:
+            log.info(
+                "top-up of %s with %s: eSIM Go does not know one: %s", iccid, bundle_name, exc
+            )
+            return Compatibility.INCOMPATIBLE
+        except EsimGoError as exc:
+            log.warning("top-up of %s with %s: compatibility unknown: %s", iccid, bundle_name, exc)
+            return Compatibility.UNAVAILABLE
+        if not compatible:
+            log.info("top-up of %s with %s: not compatible", iccid, bundle_name)
+            return Compatibility.INCOMPATIBLE
+        return Compatibility.COMPATIBLE
+
+    async def topup_esim(self, session: AsyncSession, order: Order) -> Esim | None:
+        """The eSIM a top-up order goes onto, if it still belongs to the order's user."""
+        if order.kind != TOPUP or not order.iccid:
+            return None
+        esim = await OrderRepository(session).esim_by_iccid(order.iccid)
+        if esim is None or esim.telegram_user_id != order.telegram_user_id:
+            return None
+        return esim if esim.deleted_at is None else None
 
     async def owned(self, session: AsyncSession, public_id: str, user_id: int) -> Order | None:
         """The order, only if it belongs to this user."""
@@ -170,8 +276,16 @@ class OrderService:
             if order.status == OrderStatus.AWAITING_PAYMENT.value:
                 await self.cancel(session, order, reason="expired")
             return Preparation(Prepared.NOT_PAYABLE, order)
+        esim: Esim | None = None
+        if order.kind == TOPUP:
+            esim = await self.topup_esim(session, order)
+            if esim is None:
+                await self.cancel(session, order, reason="the eSIM is no longer the user's")
+                return Preparation(Prepared.ESIM_GONE, order)
         try:
-            validation = await self._esimgo.validate_order(order.bundle_name)
+            validation = await self._esimgo.validate_order(
+                order.bundle_name, iccid=esim.iccid if esim is not None else None
+            )
         except EsimGoError as exc:
             log.warning("order %s: validate failed: %s", order.public_id, exc)
             return Preparation(Prepared.UNAVAILABLE, order)
@@ -188,10 +302,12 @@ class OrderService:
             log.warning("order %s: eSIM Go says invalid: %s", order.public_id, validation.message)
             return Preparation(Prepared.UNAVAILABLE, order)
         if cost == order.cost:
-            return Preparation(Prepared.READY, order)
-        return await self._reprice(session, order, cost)
+            return Preparation(Prepared.READY, order, esim=esim)
+        return await self._reprice(session, order, cost, esim)
 
-    async def _reprice(self, session: AsyncSession, order: Order, cost: Decimal) -> Preparation:
+    async def _reprice(
+        self, session: AsyncSession, order: Order, cost: Decimal, esim: Esim | None
+    ) -> Preparation:
         old_price = order.price
         price = self._pricing.retail_price(cost)
         repo = OrderRepository(session)
@@ -207,7 +323,7 @@ class OrderService:
         fresh = await repo.get(order.id)
         assert fresh is not None
         if not won:
-            return Preparation(Prepared.NOT_PAYABLE, fresh)
+            return Preparation(Prepared.NOT_PAYABLE, fresh, esim=esim)
         log.info(
             "order %s repriced: cost %s → %s, price %s → %s %s",
             order.public_id,
@@ -218,8 +334,8 @@ class OrderService:
             price.currency,
         )
         if price.amount == old_price:
-            return Preparation(Prepared.READY, fresh)
-        return Preparation(Prepared.PRICE_CHANGED, fresh, old_price=old_price)
+            return Preparation(Prepared.READY, fresh, esim=esim)
+        return Preparation(Prepared.PRICE_CHANGED, fresh, old_price=old_price, esim=esim)
 
     async def cancel(self, session: AsyncSession, order: Order, *, reason: str = "user") -> bool:
         """awaiting_payment → cancelled; False if it was paid or cancelled meanwhile."""
@@ -265,6 +381,8 @@ class OrderService:
             return PreCheckoutRefusal.EXPIRED
         if self._catalogue.catalogue.by_name(order.bundle_name) is None:
             return PreCheckoutRefusal.NO_LONGER_SOLD
+        if order.kind == TOPUP and await self.topup_esim(session, order) is None:
+            return PreCheckoutRefusal.ESIM_GONE
         return None
 
     async def record_payment(
@@ -350,7 +468,8 @@ class OrderService:
             telegram_username=order.telegram_username if order is not None else None,
             chat_id=order.chat_id if order is not None else user_id,
             language=order.language if order is not None else "en",
-            kind=order.kind if order is not None else "new",
+            kind=order.kind if order is not None else NEW,
+            iccid=order.iccid if order is not None and order.kind == TOPUP else None,
             bundle_name=order.bundle_name if order is not None else "unknown",
             country_code=order.country_code if order is not None else None,
             country_name=order.country_name if order is not None else None,
@@ -370,3 +489,15 @@ class OrderService:
             **paid,
         )
         return await repo.add(stray)
+
+
+def _covering(catalogue: Catalogue, area: Bundle) -> list[Bundle]:
+    """Shared bundles whose coverage includes all of `area`'s countries (itself among them)."""
+    wanted = [c.iso for c in area.coverage if _is_iso(c.iso)]
+    if not wanted:
+        return []
+    return [
+        b
+        for b in catalogue.shared_bundles(wanted[0])
+        if set(wanted) <= {c.iso for c in b.coverage}
+    ]

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from babel.dates import format_date
 from babel.numbers import format_decimal
@@ -44,6 +44,9 @@ class BundleLike(Protocol):
     def start_at(self) -> datetime | None: ...
     @property
     def end_at(self) -> datetime | None: ...
+
+
+B = TypeVar("B", bound=BundleLike)
 
 
 class EsimState(enum.StrEnum):
@@ -92,8 +95,10 @@ def used_fraction(bundle: BundleLike) -> Decimal | None:
         return None
     if bundle.state.lower() == "depleted":
         return Decimal(1)
-    remaining = bundle.remaining_bytes if bundle.remaining_bytes is not None else 0
-    remaining = min(max(remaining, 0), bundle.initial_bytes)
+    if bundle.remaining_bytes is None:
+        # A callback can bring the plan size before any usage figure: unknown, not used up.
+        return None
+    remaining = min(max(bundle.remaining_bytes, 0), bundle.initial_bytes)
     return Decimal(bundle.initial_bytes - remaining) / Decimal(bundle.initial_bytes)
 
 
@@ -149,31 +154,68 @@ def usage_line(bundle: BundleLike, lang: str, translator: Translator) -> str:
     return " · ".join(parts)
 
 
+def is_finished(bundle: BundleLike) -> bool:
+    return bundle.state.strip().lower() not in LIVE_STATES
+
+
+def percent_left(bundle: BundleLike, lang: str, translator: Translator) -> str | None:
+    """`48 % left` for a live plan; None when unknown, unlimited or over."""
+    used = used_fraction(bundle)
+    if used is None or is_finished(bundle):
+        return None
+    return translator.gettext("{percent} left", lang).format(
+        percent=format_percent(1 - used, lang)
+    )
+
+
+def finished_line(bundle: BundleLike, lang: str, translator: Translator) -> str:
+    """`used up` or `expired on 12 Dec` for a plan that is over."""
+    if bundle.state.strip().lower() == "depleted":
+        return translator.gettext(STATE_LABELS[EsimState.USED_UP], lang)
+    if bundle.end_at is not None:
+        return translator.gettext("expired on {date}", lang).format(
+            date=format_day(bundle.end_at, lang)
+        )
+    return translator.gettext(STATE_LABELS[EsimState.EXPIRED], lang)
+
+
+def plan_line(bundle: BundleLike, lang: str, translator: Translator) -> str:
+    """The usage line of a live plan, or how a finished one ended."""
+    if is_finished(bundle):
+        return finished_line(bundle, lang, translator)
+    return usage_line(bundle, lang, translator)
+
+
 @dataclass(frozen=True, slots=True)
-class BundleGroups:
+class BundleGroups(Generic[B]):
     """A whole eSIM's bundles split for display: the one shown, those waiting, those done."""
 
-    current: BundleLike | None
-    queued: tuple[BundleLike, ...]
-    finished: tuple[BundleLike, ...]
+    current: B | None
+    queued: tuple[B, ...]
+    finished: tuple[B, ...]
 
 
-def group_bundles(bundles: Sequence[BundleLike]) -> BundleGroups:
-    """The active bundle (soonest end first) is current; else the first queued; else the last."""
+def group_bundles(bundles: Sequence[B]) -> BundleGroups[B]:
+    """The active bundle (soonest end first) is current; else the first queued; else the last.
+
+    Finished ones come newest first.
+    """
     active = [b for b in bundles if b.state.lower() == "active"]
     waiting = sorted(
         (b for b in bundles if b.state.lower() in {"queued", "processing"}),
         key=lambda b: (b.assigned_at is None, b.assigned_at or _DAWN),
     )
-    done = [b for b in bundles if b.state.lower() not in LIVE_STATES]
-    current: BundleLike | None
+    done = sorted(
+        (b for b in bundles if is_finished(b)),
+        key=lambda b: b.end_at or b.assigned_at or _DAWN,
+        reverse=True,
+    )
+    current: B | None
     if active:
         active.sort(key=lambda b: (b.end_at is None, b.end_at or _DAWN))
-        current = active[0]
-        queued = tuple(waiting)
+        current, queued = active[0], tuple(waiting)
     elif waiting:
         current, queued = waiting[0], tuple(waiting[1:])
     else:
-        done.sort(key=lambda b: b.end_at or b.assigned_at or _DAWN, reverse=True)
         current, queued = (done[0] if done else None), ()
     return BundleGroups(current=current, queued=queued, finished=tuple(done))

@@ -39,11 +39,14 @@ class MyEsimsRepository:
 
     async def esim(self, esim_id: int, owner_id: int) -> Esim | None:
         result = await self.session.execute(
-            select(Esim).where(
+            select(Esim)
+            .where(
                 Esim.id == esim_id,
                 Esim.telegram_user_id == owner_id,
                 Esim.deleted_at.is_(None),
             )
+            # The tracker writes through its own session: a row read earlier here may be stale.
+            .execution_options(populate_existing=True)
         )
         return result.scalar_one_or_none()
 
@@ -69,5 +72,21 @@ class MyEsimsRepository:
             select(EsimBundle)
             .where(EsimBundle.iccid.in_(owned))
             .order_by(EsimBundle.assigned_at.desc(), EsimBundle.id.desc())
+            .execution_options(populate_existing=True)
         )
         return result.scalars().all()
+
+    async def bundles_by_iccid(self, owner_id: int) -> dict[str, list[EsimBundle]]:
+        """Bundle rows of all the owner's eSIMs in one query, keyed by ICCID."""
+        owned = select(Esim.iccid).where(
+            Esim.telegram_user_id == owner_id, Esim.deleted_at.is_(None)
+        )
+        result = await self.session.execute(
+            select(EsimBundle)
+            .where(EsimBundle.iccid.in_(owned))
+            .order_by(EsimBundle.assigned_at.desc(), EsimBundle.id.desc())
+        )
+        grouped: dict[str, list[EsimBundle]] = {}
+        for row in result.scalars():
+            grouped.setdefault(row.iccid, []).append(row)
+        return grouped

@@ -180,3 +180,31 @@ class OrderRepository:
         self.session.add(esim)
         await self.session.flush()
         return esim
+
+    async def owned_esim(self, esim_id: int, owner_id: int) -> Esim | None:
+        """The owner's eSIM by id, deleted ones included (the caller tells why it is unusable)."""
+        result = await self.session.execute(
+            select(Esim)
+            .where(Esim.id == esim_id, Esim.telegram_user_id == owner_id)
+            .execution_options(populate_existing=True)
+        )
+        return result.scalar_one_or_none()
+
+    async def orders_of_iccid(self, iccid: str, owner_id: int) -> list[Order]:
+        """The owner's orders linked to an eSIM (its first order and top-ups), newest first."""
+        result = await self.session.execute(
+            select(Order)
+            .where(Order.iccid == iccid, Order.telegram_user_id == owner_id)
+            .order_by(Order.created_at.desc(), Order.id.desc())
+        )
+        return list(result.scalars().all())
+
+    async def mark_topped_up(self, iccid: str, owner_id: int) -> bool:
+        """A bundle went onto the eSIM: track it again and forget a scheduled deletion."""
+        result = await self.session.execute(
+            update(Esim)
+            .where(Esim.iccid == iccid, Esim.telegram_user_id == owner_id)
+            .values(tracking=True, deletion_scheduled_at=None)
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0) or 0) == 1

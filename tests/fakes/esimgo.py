@@ -93,6 +93,8 @@ class FakeEsimGo:
         self.iccids_as_numbers = False  # send ICCIDs as JSON numbers
         self.assignments_csv_always = False  # ignore Accept and answer text/csv
         self.bundle_state_case = "lower"  # or "title" ("Active") or "upper"
+        # Misbehave on top-ups: put the bundle on a brand-new eSIM despite allowReassign false.
+        self.topups_to_new_iccid = False
         self.faults: dict[str, list[Fault]] = {}
         self._rng = random.Random(1234)
         self._runner: web.AppRunner | None = None
@@ -462,7 +464,7 @@ class FakeEsimGo:
         for line, bundle, unit in priced:
             quantity = int(line.get("quantity", 1))
             iccids = [str(i) for i in line.get("iccids") or []]
-            if not iccids:
+            if not iccids or self.topups_to_new_iccid:
                 iccids = [self.add_esim()["iccid"] for _ in range(quantity)]
             for iccid in iccids:
                 self.assign_bundle(iccid, bundle["name"], reference)
