@@ -15,7 +15,7 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.messenger import to_markup
+from bot.messenger import AiogramMessenger, to_markup
 from db.base import utcnow
 from db.repositories.esims import MyEsimsRepository
 from handlers.callbacks import MenuCallback
@@ -35,6 +35,7 @@ from handlers.render import Screen
 from services.catalogue import CatalogueService
 from services.i18n import Translator
 from services.install import delivery_caption, delivery_keyboard, install_instructions
+from services.notifications import Notifier
 from services.qr import lpa_string, render_qr_png
 from services.tracking import TrackingService
 
@@ -114,6 +115,8 @@ async def on_open_esim(
     session: AsyncSession,
     catalogue: CatalogueService,
     tracking: TrackingService,
+    notifier: Notifier,
+    bot: Bot,
     translator: Translator,
     language: str,
     callback_answer: CallbackAnswer,
@@ -125,8 +128,8 @@ async def on_open_esim(
     if esim is None:
         _refuse(callback_answer)
         return
-    # No messenger: news such as "plan started" would land below the screen the user asked
-    # for and push it up; the regular poll sends them from the state stored here.
+    # News found by this read ("plan started", "used up") goes out after the screen, below it;
+    # the poller may never see it again once the eSIM's last plan has finished.
     try:
         refreshed = await asyncio.wait_for(tracking.refresh(esim.iccid), REFRESH_WAIT_SECONDS)
     except TimeoutError:
@@ -150,6 +153,8 @@ async def on_open_esim(
         callback_data.page,
     )
     await show(query, screen)
+    if refreshed:
+        await notifier.evaluate(AiogramMessenger(bot), esim, bundles)
 
 
 async def on_open_order(

@@ -29,7 +29,7 @@ from services.messenger import (
 from services.usage import (
     FINISHED_STATES,
     format_bytes,
-    format_day,
+    format_long_day,
     is_installed,
     used_fraction,
 )
@@ -209,7 +209,7 @@ class Notifier:
             if bundle.end_at is not None:
                 text = self._(
                     "🚀 Your plan {plan} has started. It is valid until {date}.", lang
-                ).format(plan=label, date=format_day(bundle.end_at, lang))
+                ).format(plan=label, date=format_long_day(bundle.end_at, lang))
             else:
                 text = self._("🚀 Your plan {plan} has started.", lang).format(plan=label)
             await once("started", text)
@@ -234,7 +234,7 @@ class Notifier:
         ):
             text = self._(
                 "⏰ Your plan {plan} ends in less than 24 hours, on {date}.", lang
-            ).format(plan=label, date=format_day(bundle.end_at, lang))
+            ).format(plan=label, date=format_long_day(bundle.end_at, lang))
             await once("expiry24h", text, topup)
         return sent
 
@@ -247,7 +247,7 @@ class Notifier:
             "🗑 Your eSIM ending in {tail} has had no active plan for a long time and will be "
             "deleted around {date}. Top up to keep it.",
             lang,
-        ).format(tail=html.escape(esim.iccid[-4:]), date=format_day(deadline, lang))
+        ).format(tail=html.escape(esim.iccid[-4:]), date=format_long_day(deadline, lang))
         keyboard = self._topup_keyboard(esim, self._("Top up to keep it", lang))
         key = f"esim:{esim.iccid}:deletion:{when.date().isoformat()}"
         return await self.send_once(

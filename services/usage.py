@@ -125,6 +125,11 @@ def format_day(moment: datetime, lang: str) -> str:
     return format_date(moment.date(), format="d MMM", locale=lang)
 
 
+def format_long_day(moment: datetime, lang: str) -> str:
+    """12 December / 12 декабря: for sentences, where "дек." would end in a double stop."""
+    return format_date(moment.date(), format="d MMMM", locale=lang)
+
+
 def format_percent(fraction: Decimal, lang: str) -> str:
     whole = int((fraction * 100).to_integral_value(ROUND_HALF_UP))
     return f"{whole}\u00a0%"

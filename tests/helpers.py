@@ -264,9 +264,11 @@ class BotEnv:
         update = callback_update(user, data, message_id, message_text=text)
         return await self.feed(update)
 
-    async def tap(self, user: User, button_text: str) -> list[ApiCall]:
-        """Press the button whose text contains `button_text` on the bot's last message."""
-        screen = self.screen(user)
+    async def tap(
+        self, user: User, button_text: str, message_id: int | None = None
+    ) -> list[ApiCall]:
+        """Press the button whose text contains `button_text` (default: on the last message)."""
+        screen = self.screen(user) if message_id is None else self.message(user, message_id)
         data = screen.button(button_text).get("callback_data")
         assert data, f"button {button_text!r} has no callback data"
         return await self.press(user, str(data), screen.message_id)
@@ -274,6 +276,10 @@ class BotEnv:
     def screen(self, user: User) -> StoredMessage:
         """What the user sees now: the bot's latest message in their chat (after edits)."""
         return self.fake_telegram.last_bot_message(user.id)
+
+    def message(self, user: User, message_id: int) -> StoredMessage:
+        """One message of the user's chat as it is now (after edits)."""
+        return self.fake_telegram.messages[(user.id, message_id)]
 
 
 def answers(calls: list[ApiCall]) -> list[ApiCall]:

@@ -181,8 +181,9 @@ async def test_open_esim_shows_details_and_history(bot_env: BotEnv) -> None:
     await _seed(bot_env)
     alice = make_user(ALICE)
     await bot_env.send(alice, "/myesims")
+    screen_id = bot_env.screen(alice).message_id
     await bot_env.tap(alice, "Thailand · 1 GB · 7 days · Mar 10")
-    screen = bot_env.screen(alice)
+    screen = bot_env.message(alice, screen_id)
     assert ICCID in (screen.text or "")
     assert "Status: in use" in (screen.text or "")
     assert "THAI0001" in (screen.html or "")
@@ -193,12 +194,12 @@ async def test_open_esim_shows_details_and_history(bot_env: BotEnv) -> None:
         "Top up",
         "Back",
     ]
-    await bot_env.tap(alice, "How to install")
-    assert "iPhone" in (bot_env.screen(alice).text or "")
-    await bot_env.tap(alice, "Back")
-    assert ICCID in (bot_env.screen(alice).text or "")
-    await bot_env.tap(alice, "Back")
-    assert "My eSIMs and orders" in (bot_env.screen(alice).text or "")
+    await bot_env.tap(alice, "How to install", screen_id)
+    assert "iPhone" in (bot_env.message(alice, screen_id).text or "")
+    await bot_env.tap(alice, "Back", screen_id)
+    assert ICCID in (bot_env.message(alice, screen_id).text or "")
+    await bot_env.tap(alice, "Back", screen_id)
+    assert "My eSIMs and orders" in (bot_env.message(alice, screen_id).text or "")
 
 
 async def test_open_unpaid_order_explains_its_status(bot_env: BotEnv) -> None:

@@ -64,8 +64,10 @@ async def open_esim(env: BotEnv, esim_id: int, language: str = "en") -> StoredMe
     """Alice sends /myesims and opens the eSIM; returns the screen she sees."""
     alice = make_user(ALICE, language_code=language)
     await env.send(alice, "/myesims")
-    await env.press(alice, MyEsimsCallback(action="esim", id=esim_id))
-    return env.screen(alice)
+    screen_id = env.screen(alice).message_id
+    await env.press(alice, MyEsimsCallback(action="esim", id=esim_id), screen_id)
+    # The screen is edited in place; news found by the refresh may follow it as new messages.
+    return env.message(alice, screen_id)
 
 
 async def stored_bundle(env: BotEnv, name: str) -> EsimBundle:
@@ -124,19 +126,23 @@ async def test_a_second_open_within_a_minute_uses_the_cache(bot_env: BotEnv) -> 
     esim_id = await seed(bot_env)
     alice = make_user(ALICE)
 
-    await open_esim(bot_env, esim_id)
+    screen_id = (await open_esim(bot_env, esim_id)).message_id
     fake.set_usage(ICCID, remaining_bytes=1_000_000_000)
-    await bot_env.tap(alice, "Back")
-    await bot_env.press(alice, MyEsimsCallback(action="esim", id=esim_id))
+    await bot_env.tap(alice, "Back", screen_id)
+    await bot_env.press(alice, MyEsimsCallback(action="esim", id=esim_id), screen_id)
 
     assert len(fake.calls(ESIM_ROUTE)) == 1 and len(fake.calls(BUNDLES_ROUTE)) == 1
-    assert "2.4 GB of 5 GB left" in (bot_env.screen(alice).text or "")
+    assert "2.4 GB of 5 GB left" in (bot_env.message(alice, screen_id).text or "")
 
     await age_last_poll(bot_env, timedelta(minutes=2))
-    await bot_env.press(alice, MyEsimsCallback(action="esim", id=esim_id))
+    await bot_env.press(alice, MyEsimsCallback(action="esim", id=esim_id), screen_id)
 
     assert len(fake.calls(ESIM_ROUTE)) == 2 and len(fake.calls(BUNDLES_ROUTE)) == 2
-    assert "▓▓▓▓▓▓░░ 80\u00a0% · 1 GB of 5 GB left" in (bot_env.screen(alice).text or "")
+    text = bot_env.message(alice, screen_id).text or ""
+    assert "▓▓▓▓▓▓░░ 80\u00a0% · 1 GB of 5 GB left" in text
+    # The fresh read crossed 80 %: the warning with "Top up" follows the screen, once.
+    warnings = [m for m in bot_env.fake_telegram.chat(ALICE) if "used 80" in (m.text or "")]
+    assert len(warnings) == 1 and "Top up" in warnings[0].button_texts()[0]
 
 
 async def test_the_list_shows_state_and_data_left_from_stored_data_only(
@@ -281,7 +287,8 @@ async def test_a_russian_user_sees_it_in_russian(bot_env: BotEnv) -> None:
     esim_id = await seed(bot_env, language="ru")
     alice = make_user(ALICE, language_code="ru")
 
-    text = (await open_esim(bot_env, esim_id, "ru")).text or ""
+    screen = await open_esim(bot_env, esim_id, "ru")
+    text = screen.text or ""
 
     bundle = await stored_bundle(bot_env, TH_5GB)
     end = until(bundle.end_at, "ru")
@@ -291,6 +298,6 @@ async def test_a_russian_user_sees_it_in_russian(bot_env: BotEnv) -> None:
     assert "В очереди" in text and "Обновлено только что" in text
     assert re.search(r"до \d{1,2} [а-я]+\.?$", text.split("\n")[2])
 
-    await bot_env.tap(alice, "Назад")
-    listing = bot_env.screen(alice).text or ""
+    await bot_env.tap(alice, "Назад", screen.message_id)
+    listing = bot_env.message(alice, screen.message_id).text or ""
     assert "используется · осталось 48\u00a0%" in listing
