@@ -18,7 +18,7 @@ import contextlib
 import html
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -522,31 +522,75 @@ class FulfilmentWorker:
             "failure_reason": None,
             "next_attempt_at": now,  # delivery is due
         }
+
+        async def write(session: AsyncSession) -> bool:
+            repo = OrderRepository(session)
+            # Read before writing: keeps SQLite's write lock as short as possible.
+            known = await repo.esim_by_iccid(esim.iccid) is not None
+            won = await repo.transition(
+                order.id,
+                OrderStatus.FULFILLING,
+                OrderStatus.DELIVERED,
+                self._mine(order),
+                **values,
+            )
+            if won and not known:
+                await repo.add_esim(
+                    Esim(
+                        iccid=esim.iccid,
+                        telegram_user_id=order.telegram_user_id,
+                        first_order_id=order.id,
+                        smdp_address=esim.smdp_host,
+                        matching_id=esim.matching_id,
+                        lpa=lpa,
+                        country_code=order.country_code,
+                        tracking=True,
+                    )
+                )
+            return won
+
+        await self._link_and_deliver(order, result, write, f"ICCID {esim.iccid}")
+
+    async def _store_topup(self, order: Order, result: OrderResult) -> None:
+        """The bundle must be on the very ICCID asked for; anything else is not delivered."""
+        iccids = result.iccids
+        if not iccids:
+            await self._details_late(order, result)
+            return
+        if order.iccid not in iccids:
+            await self._topup_landed_elsewhere(order, result)
+            return
+        iccid = order.iccid
+        assert iccid is not None
+
+        async def write(session: AsyncSession) -> bool:
+            repo = OrderRepository(session)
+            won = await repo.transition(
+                order.id,
+                OrderStatus.FULFILLING,
+                OrderStatus.DELIVERED,
+                self._mine(order),
+                esimgo_order_reference=result.reference,
+                failure_reason=None,
+                next_attempt_at=self._clock(),  # delivery is due
+            )
+            if won:
+                await repo.mark_topped_up(iccid, order.telegram_user_id)
+            return won
+
+        await self._link_and_deliver(order, result, write, f"top-up onto ICCID {iccid}")
+
+    async def _link_and_deliver(
+        self,
+        order: Order,
+        result: OrderResult,
+        write: Callable[[AsyncSession], Awaitable[bool]],
+        what: str,
+    ) -> None:
+        """Run `write` (the guarded step to delivered) in one transaction, then deliver."""
         try:
             async with self._session_factory() as session:
-                repo = OrderRepository(session)
-                # Read before writing: keeps SQLite's write lock as short as possible.
-                known = await repo.esim_by_iccid(esim.iccid) is not None
-                won = await repo.transition(
-                    order.id,
-                    OrderStatus.FULFILLING,
-                    OrderStatus.DELIVERED,
-                    self._mine(order),
-                    **values,
-                )
-                if won and not known:
-                    await repo.add_esim(
-                        Esim(
-                            iccid=esim.iccid,
-                            telegram_user_id=order.telegram_user_id,
-                            first_order_id=order.id,
-                            smdp_address=esim.smdp_host,
-                            matching_id=esim.matching_id,
-                            lpa=lpa,
-                            country_code=order.country_code,
-                            tracking=True,
-                        )
-                    )
+                won = await write(session)
                 await session.commit()
         except IntegrityError:
             # Another local order adopted this eSIM Go order meanwhile: look again for ours.
@@ -561,56 +605,10 @@ class FulfilmentWorker:
             log.warning("order %s: lost the lease while storing", order.public_id)
             return
         log.info(
-            "order %s: fulfilling → delivered (eSIM Go %s, ICCID %s)",
+            "order %s: fulfilling → delivered (eSIM Go %s, %s)",
             order.public_id,
             result.reference,
-            esim.iccid,
-        )
-        fresh = await self._reload(order)
-        if fresh is not None:
-            await self._deliver(fresh)
-
-    async def _store_topup(self, order: Order, result: OrderResult) -> None:
-        """The bundle must be on the very ICCID asked for; anything else is not delivered."""
-        iccids = result.iccids
-        if not iccids:
-            await self._details_late(order, result)
-            return
-        if order.iccid not in iccids:
-            await self._topup_landed_elsewhere(order, result)
-            return
-        assert order.iccid is not None
-        try:
-            async with self._session_factory() as session:
-                repo = OrderRepository(session)
-                won = await repo.transition(
-                    order.id,
-                    OrderStatus.FULFILLING,
-                    OrderStatus.DELIVERED,
-                    self._mine(order),
-                    esimgo_order_reference=result.reference,
-                    failure_reason=None,
-                    next_attempt_at=self._clock(),  # delivery is due
-                )
-                if won:
-                    await repo.mark_topped_up(order.iccid, order.telegram_user_id)
-                await session.commit()
-        except IntegrityError:
-            log.warning(
-                "order %s: eSIM Go order %s already linked elsewhere",
-                order.public_id,
-                result.reference,
-            )
-            await self._release(order, timedelta(0), f"{UNKNOWN}reference taken")
-            return
-        if not won:
-            log.warning("order %s: lost the lease while storing", order.public_id)
-            return
-        log.info(
-            "order %s: fulfilling → delivered (top-up, eSIM Go %s, ICCID %s)",
-            order.public_id,
-            result.reference,
-            order.iccid,
+            what,
         )
         fresh = await self._reload(order)
         if fresh is not None:
