@@ -172,7 +172,7 @@ async def _target(
 
 async def on_topup(
     query: CallbackQuery,
-    callback_data: TopUpCallback,
+    callback_data: TopUpCallback | TopUpPageCallback,
     session: AsyncSession,
     language: str,
     catalogue: CatalogueService,
@@ -180,27 +180,12 @@ async def on_topup(
     orders: OrderService,
     callback_answer: CallbackAnswer,
 ) -> None:
+    """Top up pressed (first page of plans) or a page of them turned."""
     found = await _target(query, callback_data.esim_id, session, orders, callback_answer)
     if found is not None:
         target, esim = found
-        await show(query, plans_screen(catalogue, pricing, language, target, esim, 0))
-
-
-async def on_page(
-    query: CallbackQuery,
-    callback_data: TopUpPageCallback,
-    session: AsyncSession,
-    language: str,
-    catalogue: CatalogueService,
-    pricing: PricingService,
-    orders: OrderService,
-    callback_answer: CallbackAnswer,
-) -> None:
-    found = await _target(query, callback_data.esim_id, session, orders, callback_answer)
-    if found is not None:
-        target, esim = found
-        screen = plans_screen(catalogue, pricing, language, target, esim, callback_data.page)
-        await show(query, screen)
+        page = callback_data.page if isinstance(callback_data, TopUpPageCallback) else 0
+        await show(query, plans_screen(catalogue, pricing, language, target, esim, page))
 
 
 async def on_pick(
@@ -263,6 +248,6 @@ def create_router() -> Router:
     """A fresh router each call: a router can belong to one dispatcher only."""
     router = Router(name="topup")
     router.callback_query.register(on_topup, TopUpCallback.filter())
-    router.callback_query.register(on_page, TopUpPageCallback.filter())
+    router.callback_query.register(on_topup, TopUpPageCallback.filter())
     router.callback_query.register(on_pick, TopUpPickCallback.filter())
     return router
