@@ -16,8 +16,9 @@ from aiogram.fsm.storage.memory import MemoryStorage
 from bot.config import Settings
 from bot.deps import AppDeps
 from bot.messenger import AiogramMessenger
+from bot.middlewares import KeepResponseModels
 from db.engine import create_engine, create_session_factory
-from handlers.topup import topup_callback_data
+from handlers.topup import open_esim_callback_data, topup_callback_data
 from services.admin_alerts import AdminAlerts
 from services.callbacks import CallbackService
 from services.catalogue import CatalogueService
@@ -32,6 +33,7 @@ from services.tracking import TrackingService
 
 def create_bot(settings: Settings) -> Bot:
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base))
+    session.middleware(KeepResponseModels())
     return Bot(
         settings.bot_token.get_secret_value(),
         session=session,
@@ -108,6 +110,7 @@ def create_fulfilment_worker(deps: AppDeps, bot: Bot) -> FulfilmentWorker:
         wake_event=deps.fulfilment_wake,
         catalogue=deps.catalogue,
         install_help_callback=install_help_callback_data(),
+        open_esim_callback=open_esim_callback_data,
     )
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gettext
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import cast
 
 from aiogram.utils.i18n import I18n
@@ -20,3 +22,15 @@ class CatalogueI18n(I18n):
     def find_locales(self) -> dict[str, gettext.GNUTranslations]:
         # aiogram only calls gettext/ngettext on these, which NullTranslations has too.
         return cast(dict[str, gettext.GNUTranslations], dict(self._translator.translations))
+
+    @contextmanager
+    def context(self) -> Iterator[I18n]:
+        """Make this the current I18n for aiogram's `gettext` (which asks I18n.get_current)."""
+        # ContextInstanceMixin keeps one context variable per class: the inherited context()
+        # would set CatalogueI18n's own and leave I18n's, the one gettext reads, unset.
+        token = I18n.set_current(self)
+        try:
+            with super().context():
+                yield self
+        finally:
+            I18n.reset_current(token)

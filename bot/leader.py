@@ -70,6 +70,7 @@ async def run_as_leader(lease: RedisLease, name: str, job: Job) -> None:
         except RedisError as exc:
             log.warning("%s: Redis unreachable, not running the job now: %s", name, exc)
             acquired = False
+        _reraise_if_cancelled()
         if not acquired:
             await asyncio.sleep(interval)
             continue
@@ -92,12 +93,23 @@ async def _run_while_held(lease: RedisLease, name: str, job: Job, interval: floa
             except RedisError as exc:
                 log.warning("%s: lease renewal failed, stopping the job: %s", name, exc)
                 still_held = False
+            _reraise_if_cancelled()
             if not still_held:
                 log.warning("%s: lease lost, another replica takes over", name)
                 return False
     finally:
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        try:
             await task
+        except asyncio.CancelledError:
+            _reraise_if_cancelled()
         with contextlib.suppress(RedisError):
             await lease.release()
+        _reraise_if_cancelled()
+
+
+def _reraise_if_cancelled() -> None:
+    """redis-py can absorb a cancellation that lands mid-command; never let it be lost."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

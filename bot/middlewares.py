@@ -1,128 +1,262 @@
-"""Dispatcher middlewares: one DB session per update, the user row and language, i18n."""
+"""aiogram middlewares: who is talking and in which language, the update's DB session, i18n;
+and two for the Bot's own requests."""
 
 from __future__ import annotations
 
-import logging
+import time
+import weakref
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
-from aiogram import BaseMiddleware
+from aiogram import BaseMiddleware, Bot
+from aiogram.client.session.base import BaseSession
+from aiogram.client.session.middlewares.base import (
+    BaseRequestMiddleware,
+    NextRequestMiddlewareType,
+)
+from aiogram.dispatcher.event.handler import HandlerObject
+from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
+from aiogram.methods import Response, TelegramMethod
+from aiogram.methods.base import TelegramType
 from aiogram.types import TelegramObject
 from aiogram.types import User as TelegramUser
-from aiogram.utils.i18n import I18n, I18nMiddleware
+from aiogram.utils.i18n import I18nMiddleware
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.models.user import User
+from db.repositories.users import UserRepository
 from services.i18n import SUPPORTED_LANGUAGES, normalize_language
-
-logger = logging.getLogger(__name__)
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
 # Keys handlers read from the middleware data.
 SESSION_KEY = "session"
-DB_USER_KEY = "db_user"
 LANGUAGE_KEY = "language"
+
+# Long enough that a user tapping through menus costs one database read, short enough that a
+# language chosen on another replica (or a send failure seen there) shows soon.
+KNOWN_USER_TTL_SECONDS = 30.0
+KNOWN_USERS_MAX = 50_000
+
+Profile = tuple[str | None, str | None, str | None]
+
+
+def profile_of(sender: TelegramUser) -> Profile:
+    """(username, first name, Telegram language) cut to the column sizes."""
+    return (
+        sender.username[:64] if sender.username else None,
+        sender.first_name[:128] if sender.first_name else None,
+        sender.language_code[:16] if sender.language_code else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class KnownUser:
+    """A user row as last stored: this profile, this chosen language, not marked blocked."""
+
+    profile: Profile
+    language: str | None
+
+
+class KnownUsers:
+    """Users whose row is known to be up to date, so most updates need no database at all."""
+
+    def __init__(
+        self,
+        ttl_seconds: float = KNOWN_USER_TTL_SECONDS,
+        max_size: int = KNOWN_USERS_MAX,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._ttl = ttl_seconds
+        self._max_size = max_size
+        self._clock = clock
+        self._entries: dict[int, tuple[float, KnownUser]] = {}
+        # Bumped by forget(): a row read before then may be stale and is not kept.
+        self.generation = 0
+
+    def get(self, user_id: int) -> KnownUser | None:
+        entry = self._entries.get(user_id)
+        if entry is None:
+            return None
+        expires, user = entry
+        if expires <= self._clock():
+            del self._entries[user_id]
+            return None
+        return user
+
+    def put(self, user_id: int, user: KnownUser, read_in_generation: int) -> None:
+        if read_in_generation != self.generation:
+            return
+        self._entries.pop(user_id, None)
+        if len(self._entries) >= self._max_size:
+            # Dicts keep insertion order: the first entry is the one stored longest ago.
+            del self._entries[next(iter(self._entries))]
+        self._entries[user_id] = (self._clock() + self._ttl, user)
+
+    def forget(self, user_id: int) -> None:
+        self.generation += 1
+        self._entries.pop(user_id, None)
+
+
+# The cache of the update being handled, for store_language (called from a handler).
+_known_users: ContextVar[KnownUsers | None] = ContextVar("esimbot_known_users", default=None)
+
+
+def resolve_language(chosen: str | None, telegram_code: str | None, default: str) -> str:
+    """The user's own choice, else their Telegram language if we speak it, else the default."""
+    if chosen in SUPPORTED_LANGUAGES:
+        return chosen
+    return normalize_language(telegram_code, default)
+
+
+class ForgetUnreachableUsers(BaseRequestMiddleware):
+    """A failed send may have marked its recipient blocked: their cached row is stale now."""
+
+    def __init__(self, users: KnownUsers) -> None:
+        self._users = users
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        try:
+            return await make_request(bot, method)
+        except (TelegramForbiddenError, TelegramBadRequest):
+            # Forbidden: blocked; a bad request may mean the chat is gone (deactivated user).
+            recipient = getattr(method, "chat_id", None) or getattr(method, "user_id", None)
+            if isinstance(recipient, int):
+                self._users.forget(recipient)
+            raise
+
+
+class UserMiddleware(BaseMiddleware):
+    """Stores who is talking (id, username, Telegram language), unmarks them as blocked and
+    resolves their language; the database is asked only when the cache cannot answer."""
+
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        default_language: str,
+        users: KnownUsers | None = None,
+    ) -> None:
+        self._session_factory = session_factory
+        self._default = default_language
+        self.users = users or KnownUsers()
+        self._watched: weakref.WeakSet[BaseSession] = weakref.WeakSet()
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        sender: TelegramUser | None = data.get("event_from_user")
+        chosen = None
+        if sender is not None and not sender.is_bot:
+            self._watch(data.get("bot"))
+            profile = profile_of(sender)
+            known = self.users.get(sender.id)
+            if known is None or known.profile != profile:
+                known = await self._store(sender.id, profile)
+            chosen = known.language
+        data[LANGUAGE_KEY] = resolve_language(
+            chosen, sender.language_code if sender else None, self._default
+        )
+        token = _known_users.set(self.users)
+        try:
+            return await handler(event, data)
+        finally:
+            _known_users.reset(token)
+
+    def _watch(self, bot: object) -> None:
+        # Notifications go through the dispatcher's Bot; a user is cached only after an update
+        # came through it, so by then a failed send to them reaches ForgetUnreachableUsers.
+        if isinstance(bot, Bot) and bot.session not in self._watched:
+            bot.session.middleware(ForgetUnreachableUsers(self.users))
+            self._watched.add(bot.session)
+
+    async def _store(self, user_id: int, profile: Profile) -> KnownUser:
+        generation = self.users.generation
+        username, first_name, telegram_language = profile
+        # A short session of its own, committed before the handler runs.
+        async with self._session_factory() as session:
+            repo = UserRepository(session)
+            try:
+                user, changed = await repo.save_profile(
+                    user_id,
+                    username=username,
+                    first_name=first_name,
+                    telegram_language=telegram_language,
+                )
+                if changed:
+                    await session.commit()
+            except IntegrityError:
+                # Another update from the same new user inserted the row first; use theirs.
+                await session.rollback()
+                found = await repo.get(user_id)
+                if found is None:
+                    raise
+                user = found
+            known = KnownUser(profile, user.language)
+        self.users.put(user_id, known, generation)
+        return known
+
+
+async def store_language(session: AsyncSession, user_id: int, language: str) -> None:
+    """Remember the user's /language choice."""
+    await UserRepository(session).set_language(user_id, language)
+    await session.commit()
+    users = _known_users.get()
+    if users is not None:
+        users.forget(user_id)
 
 
 class DbSessionMiddleware(BaseMiddleware):
-    """Opens one AsyncSession per update (expire_on_commit=False); services commit."""
+    """The update's AsyncSession (expire_on_commit=False; services commit), opened only for a
+    handler that takes `session`: most updates never touch the database."""
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self._session_factory = session_factory
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        target = data.get("handler")
+        if (
+            isinstance(target, HandlerObject)
+            and not target.varkw
+            and SESSION_KEY not in target.params
+        ):
+            return await handler(event, data)
         async with self._session_factory() as session:
             data[SESSION_KEY] = session
             return await handler(event, data)
 
 
-def resolve_language(user: User | None, telegram_code: str | None, default: str) -> str:
-    """The user's own choice, else their Telegram language if we speak it, else the default."""
-    if user is not None and user.language in SUPPORTED_LANGUAGES:
-        return user.language
-    return normalize_language(telegram_code, default)
-
-
-class UserMiddleware(BaseMiddleware):
-    """Stores who is talking (id, username, Telegram language) and resolves their language."""
-
-    def __init__(self, default_language: str) -> None:
-        self._default = default_language
-
-    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        sender: TelegramUser | None = data.get("event_from_user")
-        session: AsyncSession | None = data.get(SESSION_KEY)
-        user = None
-        if sender is not None and session is not None and not sender.is_bot:
-            user = await upsert_user(session, sender)
-        data[DB_USER_KEY] = user
-        data[LANGUAGE_KEY] = resolve_language(
-            user, sender.language_code if sender else None, self._default
-        )
-        return await handler(event, data)
-
-
-async def upsert_user(session: AsyncSession, sender: TelegramUser) -> User:
-    """Insert or refresh the user row; writes only when something changed."""
-    username = sender.username[:64] if sender.username else None
-    first_name = sender.first_name[:128] if sender.first_name else None
-    telegram_language = sender.language_code[:16] if sender.language_code else None
-    user = await session.get(User, sender.id)
-    if user is None:
-        user = User(
-            telegram_id=sender.id,
-            username=username,
-            first_name=first_name,
-            telegram_language=telegram_language,
-        )
-        session.add(user)
-        try:
-            await session.commit()
-        except IntegrityError:
-            # Another update from the same user inserted it first; use theirs.
-            await session.rollback()
-            existing = await session.get(User, sender.id)
-            if existing is None:
-                raise
-            user = existing
-        return user
-    if (user.username, user.first_name, user.telegram_language) != (
-        username,
-        first_name,
-        telegram_language,
-    ):
-        user.username, user.first_name = username, first_name
-        user.telegram_language = telegram_language
-        await session.commit()
-    return user
-
-
-async def store_language(session: AsyncSession, user_id: int, language: str) -> None:
-    """Remember the user's /language choice."""
-    user = await session.get(User, user_id)
-    if user is None:
-        user = User(telegram_id=user_id)
-        session.add(user)
-    user.language = language
-    await session.commit()
-
-
 class LanguageI18nMiddleware(I18nMiddleware):
     """aiogram's i18n context, in the language UserMiddleware resolved."""
-
-    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        # `gettext` looks the instance up on I18n's own context variable; a subclass such as
-        # CatalogueI18n sets only its own (ContextInstanceMixin keeps one per class).
-        token = I18n.set_current(self.i18n)
-        try:
-            return await super().__call__(handler, event, data)
-        finally:
-            I18n.reset_current(token)
 
     async def get_locale(self, event: TelegramObject, data: dict[str, Any]) -> str:
         language = data.get(LANGUAGE_KEY)
         if isinstance(language, str) and language in self.i18n.available_locales:
             return language
         return self.i18n.default_locale
+
+
+class KeepResponseModels(BaseRequestMiddleware):
+    """Holds a strong reference to each `Response[T]` model aiogram parses answers with.
+
+    pydantic caches parametrised generic models only weakly, so each garbage collection threw
+    them away and the next request rebuilt one: ~100 ms of CPU, hundreds of times under load.
+    """
+
+    def __init__(self) -> None:
+        self._models: dict[Any, type[Response[Any]]] = {}
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        returning = method.__returning__
+        if returning not in self._models:
+            self._models[returning] = Response[returning]  # type: ignore[valid-type]
+        return await make_request(bot, method)

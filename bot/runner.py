@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Coroutine
 from typing import Any
+
+from redis.asyncio import Redis
 
 from bot.app import (
     close_deps,
@@ -19,14 +22,19 @@ from bot.app import (
 from bot.config import Settings
 from bot.deps import AppDeps
 from bot.dispatcher import create_dispatcher, set_bot_commands
+from bot.leader import RedisLease, run_as_leader
 from bot.messenger import AiogramMessenger
 from bot.server import create_web_app, delete_webhook, register_webhook, start_web_server
 from db.migrate import upgrade_async
 
 log = logging.getLogger(__name__)
 
+# A replica that stops renewing (crashed, partitioned) hands the poller over within this.
+POLL_LEASE_SECONDS = 30.0
 # How long start-up waits for a first catalogue when there is no snapshot yet.
 FIRST_SYNC_TIMEOUT_SECONDS = 60
+# How long shutdown waits for the background workers to end once cancelled.
+STOP_TIMEOUT_SECONDS = 10
 
 
 async def _first_catalogue(deps: AppDeps) -> None:
@@ -41,8 +49,29 @@ async def _first_catalogue(deps: AppDeps) -> None:
         log.warning("no catalogue snapshot and eSIM Go unreachable (%s); will retry", exc)
 
 
+def settle_heap() -> None:
+    """Collect once, then keep everything alive at start-up (modules, the catalogue) out of the
+    garbage collector's sight: full collections scan only what updates create since, instead
+    of ~300 000 long-lived objects each time (a quarter of a second of CPU per collection)."""
+    gc.collect()
+    gc.freeze()
+
+
 def _spawn(tasks: list[asyncio.Task[None]], coro: Coroutine[Any, Any, None], name: str) -> None:
     tasks.append(asyncio.create_task(coro, name=name))
+
+
+async def _status_poller(deps: AppDeps, messenger: AiogramMessenger) -> None:
+    """The eSIM status poll loop; with Redis, only in the replica that holds the lease."""
+    if not deps.settings.redis_url:
+        await deps.tracking.run_poll_loop(messenger)
+        return
+    redis = Redis.from_url(deps.settings.redis_url)
+    try:
+        lease = RedisLease(redis, "status-poll", ttl_seconds=POLL_LEASE_SECONDS)
+        await run_as_leader(lease, "status-poll", lambda: deps.tracking.run_poll_loop(messenger))
+    finally:
+        await redis.aclose()
 
 
 async def run(settings: Settings) -> None:
@@ -57,11 +86,12 @@ async def run(settings: Settings) -> None:
         log.info("bot @%s (id %s) starting", me.username, me.id)
         await _first_catalogue(deps)
         await set_bot_commands(bot)
+        settle_heap()
 
         # Background workers: each runs until cancelled.
         _spawn(background, deps.catalogue.run_refresh_loop(), "catalogue-refresh")
         _spawn(background, create_fulfilment_worker(deps, bot).run(), "fulfilment")
-        _spawn(background, deps.tracking.run_poll_loop(AiogramMessenger(bot)), "status-poll")
+        _spawn(background, _status_poller(deps, AiogramMessenger(bot)), "status-poll")
 
         web_runner = await start_web_server(
             create_web_app(deps, dispatcher, bot), settings.http_host, settings.http_port
@@ -76,16 +106,27 @@ async def run(settings: Settings) -> None:
             log.info("long polling for %s", ", ".join(allowed))
             await dispatcher.start_polling(bot, allowed_updates=allowed, close_bot_session=False)
     finally:
-        for task in background:
-            task.cancel()
-        for task in background:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await _stop(background)
         if web_runner is not None:
             await web_runner.cleanup()
         await bot.session.close()
         await close_deps(deps)
         log.info("stopped")
+
+
+async def _stop(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel the background tasks and wait for them, but not forever: on Python 3.11 a cancel
+    that arrives as `asyncio.wait_for` finishes is lost, and the task would run on."""
+    for task in tasks:
+        task.cancel()
+    if not tasks:
+        return
+    done, stuck = await asyncio.wait(tasks, timeout=STOP_TIMEOUT_SECONDS)
+    for task in stuck:
+        log.warning("background task %s did not stop", task.get_name())
+    for task in done:
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("background task %s failed: %r", task.get_name(), exc)
 
 
 async def _wait_for_stop_signal() -> None:

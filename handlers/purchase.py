@@ -364,13 +364,14 @@ async def on_successful_payment(
     )
     if result.outcome is PaymentOutcome.DUPLICATE:
         return
+    # The worker starts at once, while the user reads the answer; it also refunds (and
+    # announces) payments we cannot serve.
+    fulfilment_wake.set()
     if result.outcome is PaymentOutcome.RECORDED:
         if result.order is not None and result.order.kind == TOPUP:
             await message.answer(_("✅ Payment received! ⏳ Adding the plan to your eSIM…"))
         else:
             await message.answer(_("✅ Payment received! ⏳ Preparing your eSIM…"))
-    # Refunds of payments we cannot serve are made (and announced) by the worker too.
-    fulfilment_wake.set()
 
 
 def create_router() -> Router:

@@ -228,8 +228,11 @@ class FulfilmentWorker:
                 if leased and len(leased) == free:
                     continue  # more may be waiting
                 timeout = await self._seconds_to_next_due() if not leased else 0.0
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that
+                # arrives as the event is set, and the worker would then never stop.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout or None)
+                    async with asyncio.timeout(timeout or None):
+                        await self._wake.wait()
         finally:
             pending = list(running) + list(self._side_tasks)
             for task in pending:

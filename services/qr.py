@@ -48,5 +48,6 @@ def render_qr_png(lpa: str) -> bytes:
     code.box_size = max(MIN_BOX_SIZE, round(TARGET_PIXELS / modules))
     image = code.make_image(fill_color="black", back_color="white").get_image()
     buffer = io.BytesIO()
-    image.convert("1").save(buffer, format="PNG", optimize=True)
+    # zlib's default effort: `optimize` took twice as long (~2 ms) to save 7 % of ~1.2 kB.
+    image.convert("1").save(buffer, format="PNG")
     return buffer.getvalue()

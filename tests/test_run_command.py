@@ -11,6 +11,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from tests.conftest import REDIS_URL
 from tests.fakes.esimgo import FakeEsimGo
 from tests.fakes.telegram import FakeTelegram
 from tests.helpers import command_env, make_user, message_update
@@ -41,6 +42,8 @@ async def _start_bot(
         f"sqlite+aiosqlite:///{tmp_path / 'data' / 'bot.db'}",
         HTTP_HOST="127.0.0.1",
         HTTP_PORT=str(port),
+        # With a Redis to hand (CI), the run also keeps FSM state there and leases the poller.
+        REDIS_URL=REDIS_URL,
     )
     return await asyncio.create_subprocess_exec(
         sys.executable,

@@ -10,17 +10,16 @@ from aiogram.types import User
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.app import create_fulfilment_worker
 from bot.messenger import AiogramMessenger
 from db.base import utcnow
 from db.models import Esim, EsimBundle, Order, OrderStatus
 from db.repositories.orders import OrderRepository
 from handlers.callbacks import CountryCallback
-from handlers.myesims import install_help_callback_data
 from handlers.myesims_render import MyEsimsCallback, TopUpCallback
 from handlers.topup import (
     TopUpPageCallback,
     TopUpPickCallback,
-    open_esim_callback_data,
     topup_callback_data,
 )
 from services.catalogue import CatalogueService
@@ -46,20 +45,11 @@ GB_3GB = "esim_3GB_30D_GB_V2"
 
 
 def make_worker(env: BotEnv, clock: Clock | None = None) -> FulfilmentWorker:
-    """The production worker with the /myesims button under delivered top-ups."""
-    return FulfilmentWorker(
-        env.deps.session_factory,
-        env.deps.esimgo,
-        AiogramMessenger(env.bot),
-        env.deps.translator,
-        env.deps.alerts,
-        env.deps.orders,
-        wake_event=env.deps.fulfilment_wake,
-        clock=clock or Clock(),
-        catalogue=env.deps.catalogue,
-        install_help_callback=install_help_callback_data(),
-        open_esim_callback=open_esim_callback_data,
-    )
+    """The worker exactly as `esimbot run` builds it (optionally on a test clock)."""
+    made = create_fulfilment_worker(env.deps, env.bot)
+    if clock is not None:
+        made._clock = clock
+    return made
 
 
 async def bought_esim(env: BotEnv, user: User) -> Esim:

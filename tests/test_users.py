@@ -1,0 +1,137 @@
+"""The user row behind every update: stored once, refreshed when it changes, unblocked when the
+user comes back; and the language it carries."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aiogram.utils.i18n import gettext
+
+from bot.i18n import CatalogueI18n
+from db.models import User
+from services.i18n import Translator
+from tests.helpers import BotEnv, make_user
+from tests.tracking_helpers import ICCID, ServerEnv, seed_esim
+
+USER_ID = 6001
+TRAVELLER = make_user(USER_ID)
+
+
+def first_use(remaining: int) -> dict[str, Any]:
+    return {
+        "iccid": ICCID,
+        "alertType": "FirstUse" if remaining else "Utilisation",
+        "bundle": {
+            "id": "215009266",
+            "reference": "ref-1-0",
+            "name": "esim_5GB_30D_TH_V2",
+            "description": "eSIM, 5GB, 30 Days, Thailand, V2",
+            "initialQuantity": 5_000_000_000,
+            "remainingQuantity": remaining,
+            "startTime": "2026-11-20T08:00:00Z",
+            "endTime": "2026-12-20T08:00:00Z",
+            "unlimited": False,
+        },
+    }
+
+
+async def stored_user(env: BotEnv, user_id: int = USER_ID) -> User:
+    async with env.deps.session_factory() as session:
+        user = await session.get(User, user_id)
+    assert user is not None
+    return user
+
+
+def texts_to(env: BotEnv, chat_id: int) -> list[str]:
+    return [
+        str(call.params.get("text", ""))
+        for call in env.fake_telegram.calls_to("sendMessage")
+        if int(call.params.get("chat_id", 0)) == chat_id and call.ok
+    ]
+
+
+async def test_a_user_who_blocked_the_bot_and_writes_again_gets_notifications_again(
+    server_env: ServerEnv,
+) -> None:
+    env = server_env.env
+    await seed_esim(env.deps.session_factory, user_id=USER_ID)
+    await env.send(TRAVELLER, "/start")
+
+    env.fake_telegram.fail_next("sendMessage")  # 403: bot was blocked by the user
+    await server_env.post_callback(first_use(remaining=4_990_000_000))
+    await server_env.settle()
+    assert (await stored_user(env)).blocked_at is not None
+
+    # Unblocked in Telegram, the user writes again: that alone clears the mark.
+    await env.send(TRAVELLER, "/start")
+    assert (await stored_user(env)).blocked_at is None
+
+    before = len(texts_to(env, USER_ID))
+    await server_env.post_callback(first_use(remaining=0))
+    await server_env.settle()
+    assert len(texts_to(env, USER_ID)) > before
+
+
+async def test_a_user_marked_blocked_before_this_process_started_is_unmarked_on_writing(
+    bot_env: BotEnv,
+) -> None:
+    async with bot_env.deps.session_factory() as session:
+        session.add(
+            User(
+                telegram_id=USER_ID,
+                username=TRAVELLER.username,
+                first_name=TRAVELLER.first_name,
+                telegram_language="en",
+                blocked_at=datetime(2026, 1, 2, tzinfo=UTC),
+            )
+        )
+        await session.commit()
+
+    await bot_env.send(TRAVELLER, "/help")
+
+    assert "How it works" in bot_env.screen(TRAVELLER).text
+    assert (await stored_user(bot_env)).blocked_at is None
+
+
+async def test_a_user_writing_many_times_is_stored_once_and_kept_up_to_date(
+    bot_env: BotEnv,
+) -> None:
+    for text in ("/start", "Thailand", "/help"):
+        await bot_env.send(TRAVELLER, text)
+    first = await stored_user(bot_env)
+    assert (first.username, first.first_name, first.telegram_language) == (
+        "traveller",
+        "Alex",
+        "en",
+    )
+
+    renamed = make_user(USER_ID, username="nomad", first_name="Alexa", language_code="ru")
+    await bot_env.send(renamed, "/start")
+
+    stored = await stored_user(bot_env)
+    assert (stored.username, stored.first_name, stored.telegram_language) == (
+        "nomad",
+        "Alexa",
+        "ru",
+    )
+    assert stored.created_at == first.created_at
+    assert "eSIM для путешествий" in bot_env.screen(renamed).text  # Telegram's new language
+
+
+async def test_a_chosen_language_wins_over_telegram_from_the_next_update_on(
+    bot_env: BotEnv,
+) -> None:
+    await bot_env.send(TRAVELLER, "/language")
+    await bot_env.tap(TRAVELLER, "Русский")
+    await bot_env.send(TRAVELLER, "/help")
+    assert "Как это работает" in bot_env.screen(TRAVELLER).text
+    assert (await stored_user(bot_env)).language == "ru"
+
+
+def test_catalogue_i18n_context_is_what_aiogram_gettext_uses() -> None:
+    i18n = CatalogueI18n(Translator())
+    with i18n.context(), i18n.use_locale("ru"):
+        assert gettext("Choose your language:") == "Выберите язык:"
+    with i18n.context(), i18n.use_locale("en"):
+        assert gettext("Choose your language:") == "Choose your language:"
