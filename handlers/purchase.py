@@ -160,22 +160,37 @@ async def on_buy(
         callback_answer.text = _("This plan is no longer available. Please choose another one.")
         callback_answer.show_alert = True
         return
-    iso = callback_data.iso
-    if not iso and not bundle.is_multi_country and bundle.coverage:
+    order = await start_order(
+        query, session, orders, catalogue, bundle, callback_data.iso or None, language
+    )
+    await show(query, confirmation_screen(catalogue, language, bundle, order))
+
+
+async def start_order(
+    query: CallbackQuery,
+    session: AsyncSession,
+    orders: OrderService,
+    catalogue: CatalogueService,
+    bundle: Bundle,
+    iso: str | None,
+    language: str,
+    topup_iccid: str | None = None,
+) -> Order:
+    """The order awaiting payment for whoever pressed; a one-country plan names its country."""
+    if iso is None and not bundle.is_multi_country and bundle.coverage:
         iso = bundle.coverage[0].iso
     user = query.from_user
-    chat_id = query.message.chat.id if query.message is not None else user.id
-    order = await orders.start(
+    return await orders.start(
         session,
         bundle=bundle,
         user_id=user.id,
         username=user.username,
-        chat_id=chat_id,
+        chat_id=query.message.chat.id if query.message is not None else user.id,
         language=language,
-        country_code=iso or None,
+        country_code=iso,
         country_name=catalogue.catalogue.country_name(iso, "en") if iso else None,
+        topup_iccid=topup_iccid,
     )
-    await show(query, confirmation_screen(catalogue, language, bundle, order))
 
 
 async def on_cancel(

@@ -21,7 +21,7 @@ from handlers import render
 from handlers.callbacks import MenuCallback, NoopCallback
 from handlers.common import show
 from handlers.myesims_render import MyEsimsCallback, TopUpCallback
-from handlers.purchase import confirmation_screen, esim_tail
+from handlers.purchase import confirmation_screen, esim_tail, start_order
 from handlers.render import Screen, back_button, button, clamp_page
 from services.catalogue import CatalogueService
 from services.esimgo.models import Bundle
@@ -225,21 +225,8 @@ async def on_pick(
         ).format(plan=html.escape(label))
         await show(query, plans_screen(catalogue, pricing, language, target, esim, page, notice))
         return
-    iso = target.iso
-    if iso is None and not bundle.is_multi_country and bundle.coverage:
-        iso = bundle.coverage[0].iso
-    user = query.from_user
-    chat_id = query.message.chat.id if query.message is not None else user.id
-    order = await orders.start(
-        session,
-        bundle=bundle,
-        user_id=user.id,
-        username=user.username,
-        chat_id=chat_id,
-        language=language,
-        country_code=iso,
-        country_name=catalogue.catalogue.country_name(iso, "en") if iso else None,
-        topup_iccid=esim.iccid,
+    order = await start_order(
+        query, session, orders, catalogue, bundle, target.iso, language, topup_iccid=esim.iccid
     )
     await show(query, confirmation_screen(catalogue, language, bundle, order, esim=esim))
 
