@@ -14,34 +14,9 @@ from db.models import CallbackEvent, Esim, EsimBundle, User
 from services.callbacks import verify_signature
 from tests.fakes.telegram import ApiCall
 from tests.helpers import ADMIN_ID
-from tests.tracking_helpers import ICCID, ServerEnv, seed_esim
+from tests.tracking_helpers import ICCID, ServerEnv, first_use, seed_esim, utilisation
 
 USER_ID = 5001
-
-
-def first_use(iccid: Any = ICCID, remaining: int = 4_990_000_000, **bundle: Any) -> dict[str, Any]:
-    return {
-        "iccid": iccid,
-        "alertType": "FirstUse",
-        "bundle": {
-            "id": "215009266",
-            "reference": "ref-1-0",
-            "name": "esim_5GB_30D_TH_V2",
-            "description": "eSIM, 5GB, 30 Days, Thailand, V2",
-            "initialQuantity": 5_000_000_000,
-            "remainingQuantity": remaining,
-            "startTime": "2026-11-20T08:00:00Z",
-            "endTime": "2026-12-20T08:00:00Z",
-            "unlimited": False,
-            **bundle,
-        },
-    }
-
-
-def utilisation(remaining: int) -> dict[str, Any]:
-    payload = first_use(remaining=remaining)
-    payload["alertType"] = "Utilisation"
-    return payload
 
 
 async def event_count(server: ServerEnv) -> int:

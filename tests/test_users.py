@@ -4,7 +4,6 @@ user comes back; and the language it carries."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from aiogram.utils.i18n import gettext
 
@@ -12,28 +11,10 @@ from bot.i18n import CatalogueI18n
 from db.models import User
 from services.i18n import Translator
 from tests.helpers import BotEnv, make_user
-from tests.tracking_helpers import ICCID, ServerEnv, seed_esim
+from tests.tracking_helpers import ServerEnv, first_use, seed_esim, utilisation
 
 USER_ID = 6001
 TRAVELLER = make_user(USER_ID)
-
-
-def first_use(remaining: int) -> dict[str, Any]:
-    return {
-        "iccid": ICCID,
-        "alertType": "FirstUse" if remaining else "Utilisation",
-        "bundle": {
-            "id": "215009266",
-            "reference": "ref-1-0",
-            "name": "esim_5GB_30D_TH_V2",
-            "description": "eSIM, 5GB, 30 Days, Thailand, V2",
-            "initialQuantity": 5_000_000_000,
-            "remainingQuantity": remaining,
-            "startTime": "2026-11-20T08:00:00Z",
-            "endTime": "2026-12-20T08:00:00Z",
-            "unlimited": False,
-        },
-    }
 
 
 async def stored_user(env: BotEnv, user_id: int = USER_ID) -> User:
@@ -68,7 +49,7 @@ async def test_a_user_who_blocked_the_bot_and_writes_again_gets_notifications_ag
     assert (await stored_user(env)).blocked_at is None
 
     before = len(texts_to(env, USER_ID))
-    await server_env.post_callback(first_use(remaining=0))
+    await server_env.post_callback(utilisation(remaining=0))
     await server_env.settle()
     assert len(texts_to(env, USER_ID)) > before
 

@@ -22,6 +22,33 @@ from tests.helpers import BotEnv
 ICCID = "8944538532008160222"
 
 
+def first_use(iccid: Any = ICCID, remaining: int = 4_990_000_000, **bundle: Any) -> dict[str, Any]:
+    """An eSIM Go V3 FirstUse callback body for the 5 GB Thailand bundle."""
+    return {
+        "iccid": iccid,
+        "alertType": "FirstUse",
+        "bundle": {
+            "id": "215009266",
+            "reference": "ref-1-0",
+            "name": "esim_5GB_30D_TH_V2",
+            "description": "eSIM, 5GB, 30 Days, Thailand, V2",
+            "initialQuantity": 5_000_000_000,
+            "remainingQuantity": remaining,
+            "startTime": "2026-11-20T08:00:00Z",
+            "endTime": "2026-12-20T08:00:00Z",
+            "unlimited": False,
+            **bundle,
+        },
+    }
+
+
+def utilisation(remaining: int) -> dict[str, Any]:
+    """The same bundle's Utilisation callback body."""
+    payload = first_use(remaining=remaining)
+    payload["alertType"] = "Utilisation"
+    return payload
+
+
 async def seed_user(
     session_factory: async_sessionmaker[AsyncSession], user_id: int, language: str | None = "en"
 ) -> None:
