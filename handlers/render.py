@@ -344,6 +344,40 @@ def origin_back(origin: Origin) -> CallbackData:
     return MenuCallback(action="buy")
 
 
+def bundle_rows(
+    own: Sequence[Bundle],
+    shared: Sequence[Bundle],
+    pricing: PricingService,
+    lang: str,
+    page: int,
+    *,
+    header: bool,
+    pick: Callable[[Bundle, int], CallbackData],
+    turn: Callable[[int], CallbackData],
+) -> list[list[InlineKeyboardButton]]:
+    """One page of plan buttons, own first, shared ones after a header if `header`; ‹ n/N ›."""
+    items: list[tuple[Bundle, bool] | None] = [(b, False) for b in own]
+    if header:
+        items.append(None)  # the header between own and shared plans
+    items.extend((b, True) for b in shared)
+    page, pages = clamp_page(page, len(items), BUNDLES_PER_PAGE)
+    rows: list[list[InlineKeyboardButton]] = []
+    for item in items[page * BUNDLES_PER_PAGE : (page + 1) * BUNDLES_PER_PAGE]:
+        if item is None:
+            title = _("🌍 Regional and global plans")
+            rows.append([button(f"— {title} —", NoopCallback(what="header"))])
+            continue
+        bundle, is_shared = item
+        try:
+            label = bundle_label(bundle, pricing, lang, shared=is_shared)
+            rows.append([button(label, pick(bundle, page))])
+        except ValueError:  # a bundle name too long for callback data; skip, never crash
+            logger.warning("bundle %r cannot be shown as a button", bundle.name)
+    if pager := _pager(page, pages, turn):
+        rows.append(pager)
+    return rows
+
+
 def country_screen(
     catalogue: Catalogue,
     pricing: PricingService,
@@ -362,30 +396,16 @@ def country_screen(
         back.pack()
     except ValueError:
         back, origin = MenuCallback(action="buy"), ORIGIN_BUY
-    items: list[tuple[Bundle, bool] | None] = [(b, False) for b in own]
-    if shared:
-        items.append(None)  # the header between own and shared plans
-        items.extend((b, True) for b in shared)
-    page, pages = clamp_page(page, len(items), BUNDLES_PER_PAGE)
-    buttons: list[list[InlineKeyboardButton]] = []
-    for item in items[page * BUNDLES_PER_PAGE : (page + 1) * BUNDLES_PER_PAGE]:
-        if item is None:
-            header = _("🌍 Regional and global plans")
-            buttons.append([button(f"— {header} —", NoopCallback(what="header"))])
-            continue
-        bundle, is_shared = item
-        data = BundleCallback(action="show", bundle=bundle.name, iso=iso, origin=origin, page=page)
-        try:
-            label = bundle_label(bundle, pricing, lang, shared=is_shared)
-            buttons.append([button(label, data)])
-        except ValueError:  # a bundle name too long for callback data; skip, never crash
-            logger.warning("bundle %r cannot be shown as a button", bundle.name)
+
+    def pick(bundle: Bundle, page: int) -> BundleCallback:
+        return BundleCallback(action="show", bundle=bundle.name, iso=iso, origin=origin, page=page)
 
     def make(page: int) -> CountryCallback:
         return CountryCallback(iso=iso, origin=origin, page=page)
 
-    if pager := _pager(page, pages, make):
-        buttons.append(pager)
+    buttons = bundle_rows(
+        own, shared, pricing, lang, page, header=bool(shared), pick=pick, turn=make
+    )
     buttons.append([back_button(back)])
     name = html.escape(country_label(catalogue, iso, lang))
     lines = [f"<b>{name}</b>"]

@@ -7,30 +7,25 @@ the purchase confirmation, invoice and payment of handlers/purchase.py for a "to
 from __future__ import annotations
 
 import html
-import logging
 
 from aiogram import Router
 from aiogram.filters.callback_data import CallbackData
-from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Esim
 from handlers import render
-from handlers.callbacks import MenuCallback, NoopCallback
+from handlers.callbacks import MenuCallback
 from handlers.common import show
 from handlers.myesims_render import MyEsimsCallback, TopUpCallback
 from handlers.purchase import confirmation_screen, esim_tail, start_order
-from handlers.render import Screen, back_button, button, clamp_page
+from handlers.render import Screen, back_button, button
 from services.catalogue import CatalogueService
 from services.esimgo.models import Bundle
 from services.orders import Compatibility, OrderService, TopUpStatus, TopUpTarget
 from services.pricing import PricingService
-
-logger = logging.getLogger(__name__)
-
-PLANS_PER_PAGE = 10
 
 
 class TopUpPageCallback(CallbackData, prefix="tupp"):
@@ -76,31 +71,17 @@ def plans_screen(
     notice: str | None = None,
 ) -> Screen:
     """The plans that may go onto the eSIM, its country's own first; paged; Back to the eSIM."""
-    items: list[tuple[Bundle, bool] | None] = [(b, False) for b in target.own]
-    if target.own and target.shared:
-        items.append(None)  # the header between own and shared plans
-    items.extend((b, True) for b in target.shared)
-    page, pages = clamp_page(page, len(items), PLANS_PER_PAGE)
-    rows: list[list[InlineKeyboardButton]] = []
-    for item in items[page * PLANS_PER_PAGE : (page + 1) * PLANS_PER_PAGE]:
-        if item is None:
-            header = _("🌍 Regional and global plans")
-            rows.append([button(f"— {header} —", NoopCallback(what="header"))])
-            continue
-        bundle, shared = item
-        data = TopUpPickCallback(esim_id=esim.id, bundle=bundle.name, page=page)
-        try:
-            rows.append([button(render.bundle_label(bundle, pricing, lang, shared=shared), data)])
-        except ValueError:  # a bundle name too long for callback data; skip, never crash
-            logger.warning("bundle %r cannot be shown as a button", bundle.name)
-    if pages > 1:
-        nav = []
-        if page > 0:
-            nav.append(button("‹", TopUpPageCallback(esim_id=esim.id, page=page - 1)))
-        nav.append(button(f"{page + 1}/{pages}", NoopCallback(what="page")))
-        if page < pages - 1:
-            nav.append(button("›", TopUpPageCallback(esim_id=esim.id, page=page + 1)))
-        rows.append(nav)
+
+    def pick(bundle: Bundle, page: int) -> TopUpPickCallback:
+        return TopUpPickCallback(esim_id=esim.id, bundle=bundle.name, page=page)
+
+    def turn(page: int) -> TopUpPageCallback:
+        return TopUpPageCallback(esim_id=esim.id, page=page)
+
+    header = bool(target.own and target.shared)
+    rows = render.bundle_rows(
+        target.own, target.shared, pricing, lang, page, header=header, pick=pick, turn=turn
+    )
     rows.append([back_button(MyEsimsCallback(action="esim", id=esim.id))])
     lines = []
     if notice:
