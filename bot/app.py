@@ -7,7 +7,6 @@ from datetime import timedelta
 
 from aiogram import Bot
 from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseStorage
@@ -17,7 +16,9 @@ from bot.config import Settings
 from bot.deps import AppDeps
 from bot.messenger import AiogramMessenger
 from bot.middlewares import KeepResponseModels
+from bot.telegram_session import JsonBodySession
 from db.engine import create_engine, create_session_factory
+from handlers.screen_cache import ScreenCache
 from handlers.topup import open_esim_callback_data, topup_callback_data
 from services.admin_alerts import AdminAlerts
 from services.callbacks import CallbackService
@@ -32,7 +33,7 @@ from services.tracking import TrackingService
 
 
 def create_bot(settings: Settings) -> Bot:
-    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base))
+    session = JsonBodySession(api=TelegramAPIServer.from_base(settings.telegram_api_base))
     session.middleware(KeepResponseModels())
     return Bot(
         settings.bot_token.get_secret_value(),
@@ -91,6 +92,7 @@ async def create_deps(settings: Settings) -> AppDeps:
         notifier=notifier,
         tracking=tracking,
         callbacks=callbacks,
+        screens=ScreenCache(catalogue),
     )
 
 

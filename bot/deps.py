@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
+from handlers.screen_cache import ScreenCache
 from services.admin_alerts import AdminAlerts
 from services.callbacks import CallbackService
 from services.catalogue import CatalogueService
@@ -35,3 +36,5 @@ class AppDeps:
     notifier: Notifier
     tracking: TrackingService
     callbacks: CallbackService
+    # Rendered catalogue and menu screens, per language; started over by a catalogue refresh.
+    screens: ScreenCache

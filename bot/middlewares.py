@@ -181,7 +181,7 @@ class UserMiddleware(BaseMiddleware):
         async with self._session_factory() as session:
             repo = UserRepository(session)
             try:
-                user, changed = await repo.save_profile(
+                language, changed = await repo.save_profile(
                     user_id,
                     username=username,
                     first_name=first_name,
@@ -195,8 +195,8 @@ class UserMiddleware(BaseMiddleware):
                 found = await repo.get(user_id)
                 if found is None:
                     raise
-                user = found
-            known = KnownUser(profile, user.language)
+                language = found.language
+            known = KnownUser(profile, language)
         self.users.put(user_id, known, generation)
         return known
 

@@ -28,9 +28,10 @@ from sqlalchemy.ext.asyncio import (
 # writers wait on the asyncio lock instead, as long as SQLite used to let them.
 SQLITE_BUSY_TIMEOUT_SECONDS = 5.0
 SQLITE_WRITE_WAIT_SECONDS = 30.0
-# Connections cost no thread now; a session waiting for one is what hurts.
-SQLITE_POOL_SIZE = 10
-SQLITE_MAX_OVERFLOW = 30
+# Connections cost no thread now; a session waiting for one is what hurts, and so does opening
+# and closing overflow connections under load (pragmas, schema read): keep them all pooled.
+SQLITE_POOL_SIZE = 40
+SQLITE_MAX_OVERFLOW = 20
 
 
 def ensure_sqlite_directory(database_url: str) -> None:

@@ -22,10 +22,10 @@ from handlers.callbacks import (
     MenuCallback,
 )
 from handlers.common import show
+from handlers.screen_cache import ScreenCache
 from services.catalogue import Catalogue, CatalogueService
-from services.countries import country_name, region_name, territory_names
-from services.country_search import CountrySearch, normalize
-from services.i18n import SUPPORTED_LANGUAGES
+from services.countries import country_name, territory_names
+from services.country_search import CountrySearch
 from services.pricing import PricingService
 
 SEARCH_CHOICES = 6
@@ -37,18 +37,6 @@ _NOT_COUNTRIES = frozenset({"EU", "EZ", "UN", "QO", "XA", "XB", "ZZ"})
 def _world_search() -> CountrySearch:
     """Every country Babel knows, to tell "not sold" apart from "not a country" (built once)."""
     return CountrySearch(iso for iso in territory_names("en") if iso not in _NOT_COUNTRIES)
-
-
-def _typed_region(current: Catalogue, text: str) -> str | None:
-    """The region the text names ("Europe", "азия"), in either language."""
-    wanted = normalize(text)
-    if not wanted:
-        return None
-    for region in current.regions():
-        names = {region} | {region_name(region, lang) for lang in SUPPORTED_LANGUAGES}
-        if wanted in {normalize(name) for name in names}:
-            return region
-    return None
 
 
 class RequireCatalogue(BaseMiddleware):
@@ -72,12 +60,16 @@ class RequireCatalogue(BaseMiddleware):
         return await handler(event, data)
 
 
-async def on_buy(query: CallbackQuery, current: Catalogue, language: str) -> None:
-    await show(query, render.buy_screen(current, language))
+async def on_buy(
+    query: CallbackQuery, current: Catalogue, language: str, screens: ScreenCache
+) -> None:
+    await show(query, screens.render(render.buy_screen, current, language))
 
 
-async def on_regions(query: CallbackQuery, current: Catalogue, language: str) -> None:
-    await show(query, render.regions_screen(current, language))
+async def on_regions(
+    query: CallbackQuery, current: Catalogue, language: str, screens: ScreenCache
+) -> None:
+    await show(query, screens.render(render.regions_screen, current, language))
 
 
 async def on_az(
@@ -85,8 +77,9 @@ async def on_az(
     callback_data: CountryListCallback,
     current: Catalogue,
     language: str,
+    screens: ScreenCache,
 ) -> None:
-    await show(query, render.az_screen(current, language, callback_data.page))
+    await show(query, screens.render(render.az_screen, current, language, callback_data.page))
 
 
 async def on_region(
@@ -95,11 +88,14 @@ async def on_region(
     current: Catalogue,
     language: str,
     callback_answer: CallbackAnswer,
+    screens: ScreenCache,
 ) -> None:
-    screen = render.region_screen(current, language, callback_data.region, callback_data.page)
+    screen = screens.render(
+        render.region_screen, current, language, callback_data.region, callback_data.page
+    )
     if screen is None:
         callback_answer.text = _("This region is no longer available.")
-        screen = render.regions_screen(current, language)
+        screen = screens.render(render.regions_screen, current, language)
     await show(query, screen)
 
 
@@ -110,14 +106,21 @@ async def on_country(
     pricing: PricingService,
     language: str,
     callback_answer: CallbackAnswer,
+    screens: ScreenCache,
 ) -> None:
     iso = callback_data.iso.upper()
-    screen = render.country_screen(
-        current, pricing, language, iso, callback_data.origin, callback_data.page
+    screen = screens.render(
+        render.country_screen,
+        current,
+        pricing,
+        language,
+        iso,
+        callback_data.origin,
+        callback_data.page,
     )
     if screen is None:
         callback_answer.text = _("Sorry, there are no plans for this country right now.")
-        screen = render.buy_screen(current, language)
+        screen = screens.render(render.buy_screen, current, language)
     await show(query, screen)
 
 
@@ -128,19 +131,27 @@ async def on_bundle(
     pricing: PricingService,
     language: str,
     callback_answer: CallbackAnswer,
+    screens: ScreenCache,
 ) -> None:
     iso = callback_data.iso.upper()
     bundle = current.by_name(callback_data.bundle)
     if bundle is None:
         callback_answer.text = _("This plan is no longer available. Here are the current ones.")
-        screen = render.country_screen(
-            current, pricing, language, iso, callback_data.origin, callback_data.page
+        screen = screens.render(
+            render.country_screen,
+            current,
+            pricing,
+            language,
+            iso,
+            callback_data.origin,
+            callback_data.page,
         )
-        await show(query, screen or render.buy_screen(current, language))
+        await show(query, screen or screens.render(render.buy_screen, current, language))
         return
     if iso not in {c.iso for c in bundle.coverage}:
         iso = ""  # a forged or stale country: Back leads to the Buy screen
-    screen = render.bundle_screen(
+    screen = screens.render(
+        render.bundle_screen,
         current,
         pricing,
         language,
@@ -153,26 +164,31 @@ async def on_bundle(
 
 
 async def on_search(
-    message: Message, current: Catalogue, pricing: PricingService, language: str
+    message: Message,
+    current: Catalogue,
+    pricing: PricingService,
+    language: str,
+    screens: ScreenCache,
 ) -> None:
     """Typed text at any time is a country search."""
     query = message.text or ""
-    region = _typed_region(current, query)
-    if region is not None and (screen := render.region_screen(current, language, region, 0)):
+    region = current.region_named(query)
+    if region is not None and (
+        screen := screens.render(render.region_screen, current, language, region, 0)
+    ):
         await show(message, screen)
         return
     matches = current.search.search(query, limit=SEARCH_CHOICES)
     if len(matches) == 1:
-        screen = render.country_screen(
-            current, pricing, language, matches[0].iso, ORIGIN_SEARCH, 0
+        screen = screens.render(
+            render.country_screen, current, pricing, language, matches[0].iso, ORIGIN_SEARCH, 0
         )
         if screen is not None:
             await show(message, screen)
             return
     if matches:
-        await show(
-            message, render.search_choices_screen(current, language, [m.iso for m in matches])
-        )
+        isos = tuple(m.iso for m in matches)
+        await show(message, screens.render(render.search_choices_screen, current, language, isos))
         return
     known = _world_search().best(query)
     name = country_name(known, language) if known else None

@@ -17,6 +17,7 @@ from bot.middlewares import store_language
 from handlers import render
 from handlers.callbacks import LanguageCallback, MenuCallback, NoopCallback
 from handlers.render import Screen
+from handlers.screen_cache import ScreenCache
 from services.i18n import SUPPORTED_LANGUAGES
 
 logger = logging.getLogger(__name__)
@@ -43,24 +44,24 @@ async def show(event: Message | CallbackQuery, screen: Screen) -> None:
         await event.bot.send_message(event.from_user.id, screen.text, reply_markup=screen.markup)
 
 
-async def on_start(message: Message) -> None:
-    await show(message, render.main_menu())
+async def on_start(message: Message, screens: ScreenCache) -> None:
+    await show(message, screens.render(render.main_menu))
 
 
-async def on_help(message: Message) -> None:
-    await show(message, render.help_screen())
+async def on_help(message: Message, screens: ScreenCache) -> None:
+    await show(message, screens.render(render.help_screen))
 
 
 async def on_language(message: Message, language: str) -> None:
     await show(message, render.language_screen(language))
 
 
-async def on_main(query: CallbackQuery) -> None:
-    await show(query, render.main_menu())
+async def on_main(query: CallbackQuery, screens: ScreenCache) -> None:
+    await show(query, screens.render(render.main_menu))
 
 
-async def on_help_button(query: CallbackQuery) -> None:
-    await show(query, render.help_screen())
+async def on_help_button(query: CallbackQuery, screens: ScreenCache) -> None:
+    await show(query, screens.render(render.help_screen))
 
 
 async def on_language_button(query: CallbackQuery, language: str) -> None:
@@ -73,17 +74,18 @@ async def on_language_chosen(
     session: AsyncSession,
     i18n: I18n,
     callback_answer: CallbackAnswer,
+    screens: ScreenCache,
 ) -> None:
     code = callback_data.code
     if code not in SUPPORTED_LANGUAGES:
         callback_answer.text = _("This button is out of date.")
-        await show(query, render.main_menu())
+        await show(query, screens.render(render.main_menu))
         return
     await store_language(session, query.from_user.id, code)
     # Answer and redraw in the new language from here on.
     i18n.current_locale = code
     callback_answer.text = _("Language: English") if code == "en" else _("Language: Russian")
-    await show(query, render.main_menu())
+    await show(query, screens.render(render.main_menu))
 
 
 async def on_noop(query: CallbackQuery) -> None:

@@ -16,32 +16,34 @@ from aiogram.utils.i18n import gettext as _
 from handlers import render
 from handlers.common import show
 from handlers.render import Screen
+from handlers.screen_cache import ScreenCache
 
 logger = logging.getLogger(__name__)
 
 
-def _with_menu(text: str) -> Screen:
-    menu = render.main_menu()
-    return Screen(text, menu.markup)
+def _with_menu(screens: ScreenCache, text: str) -> Screen:
+    return Screen(text, screens.render(render.main_menu).markup)
 
 
-async def on_unknown_command(message: Message) -> None:
-    await show(message, _with_menu(_("I don't know that command. Here is the menu:")))
+async def on_unknown_command(message: Message, screens: ScreenCache) -> None:
+    await show(message, _with_menu(screens, _("I don't know that command. Here is the menu:")))
 
 
-async def on_other_message(message: Message) -> None:
+async def on_other_message(message: Message, screens: ScreenCache) -> None:
     """Stickers, photos, voice notes, locations…: the bot reads only text."""
     await show(
         message,
-        _with_menu(_("I can only read text. Type a country's name, or use the menu:")),
+        _with_menu(screens, _("I can only read text. Type a country's name, or use the menu:")),
     )
 
 
-async def on_stale_button(query: CallbackQuery, callback_answer: CallbackAnswer) -> None:
+async def on_stale_button(
+    query: CallbackQuery, callback_answer: CallbackAnswer, screens: ScreenCache
+) -> None:
     """A button from an old message, or data nobody sends: answer, then show the menu."""
     logger.info("Unhandled callback data %r from %s", query.data, query.from_user.id)
     callback_answer.text = _("This button is out of date. Here is the menu.")
-    await show(query, render.main_menu())
+    await show(query, screens.render(render.main_menu))
 
 
 def create_router() -> Router:

@@ -64,9 +64,10 @@ async def _list_screen(
     page: int = 0,
 ) -> Screen:
     repo = MyEsimsRepository(session)
-    esims = await repo.esims(user_id)
     orders = await repo.orders(user_id)
-    bundles = await repo.bundles_by_iccid(user_id)
+    # Every eSIM comes from one of its owner's orders: no orders, nothing more to read.
+    esims = await repo.esims(user_id) if orders else ()
+    bundles = await repo.bundles_by_iccid(user_id) if esims else {}
     entries = build_entries(esims, orders, bundles, catalogue.catalogue, translator, language)
     return list_screen(entries, language, page)
 

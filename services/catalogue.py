@@ -21,9 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from db.base import utcnow
 from db.repositories.catalogue import CatalogueSnapshotRepository
 from services.countries import country_name as localized_country_name
-from services.countries import sort_key, sorted_by_name
-from services.country_search import CountrySearch
+from services.countries import region_name, sort_key, sorted_by_name
+from services.country_search import CountrySearch, normalize
 from services.esimgo.models import Bundle, Country
+from services.i18n import SUPPORTED_LANGUAGES
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +113,13 @@ class Catalogue:
         self.search = CountrySearch(
             self._country_codes, {iso: c.name for iso, c in self._countries.items()}
         )
+        # What a traveller may type for a region ("Europe", "азия"), in every language we speak.
+        self._regions_by_typed_name = {
+            normalize(name): region
+            for region in reversed(self._region_names)
+            for name in (region, *(region_name(region, lang) for lang in SUPPORTED_LANGUAGES))
+            if normalize(name)
+        }
 
     @classmethod
     def from_raw(
@@ -176,6 +184,10 @@ class Catalogue:
     def regions(self) -> list[str]:
         """eSIM Go's region names that have countries, in display order."""
         return list(self._region_names)
+
+    def region_named(self, text: str) -> str | None:
+        """The region a typed text names exactly ("Europe", "азия"), if any."""
+        return self._regions_by_typed_name.get(normalize(text))
 
     def countries_in_region(self, region: str) -> list[str]:
         """ISO codes in the region, A–Z by English name (use `sorted_by_name` to localize)."""
