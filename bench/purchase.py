@@ -3,11 +3,12 @@
 Run: `python bench/purchase.py [--buyers 200] [--ramp 5] [--think 0.3] [--esimgo-rps 1000]`
 from the repo root (`--ramp 0 --think 0` fires every buyer at the same instant).
 The real dispatcher, services and fulfilment worker run against FakeTelegram and FakeEsimGo over
-loopback HTTP, on SQLite in a temporary folder. Prints eSIM Go calls per purchase after the
-validate, Telegram calls per purchase, time from successful_payment to the sendPhoto request
-(p50/p95), duplicates, and CPU per purchase (the fakes' share included: they run in-process).
-Targets: ≤ 2 eSIM Go calls, p95 < 100 ms, 0 duplicates. Production paces eSIM Go at 9
-requests/s; `--esimgo-rps 9` shows how a burst of buyers then queues.
+loopback HTTP, on SQLite in a temporary folder. The fakes run in a process of their own, as
+Telegram and eSIM Go are other machines: the bot's latency is its own, not the stand-ins' CPU.
+Prints eSIM Go calls per purchase after the validate, Telegram calls per purchase, time from
+successful_payment to the sendPhoto request (p50/p95), duplicates, and CPU per purchase (the
+bot's process, and the fakes' apart). Targets: ≤ 2 eSIM Go calls, p95 < 100 ms, 0 duplicates.
+Production paces eSIM Go at 9 requests/s; `--esimgo-rps 9` shows how a burst of buyers queues.
 """
 
 from __future__ import annotations
@@ -15,17 +16,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import multiprocessing
 import random
 import statistics
 import sys
 import tempfile
 import time
 from collections import Counter
+from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from aiogram.types import User
+from aiogram import Bot
+from aiogram.client.session.middlewares.base import (
+    BaseRequestMiddleware,
+    NextRequestMiddlewareType,
+)
+from aiogram.methods import EditMessageText, SendInvoice, SendMessage, TelegramMethod
+from aiogram.methods.base import Response, TelegramType
+from aiogram.types import InlineKeyboardMarkup, Message, User
 from sqlalchemy import func, select
 
 from bot.app import close_deps, create_bot, create_deps
@@ -51,6 +62,72 @@ from tests.helpers import (
 )
 
 BUNDLES = ("esim_1GB_7D_GB_V2", "esim_1GB_7D_TH_V2", "esim_1GB_7D_US_V2", "esim_1GB_7D_AE_V2")
+
+
+def serve_fakes(conn: Connection) -> None:
+    """The child process: FakeTelegram and FakeEsimGo until told to stop, then what they saw."""
+    asyncio.run(_serve_fakes(conn))
+
+
+async def _serve_fakes(conn: Connection) -> None:
+    telegram, esimgo = FakeTelegram(), FakeEsimGo()
+    await telegram.start()
+    await esimgo.start()
+    loop = asyncio.get_running_loop()
+    conn.send((telegram.base_url, esimgo.base_url, esimgo.api_key))
+    mark, cpu_at_mark = 0, time.process_time()
+    try:
+        while await loop.run_in_executor(None, conn.recv) == "mark":
+            mark, cpu_at_mark = len(esimgo.requests), time.process_time()
+        routes = Counter(
+            f"{r.route}:{(r.json or {}).get('type', '')}" if r.route == "POST /orders" else r.route
+            for r in esimgo.requests[mark:]
+        )
+        conn.send(
+            {
+                "telegram": Counter(c.method for c in telegram.calls),
+                "esimgo": routes,
+                "orders": len(esimgo.orders),
+                "cpu": time.process_time() - cpu_at_mark,
+            }
+        )
+    finally:
+        await telegram.close()
+        await esimgo.close()
+
+
+class Screens(BaseRequestMiddleware):
+    """What the bot last showed each chat (message id and buttons) and the invoices it sent,
+    read off its own requests: the buyers press those buttons."""
+
+    def __init__(self) -> None:
+        self.shown: dict[int, tuple[int, InlineKeyboardMarkup | None]] = {}
+        self.invoices: dict[int, SendInvoice] = {}
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        # aiogram's annotation says Response, but the chain passes the parsed result along.
+        result: Any = await make_request(bot, method)
+        if isinstance(method, SendInvoice):
+            self.invoices[int(method.chat_id)] = method
+        elif isinstance(method, SendMessage | EditMessageText) and isinstance(result, Message):
+            markup = method.reply_markup
+            shown = markup if isinstance(markup, InlineKeyboardMarkup) else None
+            self.shown[result.chat.id] = (result.message_id, shown)
+        return result  # type: ignore[no-any-return]
+
+    def button(self, chat_id: int, text_contains: str) -> tuple[int, str]:
+        """(message id, callback data) of the first button on the chat's screen with the text."""
+        message_id, markup = self.shown[chat_id]
+        for row in markup.inline_keyboard if markup else ():
+            for button in row:
+                if text_contains in button.text and button.callback_data:
+                    return message_id, button.callback_data
+        raise LookupError(f"no {text_contains!r} button shown to {chat_id}")
 
 
 class TimedMessenger:
@@ -86,24 +163,30 @@ def percentile(values: list[float], pct: float) -> float:
 
 async def main(buyers: int, esimgo_rps: float, ramp: float, think_seconds: float) -> int:
     logging.basicConfig(level=logging.WARNING)
-    telegram, esimgo = FakeTelegram(), FakeEsimGo()
-    await telegram.start()
-    await esimgo.start()
+    fakes_end, ours = multiprocessing.get_context("spawn").Pipe()
+    fakes = multiprocessing.get_context("spawn").Process(
+        target=serve_fakes, args=(fakes_end,), daemon=True
+    )
+    fakes.start()
+    loop = asyncio.get_running_loop()
+    telegram_url, esimgo_url, api_key = await loop.run_in_executor(None, ours.recv)
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}"
         await upgrade_async(url)
         settings = load_settings(
             _env_file=None,
             bot_token=DEFAULT_TOKEN,
-            esimgo_api_key=esimgo.api_key,
-            esimgo_base_url=esimgo.base_url,
-            telegram_api_base=telegram.base_url,
+            esimgo_api_key=api_key,
+            esimgo_base_url=esimgo_url,
+            telegram_api_base=telegram_url,
             database_url=url,
         )
         deps = await create_deps(settings)
-        fast = EsimGoClient(esimgo.base_url, esimgo.api_key, max_requests_per_second=esimgo_rps)
+        fast = EsimGoClient(esimgo_url, api_key, max_requests_per_second=esimgo_rps)
         deps.orders = OrderService(fast, deps.catalogue, deps.pricing)
         bot = create_bot(settings)
+        screens = Screens()
+        bot.session.middleware(screens)
         messenger = TimedMessenger(AiogramMessenger(bot))
         worker = FulfilmentWorker(
             deps.session_factory,
@@ -121,7 +204,7 @@ async def main(buyers: int, esimgo_rps: float, ramp: float, think_seconds: float
             dispatcher = create_dispatcher(deps)
             settle_heap()  # as `esimbot run` does before it takes updates
             worker_task = asyncio.create_task(worker.run())
-            requests_before = len(esimgo.requests)
+            ours.send("mark")
             paid_at: dict[int, float] = {}
 
             rng = random.Random(7)
@@ -135,30 +218,24 @@ async def main(buyers: int, esimgo_rps: float, ramp: float, think_seconds: float
                 await asyncio.sleep(starts[n])
                 await dispatcher.feed_update(bot, message_update(user, "/start"))
                 await think()
-                menu = telegram.last_bot_message(user.id).message_id
+                menu = screens.shown[user.id][0]
                 data = BundleCallback(action="buy", bundle=BUNDLES[n % len(BUNDLES)], iso="")
                 await dispatcher.feed_update(bot, callback_update(user, data, menu))
                 await think()
-                screen = telegram.last_bot_message(user.id)
-                pay = str(screen.button("💳").get("callback_data"))
-                await dispatcher.feed_update(bot, callback_update(user, pay, screen.message_id))
+                screen, pay = screens.button(user.id, "💳")
+                await dispatcher.feed_update(bot, callback_update(user, pay, screen))
                 await think()
-                invoice = next(
-                    c
-                    for c in reversed(telegram.calls)
-                    if c.method == "sendInvoice" and c.params["chat_id"] == user.id
-                )
-                payload = str(invoice.params["payload"])
-                amount = sum(int(p["amount"]) for p in invoice.params["prices"])
+                invoice = screens.invoices[user.id]
+                amount = sum(price.amount for price in invoice.prices)
                 await dispatcher.feed_update(
-                    bot, pre_checkout_update(user, payload=payload, total_amount=amount)
+                    bot, pre_checkout_update(user, payload=invoice.payload, total_amount=amount)
                 )
                 await asyncio.sleep(0.05)  # Telegram takes the money between the two updates
                 paid_at[user.id] = time.perf_counter()
                 await dispatcher.feed_update(
                     bot,
                     successful_payment_update(
-                        user, payload=payload, total_amount=amount, charge_id=f"bench-{n}"
+                        user, payload=invoice.payload, total_amount=amount, charge_id=f"bench-{n}"
                     ),
                 )
 
@@ -183,29 +260,27 @@ async def main(buyers: int, esimgo_rps: float, ramp: float, think_seconds: float
             await bot.session.close()
             await fast.close()
             await close_deps(deps)
-            await telegram.close()
-            await esimgo.close()
+            ours.send("stop")
+            seen: dict[str, Any] = await loop.run_in_executor(None, ours.recv)
+            fakes.join(timeout=10)
 
-    routes = Counter(
-        f"{r.route}:{(r.json or {}).get('type', '')}" if r.route == "POST /orders" else r.route
-        for r in esimgo.requests[requests_before:]
-    )
+    routes: Counter[str] = seen["esimgo"]
     before_payment = routes["POST /orders:validate"] + routes["GET /organisation"]
     after_validate = sum(routes.values()) - before_payment
-    telegram_calls = Counter(c.method for c in telegram.calls)
+    telegram_calls: Counter[str] = seen["telegram"]
     latencies = [
         (messenger.photo_started[uid] - paid_at[uid]) * 1000
         for uid in paid_at
         if uid in messenger.photo_started
     ]
-    duplicates = (len(esimgo.orders) - buyers) + sum(n - 1 for n in messenger.photos.values())
+    duplicates = (seen["orders"] - buyers) + sum(n - 1 for n in messenger.photos.values())
     print(
         f"buyers: {buyers}, arriving over {ramp:g} s, ~{think_seconds * 1000:.0f} ms between "
         f"steps; eSIM Go pacing {esimgo_rps:g} req/s"
     )
     print(
-        f"wall time: {elapsed:.2f} s; delivered orders: {delivered}; CPU {cpu:.2f} s "
-        f"({cpu / buyers * 1000:.0f} ms per purchase, fakes included)"
+        f"wall time: {elapsed:.2f} s; delivered orders: {delivered}; CPU per purchase: "
+        f"bot {cpu / buyers * 1000:.0f} ms, fakes {seen['cpu'] / buyers * 1000:.0f} ms"
     )
     print(f"eSIM Go calls per purchase after the validate: {after_validate / buyers:.2f}")
     print(f"  (before the invoice: {before_payment / buyers:.2f} — validate + balance)")

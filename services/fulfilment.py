@@ -18,7 +18,7 @@ import contextlib
 import html
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -269,9 +269,12 @@ class FulfilmentWorker:
         token = f"{self.worker_id}:{self._batches}"
         async with self._session_factory() as session:
             repo = OrderRepository(session)
-            count = await repo.lease_due(token, now, now + self.settings.lease, limit)
+            # A read first: most wake-ups (a task finished) find nothing, and then no write
+            # transaction (SQLite's lock, a commit) is spent on an UPDATE of no rows.
+            if not await repo.due_ids(now, 1):
+                return []
+            leased = await repo.lease_due(token, now, now + self.settings.lease, limit)
             await session.commit()
-            leased = await repo.leased_to(token) if count else []
         for order in leased:
             if order.status == OrderStatus.FULFILLING.value and order.attempts == 1:
                 log.info("order %s: paid → fulfilling (%s)", order.public_id, token)
@@ -552,7 +555,7 @@ class FulfilmentWorker:
                 )
             return won
 
-        await self._link_and_deliver(order, result, write, f"ICCID {esim.iccid}")
+        await self._link_and_deliver(order, result, write, values, f"ICCID {esim.iccid}")
 
     async def _store_topup(self, order: Order, result: OrderResult) -> None:
         """The bundle must be on the very ICCID asked for; anything else is not delivered."""
@@ -566,6 +569,12 @@ class FulfilmentWorker:
         iccid = order.iccid
         assert iccid is not None
 
+        values: dict[str, object] = {
+            "esimgo_order_reference": result.reference,
+            "failure_reason": None,
+            "next_attempt_at": self._clock(),  # delivery is due
+        }
+
         async def write(session: AsyncSession) -> bool:
             repo = OrderRepository(session)
             won = await repo.transition(
@@ -573,24 +582,24 @@ class FulfilmentWorker:
                 OrderStatus.FULFILLING,
                 OrderStatus.DELIVERED,
                 self._mine(order),
-                esimgo_order_reference=result.reference,
-                failure_reason=None,
-                next_attempt_at=self._clock(),  # delivery is due
+                **values,
             )
             if won:
                 await repo.mark_topped_up(iccid, order.telegram_user_id)
             return won
 
-        await self._link_and_deliver(order, result, write, f"top-up onto ICCID {iccid}")
+        await self._link_and_deliver(order, result, write, values, f"top-up onto ICCID {iccid}")
 
     async def _link_and_deliver(
         self,
         order: Order,
         result: OrderResult,
         write: Callable[[AsyncSession], Awaitable[bool]],
+        values: Mapping[str, object],
         what: str,
     ) -> None:
-        """Run `write` (the guarded step to delivered) in one transaction, then deliver."""
+        """Run `write` (the guarded step to delivered, setting `values`) in one transaction,
+        then deliver."""
         try:
             async with self._session_factory() as session:
                 won = await write(session)
@@ -613,9 +622,7 @@ class FulfilmentWorker:
             result.reference,
             what,
         )
-        fresh = await self._reload(order)
-        if fresh is not None:
-            await self._deliver(fresh)
+        await self._deliver(order.mirror(OrderStatus.DELIVERED, values))
 
     async def _topup_landed_elsewhere(self, order: Order, result: OrderResult) -> None:
         """eSIM Go put the bundle on another ICCID: never hand that over; refund, investigate."""

@@ -399,7 +399,7 @@ class OrderService:
         """Store a successful payment once (unique charge id); money we cannot serve → refund."""
         repo = OrderRepository(session)
         try:
-            if await repo.by_charge_id(charge_id) is not None:
+            if await repo.charge_recorded(charge_id):
                 log.info("payment %s for order %s seen before", charge_id, public_id)
                 return PaymentResult(PaymentOutcome.DUPLICATE, None)
             order = await repo.by_public_id(public_id)
@@ -422,19 +422,21 @@ class OrderService:
                     order.id, OrderStatus.AWAITING_PAYMENT, OrderStatus.PAID, no_charge, **paid
                 ):
                     await session.commit()
+                    session.expunge(order)
                     log.info("order %s: awaiting_payment → paid (%s)", public_id, charge_id)
-                    return PaymentResult(PaymentOutcome.RECORDED, await repo.get(order.id))
+                    return PaymentResult(
+                        PaymentOutcome.RECORDED, order.mirror(OrderStatus.PAID, paid)
+                    )
+                late = {**paid, "failure_reason": f"{STRAY}paid after the order was cancelled"}
                 if await repo.transition(
-                    order.id,
-                    OrderStatus.CANCELLED,
-                    OrderStatus.FAILED,
-                    no_charge,
-                    failure_reason=f"{STRAY}paid after the order was cancelled",
-                    **paid,
+                    order.id, OrderStatus.CANCELLED, OrderStatus.FAILED, no_charge, **late
                 ):
                     await session.commit()
+                    session.expunge(order)
                     log.info("order %s: cancelled → failed (paid late, refund)", public_id)
-                    return PaymentResult(PaymentOutcome.REFUND, await repo.get(order.id))
+                    return PaymentResult(
+                        PaymentOutcome.REFUND, order.mirror(OrderStatus.FAILED, late)
+                    )
             stray = await self._record_stray(repo, order, user_id, amount, currency, now, **paid)
             await session.commit()
         except IntegrityError:

@@ -435,19 +435,20 @@ async def test_a_lease_is_exclusive_until_it_expires(
         await session.commit()
     now = utcnow()
 
-    async def lease(token: str, at: datetime) -> int:
+    async def lease(token: str, at: datetime) -> list[Order]:
         async with session_factory() as session:
-            count = await OrderRepository(session).lease_due(
+            leased = await OrderRepository(session).lease_due(
                 token, at, at + timedelta(minutes=3), 10
             )
             await session.commit()
-            return count
+            return leased
 
-    assert sorted(await asyncio.gather(lease("one", now), lease("two", now))) == [0, 1]
-    assert await lease("three", now + timedelta(minutes=1)) == 0
-    assert await lease("three", now + timedelta(minutes=4)) == 1
+    racing = await asyncio.gather(lease("one", now), lease("two", now))
+    assert sorted(len(leased) for leased in racing) == [0, 1]
+    assert await lease("three", now + timedelta(minutes=1)) == []
+    [order] = await lease("three", now + timedelta(minutes=4))
+    assert order.lease_owner == "three"
     async with session_factory() as session:
-        [order] = await OrderRepository(session).leased_to("three")
         due = await OrderRepository(session).due_ids(now + timedelta(minutes=5), 10)
     assert (order.status, order.attempts) == ("fulfilling", 2)
     assert order.last_attempt_at is not None

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 
@@ -66,6 +67,14 @@ class Order(Base):
     refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    def mirror(self, status: OrderStatus, values: Mapping[str, object]) -> Order:
+        """This object as a guarded transition to `status` setting `values` just wrote its row,
+        without reading it back. Only for an object no session holds (it would flush)."""
+        for name, value in values.items():
+            setattr(self, name, value)
+        self.status = status.value
+        return self
 
 
 class Esim(Base):

@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, literal, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.base import UTCDateTime
@@ -38,11 +38,12 @@ class OrderRepository:
         )
         return result.scalar_one_or_none()
 
-    async def by_charge_id(self, charge_id: str) -> Order | None:
+    async def charge_recorded(self, charge_id: str) -> bool:
+        """Whether an order already holds this Telegram payment charge id."""
         result = await self.session.execute(
-            select(Order).where(Order.telegram_payment_charge_id == charge_id)
+            select(Order.id).where(Order.telegram_payment_charge_id == charge_id)
         )
-        return result.scalar_one_or_none()
+        return result.first() is not None
 
     async def update_where(
         self, order_id: int, conditions: Sequence[ColumnElement[bool]], **values: Any
@@ -98,8 +99,11 @@ class OrderRepository:
         )
         return [(row[0], row[1]) for row in result.all()]
 
-    async def lease_due(self, token: str, now: datetime, until: datetime, limit: int) -> int:
-        """Lease up to `limit` due orders to `token` in one guarded UPDATE; returns how many.
+    async def lease_due(
+        self, token: str, now: datetime, until: datetime, limit: int
+    ) -> list[Order]:
+        """Lease up to `limit` due orders to `token` in one guarded UPDATE; the leased orders,
+        oldest first.
 
         A paid order becomes fulfilling and its attempt time is set. The due conditions are
         repeated on the outer UPDATE so that, on PostgreSQL, a row another worker leased first
@@ -119,18 +123,10 @@ class OrderRepository:
                 lease_until=until,
                 attempts=Order.attempts + 1,
             )
-            .execution_options(synchronize_session=False)
+            .returning(Order)
+            .execution_options(synchronize_session=False, populate_existing=True)
         )
-        return int(getattr(result, "rowcount", 0) or 0)
-
-    async def leased_to(self, token: str) -> list[Order]:
-        result = await self.session.execute(
-            select(Order)
-            .where(Order.lease_owner == token)
-            .order_by(Order.id)
-            .execution_options(populate_existing=True)
-        )
-        return list(result.scalars().all())
+        return sorted(result.scalars().all(), key=lambda order: order.id)
 
     async def next_due_at(self) -> datetime | None:
         """The earliest future `next_attempt_at` or `lease_until` among orders with work left."""
@@ -142,10 +138,12 @@ class OrderRepository:
                 Order.next_attempt_at.is_not(None),
             ),
         )
-        times: list[datetime] = []
-        for column in (Order.next_attempt_at, Order.lease_until):
-            result = await self.session.execute(select(column).where(pending, column.is_not(None)))
-            times.extend(value for value in result.scalars().all() if value is not None)
+        row = (
+            await self.session.execute(
+                select(func.min(Order.next_attempt_at), func.min(Order.lease_until)).where(pending)
+            )
+        ).one()
+        times = [value for value in row if value is not None]
         return min(times) if times else None
 
     async def expired_unpaid(self, now: datetime, limit: int = 500) -> list[tuple[int, str]]:
