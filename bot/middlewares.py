@@ -3,6 +3,8 @@ and two for the Bot's own requests."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 import weakref
 from collections.abc import Awaitable, Callable
@@ -23,13 +25,14 @@ from aiogram.methods.base import TelegramType
 from aiogram.types import TelegramObject
 from aiogram.types import User as TelegramUser
 from aiogram.utils.i18n import I18nMiddleware
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.repositories.users import UserRepository
+from db.repositories.users import Profile, UserRepository
 from services.i18n import SUPPORTED_LANGUAGES, normalize_language
+from services.profiles import ProfileWriter
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+log = logging.getLogger(__name__)
 
 # Keys handlers read from the middleware data.
 SESSION_KEY = "session"
@@ -39,8 +42,6 @@ LANGUAGE_KEY = "language"
 # language chosen on another replica (or a send failure seen there) shows soon.
 KNOWN_USER_TTL_SECONDS = 30.0
 KNOWN_USERS_MAX = 50_000
-
-Profile = tuple[str | None, str | None, str | None]
 
 
 def profile_of(sender: TelegramUser) -> Profile:
@@ -135,7 +136,8 @@ class ForgetUnreachableUsers(BaseRequestMiddleware):
 
 class UserMiddleware(BaseMiddleware):
     """Stores who is talking (id, username, Telegram language), unmarks them as blocked and
-    resolves their language; the database is asked only when the cache cannot answer."""
+    resolves their language; the database is asked only when the cache cannot answer, and a
+    row to write is written while the handler answers (the update ends once it is stored)."""
 
     def __init__(
         self,
@@ -146,17 +148,19 @@ class UserMiddleware(BaseMiddleware):
         self._session_factory = session_factory
         self._default = default_language
         self.users = users or KnownUsers()
+        self._writer = ProfileWriter(session_factory)
         self._watched: weakref.WeakSet[BaseSession] = weakref.WeakSet()
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         sender: TelegramUser | None = data.get("event_from_user")
         chosen = None
+        stored: asyncio.Future[None] | None = None
         if sender is not None and not sender.is_bot:
             self._watch(data.get("bot"))
             profile = profile_of(sender)
             known = self.users.get(sender.id)
             if known is None or known.profile != profile:
-                known = await self._store(sender.id, profile)
+                known, stored = await self._refresh(sender.id, profile)
             chosen = known.language
         data[LANGUAGE_KEY] = resolve_language(
             chosen, sender.language_code if sender else None, self._default
@@ -166,6 +170,8 @@ class UserMiddleware(BaseMiddleware):
             return await handler(event, data)
         finally:
             _known_users.reset(token)
+            if stored is not None and sender is not None:
+                await self._wait_stored(sender.id, stored)
 
     def _watch(self, bot: object) -> None:
         # Notifications go through the dispatcher's Bot; a user is cached only after an update
@@ -174,31 +180,27 @@ class UserMiddleware(BaseMiddleware):
             bot.session.middleware(ForgetUnreachableUsers(self.users))
             self._watched.add(bot.session)
 
-    async def _store(self, user_id: int, profile: Profile) -> KnownUser:
+    async def _refresh(
+        self, user_id: int, profile: Profile
+    ) -> tuple[KnownUser, asyncio.Future[None] | None]:
+        """The user as stored, and the pending write when the row must change."""
         generation = self.users.generation
-        username, first_name, telegram_language = profile
-        # A short session of its own, committed before the handler runs.
         async with self._session_factory() as session:
-            repo = UserRepository(session)
-            try:
-                language, changed = await repo.save_profile(
-                    user_id,
-                    username=username,
-                    first_name=first_name,
-                    telegram_language=telegram_language,
-                )
-                if changed:
-                    await session.commit()
-            except IntegrityError:
-                # Another update from the same new user inserted the row first; use theirs.
-                await session.rollback()
-                found = await repo.get(user_id)
-                if found is None:
-                    raise
-                language = found.language
-            known = KnownUser(profile, language)
+            found = await UserRepository(session).stored(user_id)
+        stored = None
+        if found is None or found.profile != profile or found.blocked:
+            stored = self._writer.save(user_id, profile)
+        known = KnownUser(profile, found.language if found is not None else None)
         self.users.put(user_id, known, generation)
-        return known
+        return known, stored
+
+    async def _wait_stored(self, user_id: int, stored: asyncio.Future[None]) -> None:
+        try:
+            await stored
+        except Exception as exc:
+            # Logged by the writer; the next update from this user tries again.
+            log.debug("profile of %s not stored: %s", user_id, exc)
+            self.users.forget(user_id)
 
 
 async def store_language(session: AsyncSession, user_id: int, language: str) -> None:

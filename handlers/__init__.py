@@ -12,9 +12,10 @@ def feature_routers() -> list[Router]:
     return [
         support.create_router(),  # first: a command typed instead of a question clears it
         common.create_router(),
+        # Commands and buttons of its own only: early, so /myesims skips the routers below.
+        myesims.create_router(),
         purchase.create_router(),  # before browse: its Buy handler wins
         topup.create_router(),  # owns the Top up buttons of /myesims and notifications
         browse.create_router(),
-        myesims.create_router(),
         fallback.create_router(),  # always last
     ]

@@ -3,13 +3,18 @@ user comes back; and the language it carries."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 from aiogram.utils.i18n import gettext
+from sqlalchemy import event, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.i18n import CatalogueI18n
 from db.models import User
+from db.repositories.users import UserRepository
 from services.i18n import Translator
+from services.profiles import ProfileWriter
 from tests.helpers import BotEnv, make_user
 from tests.tracking_helpers import ServerEnv, first_use, seed_esim, utilisation
 
@@ -116,3 +121,33 @@ def test_catalogue_i18n_context_is_what_aiogram_gettext_uses() -> None:
         assert gettext("Choose your language:") == "Выберите язык:"
     with i18n.context(), i18n.use_locale("en"):
         assert gettext("Choose your language:") == "Choose your language:"
+
+
+async def test_a_burst_of_new_users_is_stored_in_one_transaction_keeping_what_was_there(
+    engine: AsyncEngine, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    async with session_factory() as session:
+        await UserRepository(session).set_language(2, "ru")  # chose Russian earlier
+        session.add(User(telegram_id=3, blocked_at=datetime(2026, 1, 1, tzinfo=UTC)))
+        await session.commit()
+    commits = 0
+
+    def count(*_: object) -> None:
+        nonlocal commits
+        commits += 1
+
+    event.listen(engine.sync_engine, "commit", count)
+    writer = ProfileWriter(session_factory)
+    saves = [writer.save(n, (f"user{n}", "Traveller", "en")) for n in range(1, 51)]
+    saves.append(writer.save(7, ("renamed", "Traveller", "de")))  # the same user again
+    await asyncio.gather(*saves)
+    event.remove(engine.sync_engine, "commit", count)
+
+    async with session_factory() as session:
+        rows = {u.telegram_id: u for u in (await session.execute(select(User))).scalars()}
+    assert commits == 1
+    assert sorted(rows) == list(range(1, 51))
+    assert (rows[2].username, rows[2].language) == ("user2", "ru")
+    assert rows[3].blocked_at is None and rows[3].username == "user3"
+    assert (rows[7].username, rows[7].telegram_language) == ("renamed", "de")
+    assert rows[50].language is None and rows[50].created_at is not None

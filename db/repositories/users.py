@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
-from sqlalchemy import insert, select, update
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.base import utcnow
 from db.models.user import User
+
+# (username, first name, Telegram language), as the columns hold them.
+Profile = tuple[str | None, str | None, str | None]
+
+
+class StoredUser(NamedTuple):
+    profile: Profile
+    language: str | None
+    blocked: bool
 
 
 class UserRepository:
-    """Reads and changes `users` rows; the caller commits."""
+    """Reads and changes `users` rows; the caller commits. Writes are upserts, so a row written
+    at the same moment by another update (or replica) never fails them."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -17,44 +32,70 @@ class UserRepository:
     async def get(self, telegram_id: int) -> User | None:
         return await self.session.get(User, telegram_id)
 
-    async def save_profile(
-        self,
-        telegram_id: int,
-        *,
-        username: str | None,
-        first_name: str | None,
-        telegram_language: str | None,
-    ) -> tuple[str | None, bool]:
-        """Store this profile, no longer marked as blocked (they are writing to us): the user's
-        chosen language, and True when that wrote the row. Core statements: the ORM's unit of
-        work cost more than the rest of a /start."""
-        found = (
+    async def stored(self, telegram_id: int) -> StoredUser | None:
+        """The stored profile, chosen language and blocked mark; None for someone new."""
+        row = (
             await self.session.execute(
-                select(User.username, User.first_name, User.telegram_language, User.blocked_at)
-                .add_columns(User.language)
+                select(User.username, User.first_name, User.telegram_language)
+                .add_columns(User.language, User.blocked_at)
                 .where(User.telegram_id == telegram_id)
             )
         ).one_or_none()
-        profile = {
-            "username": username,
-            "first_name": first_name,
-            "telegram_language": telegram_language,
-        }
-        if found is None:
-            await self.session.execute(insert(User).values(telegram_id=telegram_id, **profile))
-            return None, True
-        stored = (found.username, found.first_name, found.telegram_language)
-        if stored == (username, first_name, telegram_language) and found.blocked_at is None:
-            return found.language, False
-        await self.session.execute(
-            update(User).where(User.telegram_id == telegram_id).values(**profile, blocked_at=None)
+        if row is None:
+            return None
+        profile = (row.username, row.first_name, row.telegram_language)
+        return StoredUser(profile, row.language, row.blocked_at is not None)
+
+    async def save_profiles(self, profiles: Mapping[int, Profile]) -> None:
+        """Insert or refresh these users in one statement, no longer marked as blocked (they
+        are writing to us); a language they chose is kept."""
+        if not profiles:
+            return
+        now = utcnow()
+        insert = self._insert().values(
+            [
+                {
+                    "telegram_id": telegram_id,
+                    "username": username,
+                    "first_name": first_name,
+                    "telegram_language": telegram_language,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for telegram_id, (username, first_name, telegram_language) in profiles.items()
+            ]
         )
-        return found.language, True
+        await self.session.execute(
+            insert.on_conflict_do_update(
+                index_elements=[User.telegram_id],
+                set_={
+                    "username": insert.excluded.username,
+                    "first_name": insert.excluded.first_name,
+                    "telegram_language": insert.excluded.telegram_language,
+                    "blocked_at": None,
+                    "updated_at": insert.excluded.updated_at,
+                },
+            )
+        )
 
     async def set_language(self, telegram_id: int, language: str) -> None:
         """Remember the language chosen with /language (creating the row if need be)."""
-        user = await self.session.get(User, telegram_id)
-        if user is None:
-            user = User(telegram_id=telegram_id)
-            self.session.add(user)
-        user.language = language
+        now = utcnow()
+        insert = self._insert().values(
+            telegram_id=telegram_id, language=language, created_at=now, updated_at=now
+        )
+        await self.session.execute(
+            insert.on_conflict_do_update(
+                index_elements=[User.telegram_id],
+                set_={"language": insert.excluded.language, "updated_at": now},
+            )
+        )
+
+    def _insert(self) -> Any:
+        """INSERT with the dialect's ON CONFLICT (both databases we run on have one)."""
+        dialect = self.session.get_bind().dialect.name
+        if dialect == "postgresql":
+            return postgresql.insert(User)
+        if dialect == "sqlite":
+            return sqlite.insert(User)
+        raise NotImplementedError(f"no upsert for {dialect}")

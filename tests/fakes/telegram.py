@@ -144,6 +144,7 @@ class ApiCall:
     method: str
     params: dict[str, Any]
     files: dict[str, bytes] = field(default_factory=dict)
+    content_type: str = ""
     error_code: int | None = None
     description: str | None = None
 
@@ -367,7 +368,9 @@ class FakeTelegram:
         token = request.match_info["token"]
         method = request.match_info["method"]
         params, files = await self._read_params(request)
-        call = ApiCall(method=method, params=params, files=files)
+        call = ApiCall(
+            method=method, params=params, files=files, content_type=request.content_type
+        )
         self.calls.append(call)
         try:
             if not re.fullmatch(r"\d+:[\w-]+", token) or (

@@ -1,0 +1,67 @@
+"""What the bot's own Bot sends: one JSON document per call, defaults applied; files as forms."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from aiogram import Bot
+from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot.app import create_bot
+from bot.config import load_settings
+from tests.fakes.telegram import DEFAULT_TOKEN, FakeTelegram
+
+CHAT = 5151
+
+
+@pytest.fixture
+async def bot(fake_telegram: FakeTelegram) -> AsyncIterator[Bot]:
+    settings = load_settings(
+        _env_file=None,
+        bot_token=DEFAULT_TOKEN,
+        esimgo_api_key="test-key",
+        telegram_api_base=fake_telegram.base_url,
+    )
+    bot = create_bot(settings)
+    yield bot
+    await bot.session.close()
+
+
+async def test_a_message_with_buttons_goes_as_json_with_the_bots_defaults(
+    bot: Bot, fake_telegram: FakeTelegram
+) -> None:
+    markup = InlineKeyboardMarkup(
+        inline_keyboard=[
+            [InlineKeyboardButton(text="1 GB · 7 days · 50 ⭐", callback_data="bu:show:x:TH:s:0")],
+            [InlineKeyboardButton(text="Install", url="https://esimsetup.apple.com/?c=LPA")],
+        ]
+    )
+    sent = await bot.send_message(CHAT, "<b>Thailand</b> — «choose»", reply_markup=markup)
+
+    call = fake_telegram.calls_to("sendMessage")[-1]
+    assert call.content_type == "application/json"
+    assert call.params["parse_mode"] == "HTML"  # from the Bot's defaults, not left out
+    assert call.params["link_preview_options"] == {"is_disabled": True}
+    assert call.params["reply_markup"] == {
+        "inline_keyboard": [
+            [{"text": "1 GB · 7 days · 50 ⭐", "callback_data": "bu:show:x:TH:s:0"}],
+            [{"text": "Install", "url": "https://esimsetup.apple.com/?c=LPA"}],
+        ]
+    }
+    assert sent.text == "Thailand — «choose»"
+    assert sent.reply_markup is not None
+    assert sent.reply_markup.model_dump(exclude_none=True) == markup.model_dump(exclude_none=True)
+
+
+async def test_a_photo_still_goes_as_a_multipart_upload(
+    bot: Bot, fake_telegram: FakeTelegram
+) -> None:
+    png = b"\x89PNG\r\n\x1a\nnot really"
+    await bot.send_photo(CHAT, BufferedInputFile(png, "qr.png"), caption="<code>LPA:1$x$y</code>")
+
+    call = fake_telegram.calls_to("sendPhoto")[-1]
+    assert call.content_type == "multipart/form-data"
+    assert call.files["photo"] == png
+    assert call.params["caption"] == "<code>LPA:1$x$y</code>"
+    assert call.params["parse_mode"] == "HTML"
