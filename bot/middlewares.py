@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.repositories.users import Profile, UserRepository
 from services.i18n import SUPPORTED_LANGUAGES, normalize_language
-from services.profiles import ProfileWriter
+from services.profiles import UserRows
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 log = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ class UserMiddleware(BaseMiddleware):
         self._session_factory = session_factory
         self._default = default_language
         self.users = users or KnownUsers()
-        self._writer = ProfileWriter(session_factory)
+        self._rows = UserRows(session_factory)
         self._watched: weakref.WeakSet[BaseSession] = weakref.WeakSet()
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
@@ -185,11 +185,10 @@ class UserMiddleware(BaseMiddleware):
     ) -> tuple[KnownUser, asyncio.Future[None] | None]:
         """The user as stored, and the pending write when the row must change."""
         generation = self.users.generation
-        async with self._session_factory() as session:
-            found = await UserRepository(session).stored(user_id)
+        found = await self._rows.stored(user_id)
         stored = None
         if found is None or found.profile != profile or found.blocked:
-            stored = self._writer.save(user_id, profile)
+            stored = self._rows.save(user_id, profile)
         known = KnownUser(profile, found.language if found is not None else None)
         self.users.put(user_id, known, generation)
         return known, stored
@@ -198,7 +197,7 @@ class UserMiddleware(BaseMiddleware):
         try:
             await stored
         except Exception as exc:
-            # Logged by the writer; the next update from this user tries again.
+            # Logged by UserRows; the next update from this user tries again.
             log.debug("profile of %s not stored: %s", user_id, exc)
             self.users.forget(user_id)
 

@@ -12,10 +12,11 @@ def feature_routers() -> list[Router]:
     return [
         support.create_router(),  # first: a command typed instead of a question clears it
         common.create_router(),
-        # Commands and buttons of its own only: early, so /myesims skips the routers below.
+        # The next four answer disjoint commands, callback data and messages; the busiest
+        # (/myesims, typed searches) come first so that they cross fewer routers.
         myesims.create_router(),
-        purchase.create_router(),  # before browse: its Buy handler wins
-        topup.create_router(),  # owns the Top up buttons of /myesims and notifications
         browse.create_router(),
+        purchase.create_router(),
+        topup.create_router(),  # owns the Top up buttons of /myesims and notifications
         fallback.create_router(),  # always last
     ]

@@ -14,7 +14,7 @@ from bot.i18n import CatalogueI18n
 from db.models import User
 from db.repositories.users import UserRepository
 from services.i18n import Translator
-from services.profiles import ProfileWriter
+from services.profiles import UserRows
 from tests.helpers import BotEnv, make_user
 from tests.tracking_helpers import ServerEnv, first_use, seed_esim, utilisation
 
@@ -123,29 +123,34 @@ def test_catalogue_i18n_context_is_what_aiogram_gettext_uses() -> None:
         assert gettext("Choose your language:") == "Choose your language:"
 
 
-async def test_a_burst_of_new_users_is_stored_in_one_transaction_keeping_what_was_there(
+async def test_a_burst_of_users_is_read_in_one_query_and_stored_in_one_transaction(
     engine: AsyncEngine, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
     async with session_factory() as session:
         await UserRepository(session).set_language(2, "ru")  # chose Russian earlier
         session.add(User(telegram_id=3, blocked_at=datetime(2026, 1, 1, tzinfo=UTC)))
         await session.commit()
-    commits = 0
+    seen: list[str] = []
 
-    def count(*_: object) -> None:
-        nonlocal commits
-        commits += 1
+    def note(*args: object) -> None:
+        seen.append("COMMIT" if len(args) == 1 else str(args[2]).split()[0])
 
-    event.listen(engine.sync_engine, "commit", count)
-    writer = ProfileWriter(session_factory)
-    saves = [writer.save(n, (f"user{n}", "Traveller", "en")) for n in range(1, 51)]
-    saves.append(writer.save(7, ("renamed", "Traveller", "de")))  # the same user again
+    event.listen(engine.sync_engine, "before_cursor_execute", note)
+    event.listen(engine.sync_engine, "commit", note)
+    store = UserRows(session_factory)
+    found = await asyncio.gather(*(store.stored(n) for n in (1, 2, 3)))
+    saves = [store.save(n, (f"user{n}", "Traveller", "en")) for n in range(1, 51)]
+    saves.append(store.save(7, ("renamed", "Traveller", "de")))  # the same user again
     await asyncio.gather(*saves)
-    event.remove(engine.sync_engine, "commit", count)
+    event.remove(engine.sync_engine, "before_cursor_execute", note)
+    event.remove(engine.sync_engine, "commit", note)
 
+    assert seen == ["SELECT", "INSERT", "COMMIT"]
+    assert found[0] is None
+    assert found[1] is not None and found[1].language == "ru"
+    assert found[2] is not None and found[2].blocked
     async with session_factory() as session:
         rows = {u.telegram_id: u for u in (await session.execute(select(User))).scalars()}
-    assert commits == 1
     assert sorted(rows) == list(range(1, 51))
     assert (rows[2].username, rows[2].language) == ("user2", "ru")
     assert rows[3].blocked_at is None and rows[3].username == "user3"

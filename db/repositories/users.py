@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 from sqlalchemy import select
@@ -32,19 +32,21 @@ class UserRepository:
     async def get(self, telegram_id: int) -> User | None:
         return await self.session.get(User, telegram_id)
 
-    async def stored(self, telegram_id: int) -> StoredUser | None:
-        """The stored profile, chosen language and blocked mark; None for someone new."""
-        row = (
-            await self.session.execute(
-                select(User.username, User.first_name, User.telegram_language)
-                .add_columns(User.language, User.blocked_at)
-                .where(User.telegram_id == telegram_id)
+    async def stored_many(self, telegram_ids: Iterable[int]) -> dict[int, StoredUser]:
+        """The stored profile, chosen language and blocked mark of those who have a row."""
+        rows = await self.session.execute(
+            select(User.telegram_id, User.username, User.first_name, User.telegram_language)
+            .add_columns(User.language, User.blocked_at)
+            .where(User.telegram_id.in_(list(telegram_ids)))
+        )
+        return {
+            row.telegram_id: StoredUser(
+                (row.username, row.first_name, row.telegram_language),
+                row.language,
+                row.blocked_at is not None,
             )
-        ).one_or_none()
-        if row is None:
-            return None
-        profile = (row.username, row.first_name, row.telegram_language)
-        return StoredUser(profile, row.language, row.blocked_at is not None)
+            for row in rows
+        }
 
     async def save_profiles(self, profiles: Mapping[int, Profile]) -> None:
         """Insert or refresh these users in one statement, no longer marked as blocked (they
