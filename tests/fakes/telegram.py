@@ -102,6 +102,7 @@ _ALLOWED_TAGS = frozenset(
         "tg-emoji",
     }
 )
+_SPECIAL = re.compile(r"[<&]")
 _TAG = re.compile(
     r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)"
     r"((?:\s+[a-zA-Z-]+(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s>\"']+))?)*)\s*>"
@@ -242,8 +243,11 @@ def parse_html(text: str) -> str:
             out.append(html.unescape(match.group(0)))
             pos = match.end()
         else:
-            out.append(char)
-            pos += 1
+            # A run of plain text up to the next tag or entity, in one step.
+            special = _SPECIAL.search(text, pos)
+            end = special.start() if special else len(text)
+            out.append(text[pos:end])
+            pos = end
     if stack:
         raise _bad_request(
             f"can't parse entities: Can't find end tag corresponding to start tag \"{stack[-1]}\""
