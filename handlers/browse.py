@@ -99,6 +99,25 @@ async def on_region(
     await show(query, screen)
 
 
+def _plans(
+    screens: ScreenCache,
+    current: Catalogue,
+    pricing: PricingService,
+    language: str,
+    pressed: CountryCallback | BundleCallback,
+) -> render.Screen | None:
+    """The plan list of the country a button names, where that button came from."""
+    return screens.render(
+        render.country_screen,
+        current,
+        pricing,
+        language,
+        pressed.iso.upper(),
+        pressed.origin,
+        pressed.page,
+    )
+
+
 async def on_country(
     query: CallbackQuery,
     callback_data: CountryCallback,
@@ -108,16 +127,7 @@ async def on_country(
     callback_answer: CallbackAnswer,
     screens: ScreenCache,
 ) -> None:
-    iso = callback_data.iso.upper()
-    screen = screens.render(
-        render.country_screen,
-        current,
-        pricing,
-        language,
-        iso,
-        callback_data.origin,
-        callback_data.page,
-    )
+    screen = _plans(screens, current, pricing, language, callback_data)
     if screen is None:
         callback_answer.text = _("Sorry, there are no plans for this country right now.")
         screen = screens.render(render.buy_screen, current, language)
@@ -137,15 +147,7 @@ async def on_bundle(
     bundle = current.by_name(callback_data.bundle)
     if bundle is None:
         callback_answer.text = _("This plan is no longer available. Here are the current ones.")
-        screen = screens.render(
-            render.country_screen,
-            current,
-            pricing,
-            language,
-            iso,
-            callback_data.origin,
-            callback_data.page,
-        )
+        screen = _plans(screens, current, pricing, language, callback_data)
         await show(query, screen or screens.render(render.buy_screen, current, language))
         return
     if iso not in {c.iso for c in bundle.coverage}:
