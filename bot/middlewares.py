@@ -145,7 +145,6 @@ class UserMiddleware(BaseMiddleware):
         default_language: str,
         users: KnownUsers | None = None,
     ) -> None:
-        self._session_factory = session_factory
         self._default = default_language
         self.users = users or KnownUsers()
         self._rows = UserRows(session_factory)

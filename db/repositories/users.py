@@ -29,9 +29,6 @@ class UserRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def get(self, telegram_id: int) -> User | None:
-        return await self.session.get(User, telegram_id)
-
     async def stored_many(self, telegram_ids: Iterable[int]) -> dict[int, StoredUser]:
         """The stored profile, chosen language and blocked mark of those who have a row."""
         rows = await self.session.execute(
