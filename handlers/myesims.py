@@ -25,6 +25,7 @@ from handlers.myesims_render import (
     InstallHelpCallback,
     MyEsimsCallback,
     build_entries,
+    empty_screen,
     esim_screen,
     install_help_screen,
     list_screen,
@@ -32,6 +33,7 @@ from handlers.myesims_render import (
     plan_title,
 )
 from handlers.render import Screen
+from handlers.screen_cache import ScreenCache
 from services.catalogue import CatalogueService
 from services.i18n import Translator
 from services.install import delivery_caption, delivery_keyboard, install_instructions
@@ -61,12 +63,15 @@ async def _list_screen(
     catalogue: CatalogueService,
     translator: Translator,
     language: str,
+    screens: ScreenCache,
     page: int = 0,
 ) -> Screen:
     repo = MyEsimsRepository(session)
     orders = await repo.orders(user_id)
-    # Every eSIM comes from one of its owner's orders: no orders, nothing more to read.
-    esims = await repo.esims(user_id) if orders else ()
+    if not orders:
+        # Every eSIM comes from one of its owner's orders: nothing more to read or to build.
+        return screens.render(empty_screen)
+    esims = await repo.esims(user_id)
     bundles = await repo.bundles_by_iccid(user_id) if esims else {}
     entries = build_entries(esims, orders, bundles, catalogue.catalogue, translator, language)
     return list_screen(entries, language, page)
@@ -78,10 +83,13 @@ async def on_myesims_command(
     catalogue: CatalogueService,
     translator: Translator,
     language: str,
+    screens: ScreenCache,
 ) -> None:
     if message.from_user is None:
         return
-    screen = await _list_screen(session, message.from_user.id, catalogue, translator, language)
+    screen = await _list_screen(
+        session, message.from_user.id, catalogue, translator, language, screens
+    )
     await show(message, screen)
 
 
@@ -91,8 +99,11 @@ async def on_myesims_button(
     catalogue: CatalogueService,
     translator: Translator,
     language: str,
+    screens: ScreenCache,
 ) -> None:
-    screen = await _list_screen(session, query.from_user.id, catalogue, translator, language)
+    screen = await _list_screen(
+        session, query.from_user.id, catalogue, translator, language, screens
+    )
     await show(query, screen)
 
 
@@ -103,9 +114,10 @@ async def on_list_page(
     catalogue: CatalogueService,
     translator: Translator,
     language: str,
+    screens: ScreenCache,
 ) -> None:
     screen = await _list_screen(
-        session, query.from_user.id, catalogue, translator, language, callback_data.page
+        session, query.from_user.id, catalogue, translator, language, screens, callback_data.page
     )
     await show(query, screen)
 

@@ -4,10 +4,33 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Esim, EsimBundle, Order
+
+# Statements built once: building a select() costs a third of running it on SQLite.
+_ESIMS_OF = (
+    select(Esim)
+    .where(Esim.telegram_user_id == bindparam("owner"), Esim.deleted_at.is_(None))
+    .order_by(Esim.created_at.desc(), Esim.id.desc())
+)
+_ORDERS_OF = (
+    select(Order)
+    .where(Order.telegram_user_id == bindparam("owner"))
+    .order_by(Order.created_at.desc(), Order.id.desc())
+)
+_BUNDLES_OF = (
+    select(EsimBundle)
+    .where(
+        EsimBundle.iccid.in_(
+            select(Esim.iccid).where(
+                Esim.telegram_user_id == bindparam("owner"), Esim.deleted_at.is_(None)
+            )
+        )
+    )
+    .order_by(EsimBundle.assigned_at.desc(), EsimBundle.id.desc())
+)
 
 
 class MyEsimsRepository:
@@ -18,23 +41,13 @@ class MyEsimsRepository:
 
     async def esims(self, owner_id: int) -> Sequence[Esim]:
         """The owner's eSIMs, newest first."""
-        result = await self.session.execute(
-            select(Esim)
-            .where(Esim.telegram_user_id == owner_id, Esim.deleted_at.is_(None))
-            .order_by(Esim.created_at.desc(), Esim.id.desc())
-        )
+        result = await self.session.execute(_ESIMS_OF, {"owner": owner_id})
         return result.scalars().all()
 
     async def orders(self, owner_id: int, limit: int | None = None) -> Sequence[Order]:
         """The owner's orders, newest first."""
-        query = (
-            select(Order)
-            .where(Order.telegram_user_id == owner_id)
-            .order_by(Order.created_at.desc(), Order.id.desc())
-        )
-        if limit is not None:
-            query = query.limit(limit)
-        result = await self.session.execute(query)
+        query = _ORDERS_OF if limit is None else _ORDERS_OF.limit(limit)
+        result = await self.session.execute(query, {"owner": owner_id})
         return result.scalars().all()
 
     async def esim(self, esim_id: int, owner_id: int) -> Esim | None:
@@ -78,14 +91,7 @@ class MyEsimsRepository:
 
     async def bundles_by_iccid(self, owner_id: int) -> dict[str, list[EsimBundle]]:
         """Bundle rows of all the owner's eSIMs in one query, keyed by ICCID."""
-        owned = select(Esim.iccid).where(
-            Esim.telegram_user_id == owner_id, Esim.deleted_at.is_(None)
-        )
-        result = await self.session.execute(
-            select(EsimBundle)
-            .where(EsimBundle.iccid.in_(owned))
-            .order_by(EsimBundle.assigned_at.desc(), EsimBundle.id.desc())
-        )
+        result = await self.session.execute(_BUNDLES_OF, {"owner": owner_id})
         grouped: dict[str, list[EsimBundle]] = {}
         for row in result.scalars():
             grouped.setdefault(row.iccid, []).append(row)

@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, case, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.base import UTCDateTime
@@ -14,6 +14,17 @@ from db.models import Esim, Order, OrderStatus
 
 # Statuses the fulfilment worker acts on (see `OrderRepository.due_ids`).
 WORK_STATUSES = (OrderStatus.PAID, OrderStatus.FULFILLING, OrderStatus.FAILED)
+
+# Statements built once: building a select() costs a third of running it on SQLite.
+_BY_PUBLIC_ID = (
+    select(Order)
+    .where(Order.public_id == bindparam("public_id"))
+    .execution_options(populate_existing=True)
+)
+_CHARGE_RECORDED = select(Order.id).where(
+    Order.telegram_payment_charge_id == bindparam("charge_id")
+)
+_ESIM_BY_ICCID = select(Esim).where(Esim.iccid == bindparam("iccid"))
 
 
 class OrderRepository:
@@ -31,18 +42,12 @@ class OrderRepository:
         return await self.session.get(Order, order_id, populate_existing=True)
 
     async def by_public_id(self, public_id: str) -> Order | None:
-        result = await self.session.execute(
-            select(Order)
-            .where(Order.public_id == public_id)
-            .execution_options(populate_existing=True)
-        )
+        result = await self.session.execute(_BY_PUBLIC_ID, {"public_id": public_id})
         return result.scalar_one_or_none()
 
     async def charge_recorded(self, charge_id: str) -> bool:
         """Whether an order already holds this Telegram payment charge id."""
-        result = await self.session.execute(
-            select(Order.id).where(Order.telegram_payment_charge_id == charge_id)
-        )
+        result = await self.session.execute(_CHARGE_RECORDED, {"charge_id": charge_id})
         return result.first() is not None
 
     async def update_where(
@@ -171,7 +176,7 @@ class OrderRepository:
         return {ref for ref in result.scalars().all() if ref}
 
     async def esim_by_iccid(self, iccid: str) -> Esim | None:
-        result = await self.session.execute(select(Esim).where(Esim.iccid == iccid))
+        result = await self.session.execute(_ESIM_BY_ICCID, {"iccid": iccid})
         return result.scalar_one_or_none()
 
     async def add_esim(self, esim: Esim) -> Esim:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,6 +14,17 @@ from db.models.user import User
 
 # (username, first name, Telegram language), as the columns hold them.
 Profile = tuple[str | None, str | None, str | None]
+
+
+# Built once: building a select() costs a third of running it on SQLite.
+_STORED = select(
+    User.telegram_id,
+    User.username,
+    User.first_name,
+    User.telegram_language,
+    User.language,
+    User.blocked_at,
+).where(User.telegram_id.in_(bindparam("ids", expanding=True)))
 
 
 class StoredUser(NamedTuple):
@@ -31,11 +42,7 @@ class UserRepository:
 
     async def stored_many(self, telegram_ids: Iterable[int]) -> dict[int, StoredUser]:
         """The stored profile, chosen language and blocked mark of those who have a row."""
-        rows = await self.session.execute(
-            select(User.telegram_id, User.username, User.first_name, User.telegram_language)
-            .add_columns(User.language, User.blocked_at)
-            .where(User.telegram_id.in_(list(telegram_ids)))
-        )
+        rows = await self.session.execute(_STORED, {"ids": list(telegram_ids)})
         return {
             row.telegram_id: StoredUser(
                 (row.username, row.first_name, row.telegram_language),
