@@ -381,3 +381,26 @@ async def test_snapshot_keeps_selling_while_esimgo_is_down(
     env = dataclasses.replace(bot_env, dispatcher=create_dispatcher(deps))
     await env.send(ALICE, "Thailand")
     assert "Choose a plan" in env.screen(ALICE).text
+
+
+async def test_plan_lists_follow_the_users_language_and_a_refreshed_catalogue(
+    bot_env: BotEnv,
+) -> None:
+    await bot_env.send(ALICE, "Thailand")
+    english = bot_env.screen(ALICE)
+    await bot_env.send(BORIS, "Таиланд")
+    russian = bot_env.screen(BORIS)
+    assert "Thailand" in english.text and "Таиланд" in russian.text
+    assert english.button_texts()[0].startswith("1 GB · 7 days")
+    assert russian.button_texts()[0].startswith("1 ГБ · 7 дн.")
+
+    bundle = bot_env.fake_esimgo.bundle("esim_1GB_7D_TH_V2")
+    assert bundle is not None
+    bundle["price"] = bundle["price"] * 3  # eSIM Go raises the price; the next sync sees it
+    await bot_env.deps.catalogue.sync()
+    await bot_env.send(ALICE, "Thailand")
+
+    before = LABEL.match(english.button_texts()[0])
+    after = LABEL.match(bot_env.screen(ALICE).button_texts()[0])
+    assert before is not None and after is not None
+    assert int(after["price"].replace(",", "")) > int(before["price"].replace(",", ""))
