@@ -15,8 +15,10 @@ class RateLimiter:
     """Spaces calls evenly (one every 1/rate s), so no 1 s window ever sees more than rate+1.
 
     Even spacing rather than a burst window: eSIM Go counts per fixed window per IP, and network
-    jitter could push a burst at a window's edge into the next one. Safe for concurrent tasks:
-    each `acquire` books its slot synchronously before it awaits, so callers are served in order.
+    jitter could push a burst at a window's edge into the next one. Concurrent callers queue
+    in order, and each one's time is set when it actually goes out: if the loop stalls (a
+    long collection, a blocking call), the calls held up behind it still leave one interval
+    apart instead of all at once.
     """
 
     def __init__(
@@ -33,23 +35,19 @@ class RateLimiter:
         self._sleep = sleep
         self._next_slot = float("-inf")
         self._paused_until = float("-inf")
+        self._turn = asyncio.Lock()
 
     @property
     def rate(self) -> float:
         return 1.0 / self._interval
 
-    def reserve(self) -> float:
-        """Book the next free slot now; returns how long the caller must wait for it."""
-        now = self._clock()
-        slot = max(now, self._next_slot, self._paused_until)
-        self._next_slot = slot + self._interval
-        return slot - now
-
     async def acquire(self) -> None:
         """Wait until this call may go out."""
-        delay = self.reserve()
-        if delay > 0:
-            await self._sleep(delay)
+        async with self._turn:
+            delay = max(self._next_slot, self._paused_until) - self._clock()
+            if delay > 0:
+                await self._sleep(delay)
+            self._next_slot = self._clock() + self._interval
 
     def pause(self, seconds: float) -> None:
         """Hold every later call for `seconds` (the server said Retry-After)."""

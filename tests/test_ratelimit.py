@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 
 import pytest
 
@@ -48,15 +50,32 @@ async def test_many_concurrent_callers_never_exceed_the_rate_in_any_second() -> 
     released: list[float] = []
 
     async def call() -> None:
-        # Each caller books its slot; record when its slot comes due.
-        delay = limiter.reserve()
-        released.append(clock.now + delay)
+        await limiter.acquire()
+        released.append(clock.now)
 
     await asyncio.gather(*(call() for _ in range(50)))
     assert len(released) == 50
     assert _max_in_window(released) <= 9
     # ...and it is not needlessly slow: 50 calls at 9/s take about 49/9 s.
     assert max(released) - min(released) == pytest.approx(49 / 9)
+
+
+async def test_calls_held_up_by_a_stalled_loop_still_leave_one_interval_apart() -> None:
+    limiter = RateLimiter(20)  # real clock: one call every 50 ms
+    sent: list[float] = []
+
+    async def call() -> None:
+        await limiter.acquire()
+        sent.append(time.monotonic())
+
+    first = asyncio.create_task(call())
+    waiting = [asyncio.create_task(call()) for _ in range(5)]
+    await first
+    time.sleep(0.3)  # noqa: ASYNC251 - the point: the loop is blocked while they wait
+    await asyncio.gather(*waiting)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(sent)]
+    assert len(gaps) == 5
+    assert min(gaps) >= 0.045  # not a burst of everything whose time passed in the stall
 
 
 async def test_acquire_sleeps_the_booked_delay() -> None:
