@@ -143,10 +143,9 @@ class UserMiddleware(BaseMiddleware):
         self,
         session_factory: async_sessionmaker[AsyncSession],
         default_language: str,
-        users: KnownUsers | None = None,
     ) -> None:
         self._default = default_language
-        self.users = users or KnownUsers()
+        self.users = KnownUsers()
         self._rows = UserRows(session_factory)
         self._watched: weakref.WeakSet[BaseSession] = weakref.WeakSet()
 

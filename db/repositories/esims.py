@@ -10,10 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db.models import Esim, EsimBundle, Order
 
 # Statements built once: building a select() costs a third of running it on SQLite.
+_LIVE_ESIM_OF_OWNER = (Esim.telegram_user_id == bindparam("owner"), Esim.deleted_at.is_(None))
 _ESIMS_OF = (
-    select(Esim)
-    .where(Esim.telegram_user_id == bindparam("owner"), Esim.deleted_at.is_(None))
-    .order_by(Esim.created_at.desc(), Esim.id.desc())
+    select(Esim).where(*_LIVE_ESIM_OF_OWNER).order_by(Esim.created_at.desc(), Esim.id.desc())
 )
 _ORDERS_OF = (
     select(Order)
@@ -22,13 +21,7 @@ _ORDERS_OF = (
 )
 _BUNDLES_OF = (
     select(EsimBundle)
-    .where(
-        EsimBundle.iccid.in_(
-            select(Esim.iccid).where(
-                Esim.telegram_user_id == bindparam("owner"), Esim.deleted_at.is_(None)
-            )
-        )
-    )
+    .where(EsimBundle.iccid.in_(select(Esim.iccid).where(*_LIVE_ESIM_OF_OWNER)))
     .order_by(EsimBundle.assigned_at.desc(), EsimBundle.id.desc())
 )
 
