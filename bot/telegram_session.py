@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, cast
 
 from aiogram import Bot
@@ -15,10 +16,26 @@ from aiohttp import ClientError, ClientTimeout
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 
+def loads_answer(content: str) -> Any:
+    """json.loads for Bot API answers, minus the inline keyboard a sent message echoes back:
+    nothing reads it, and building a model per button cost more than the rest of the message.
+    Updates (webhook bodies, getUpdates lists) carry no `result` object and pass unchanged."""
+    data = json.loads(content)
+    if isinstance(data, dict):
+        result = data.get("result")
+        if isinstance(result, dict):
+            result.pop("reply_markup", None)
+    return data
+
+
 class JsonBodySession(AiohttpSession):
     """The Bot API takes application/json as well as forms. aiogram always builds a form: each
     field JSON-encoded on its own, then the whole URL-encoded, several times the CPU of one
     JSON document for a plan list's keyboard. Uploads (photos) still go as multipart forms."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("json_loads", loads_answer)
+        super().__init__(**kwargs)
 
     async def make_request(
         self,
@@ -54,18 +71,21 @@ class JsonBodySession(AiohttpSession):
         serialised by pydantic in one go: it holds no defaults or files to resolve, and
         walking it in Python cost more than the rest of the request."""
         files: dict[str, InputFile] = {}
-        fields: list[str] = []
+        fields: dict[str, Any] = {}
+        keyboard = ""  # `"reply_markup":{…}`, appended as pydantic wrote it
         for name, value in method:
             if value is None:
                 continue
             if isinstance(value, InlineKeyboardMarkup):
-                encoded = value.model_dump_json(exclude_none=True)
-            else:
-                prepared = self.prepare_value(value, bot=bot, files=files, _dumps_json=False)
-                if files:
-                    return None
-                if prepared is None:
-                    continue
-                encoded = self.json_dumps(prepared)
-            fields.append(f"{self.json_dumps(name)}:{encoded}")
-        return "{" + ",".join(fields) + "}"
+                keyboard = f"{self.json_dumps(name)}:{value.model_dump_json(exclude_none=True)}"
+                continue
+            prepared = self.prepare_value(value, bot=bot, files=files, _dumps_json=False)
+            if files:
+                return None
+            if prepared is not None:
+                fields[name] = prepared
+        body = self.json_dumps(fields)
+        if not keyboard:
+            return body
+        separator = "," if fields else ""
+        return f"{body[:-1]}{separator}{keyboard}}}"
