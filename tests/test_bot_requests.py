@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import pytest
 from aiogram import Bot
-from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.types import (
+    BufferedInputFile,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+)
 
 from bot.app import create_bot
 from bot.config import load_settings
@@ -65,3 +72,27 @@ async def test_a_photo_still_goes_as_a_multipart_upload(
     assert call.files["photo"] == png
     assert call.params["caption"] == "<code>LPA:1$x$y</code>"
     assert call.params["parse_mode"] == "HTML"
+
+
+async def test_an_updates_buttons_are_still_read(bot: Bot) -> None:
+    # The webhook handler parses updates with the session's loader: only answers lose the echo.
+    update = {
+        "update_id": 1,
+        "callback_query": {
+            "id": "q",
+            "chat_instance": "c",
+            "data": "x",
+            "from": {"id": CHAT, "is_bot": False, "first_name": "A"},
+            "message": {
+                "message_id": 3,
+                "date": 1_700_000_000,
+                "chat": {"id": CHAT, "type": "private"},
+                "text": "Pick one",
+                "reply_markup": {"inline_keyboard": [[{"text": "A", "callback_data": "x"}]]},
+            },
+        },
+    }
+    parsed = Update.model_validate(bot.session.json_loads(json.dumps(update)))
+    assert parsed.callback_query is not None
+    message = parsed.callback_query.message
+    assert isinstance(message, Message) and message.reply_markup is not None
