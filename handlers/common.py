@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.middlewares import store_language
 from handlers import render
 from handlers.callbacks import LanguageCallback, MenuCallback, NoopCallback
+from handlers.filters import is_command
 from handlers.render import Screen
 from handlers.screen_cache import ScreenCache
 from services.i18n import SUPPORTED_LANGUAGES
@@ -95,6 +96,7 @@ async def on_noop(query: CallbackQuery) -> None:
 def create_router() -> Router:
     """A fresh router each call: a router can belong to one dispatcher only."""
     router = Router(name="common")
+    router.message.filter(is_command)
     router.message.register(on_start, CommandStart())
     router.message.register(on_help, Command("help"))
     router.message.register(on_language, Command("language"))

@@ -20,6 +20,7 @@ from db.base import utcnow
 from db.repositories.esims import MyEsimsRepository
 from handlers.callbacks import MenuCallback
 from handlers.common import show
+from handlers.filters import is_command
 from handlers.myesims_render import (
     Freshness,
     InstallHelpCallback,
@@ -264,6 +265,7 @@ async def on_install_help(
 def create_router() -> Router:
     """A fresh router each call: a router can belong to one dispatcher only."""
     router = Router(name="myesims")
+    router.message.filter(is_command)
     router.message.register(on_myesims_command, Command("myesims"))
     router.callback_query.register(on_myesims_button, MenuCallback.filter(F.action == "myesims"))
     router.callback_query.register(on_list_page, MyEsimsCallback.filter(F.action == "list"))

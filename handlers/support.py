@@ -28,6 +28,7 @@ from db.models import Order
 from db.repositories.esims import MyEsimsRepository
 from handlers.callbacks import MenuCallback
 from handlers.common import show
+from handlers.filters import is_command_or_in_a_form
 from handlers.myesims_render import format_day, order_price, order_status, plan_title
 from handlers.render import Screen, back_button, button
 from services.admin_alerts import AdminAlerts
@@ -231,6 +232,7 @@ def create_router() -> Router:
     # Registered before the other routers: while a question is awaited, a command must first
     # clear that state (see on_command_while_asking).
     router = Router(name="support")
+    router.message.filter(is_command_or_in_a_form)
     router.message.register(on_paysupport, Command("paysupport"))
     router.message.register(on_terms, Command("terms"))
     router.callback_query.register(on_cancel, SupportCallback.filter(F.action == "cancel"))

@@ -29,6 +29,11 @@ async def test_photo_with_or_without_caption_gets_the_hint(bot_env: BotEnv) -> N
     assert "I can only read text" in bot_env.screen(ALICE).text
 
 
+async def test_a_command_as_a_photo_caption_still_runs(bot_env: BotEnv) -> None:
+    await bot_env.send_photo(ALICE, caption="/help")
+    assert "How it works" in bot_env.screen(ALICE).text
+
+
 async def test_unknown_command_shows_the_menu(bot_env: BotEnv) -> None:
     await bot_env.send(ALICE, "/explode now")
     screen = bot_env.screen(ALICE)
