@@ -1,6 +1,6 @@
 """Webhook-mode throughput: the real bot vs a bare aiogram echo bot, both over loopback HTTP.
 
-Run from the repo root: `python bench/webhook.py [--updates 3000] [--connections 40] [--rounds 3]`.
+Run from the repo root: `python bench/webhook.py [--updates 3000] [--connections 40] [--rounds 7]`.
 The two bots take turns (echo, esimbot, echo, …) and the ratio is the median over the rounds:
 this machine's speed drifts by tens of percent within a minute.
 Each update comes from its own chat, so "first answer" is the first Bot API call the stand-in
@@ -299,7 +299,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--connections", type=int, default=40)
     parser.add_argument("--warmup", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=3, help="echo/esimbot pairs, alternating")
+    parser.add_argument("--rounds", type=int, default=7, help="echo/esimbot pairs, alternating")
     parser.add_argument("--profile", action="store_true", help="cProfile the esimbot runs")
     args = parser.parse_args()
     asyncio.run(
