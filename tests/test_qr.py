@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import io
+import random
+import string
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import qrcode
 import zxingcpp
-from PIL import Image
+from PIL import Image, ImageChops
 
 from services.i18n import Translator
 from services.install import (
@@ -17,7 +20,14 @@ from services.install import (
     install_instructions,
     ios_install_url,
 )
-from services.qr import QUIET_ZONE_MODULES, lpa_string, render_qr_png
+from services.qr import (
+    ERROR_CORRECTION,
+    MIN_BOX_SIZE,
+    QUIET_ZONE_MODULES,
+    TARGET_PIXELS,
+    lpa_string,
+    render_qr_png,
+)
 from tests.fakes.telegram import parse_html
 
 LPA = "LPA:1$rsp.truphone.com$QR-G-5C-1LS-1W1Z9P7"
@@ -70,6 +80,30 @@ def test_qr_png_decodes_to_the_exact_lpa(lpa: str) -> None:
     assert results[0].format == zxingcpp.BarcodeFormat.QRCode
     # M (15 %) or better, so a photographed screen with glare still scans.
     assert results[0].ec_level in {"M", "Q", "H"}
+
+
+def _qrcode_own_drawing(lpa: str) -> Image.Image:
+    """The symbol as qrcode itself masks and draws it: the standard our fast path must equal."""
+    code = qrcode.QRCode(error_correction=ERROR_CORRECTION, border=QUIET_ZONE_MODULES)
+    code.add_data(lpa)
+    code.make(fit=True)
+    modules = code.modules_count + 2 * QUIET_ZONE_MODULES
+    code.box_size = max(MIN_BOX_SIZE, round(TARGET_PIXELS / modules))
+    image: Image.Image = code.make_image(fill_color="black", back_color="white").get_image()
+    return image.convert("L")
+
+
+@pytest.mark.parametrize("length", [1, 20, 45, 80, 130, 190, 260, 330, 420, 520])
+def test_qr_png_is_the_symbol_qrcode_draws_with_the_same_mask(length: int) -> None:
+    # Lengths that span symbol versions 1 to 17 (7 and up carry version information); the mask
+    # is chosen by our own scoring, so every pixel, mask included, must match qrcode's drawing.
+    rng = random.Random(length)
+    alphabet = string.ascii_letters + string.digits + "-."
+    lpa = "LPA:1$" + "".join(rng.choice(alphabet) for _ in range(length))
+    ours = Image.open(io.BytesIO(render_qr_png(lpa))).convert("L")
+    theirs = _qrcode_own_drawing(lpa)
+    assert ours.size == theirs.size
+    assert ImageChops.difference(ours, theirs).getbbox() is None
 
 
 def test_qr_png_is_black_on_white_with_a_four_module_quiet_zone() -> None:
