@@ -24,7 +24,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from babel.numbers import format_decimal
-from sqlalchemy import ColumnElement
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -296,15 +295,15 @@ class FulfilmentWorker:
     # -- small database steps -------------------------------------------------------------------
 
     @staticmethod
-    def _mine(order: Order) -> ColumnElement[bool]:
+    def _mine(order: Order) -> dict[str, object]:
         """Still leased by the batch that took `order` (lease_owner is a per-batch token)."""
-        return Order.lease_owner == order.lease_owner
+        return {"lease_owner": order.lease_owner}
 
     async def _update(self, order: Order, **values: object) -> bool:
         """Update an order we hold the lease on (status unchanged)."""
         async with self._session_factory() as session:
             won = await OrderRepository(session).update_where(
-                order.id, [Order.status == order.status, self._mine(order)], **values
+                order.id, {"status": order.status, **self._mine(order)}, **values
             )
             await session.commit()
         return won

@@ -417,7 +417,7 @@ class OrderService:
                 and order.price == amount
                 and order.price_currency == currency
             ):
-                no_charge = Order.telegram_payment_charge_id.is_(None)
+                no_charge = {"telegram_payment_charge_id": None}
                 if await repo.transition(
                     order.id, OrderStatus.AWAITING_PAYMENT, OrderStatus.PAID, no_charge, **paid
                 ):
