@@ -10,7 +10,6 @@ from collections.abc import Iterable
 from typing import Any
 
 import qrcode
-import qrcode.util
 from PIL import Image
 from qrcode.constants import ERROR_CORRECT_M
 
@@ -118,26 +117,16 @@ def _penalty(rows: list[int], cols: list[int], n: int) -> int:
 
 @functools.cache
 def _mask_flips(version: int) -> tuple[list[list[int]], list[list[int]]]:
-    """Per pattern, per row and per column: the data modules that pattern and pattern 0 mask
-    differently (function patterns and format information never change with the mask)."""
-    blank = qrcode.QRCode(version=version)
-    n = blank.modules_count = version * 4 + 17
-    blank.modules = [[None] * n for _ in range(n)]
-    blank.setup_position_probe_pattern(0, 0)
-    blank.setup_position_probe_pattern(n - 7, 0)
-    blank.setup_position_probe_pattern(0, n - 7)
-    blank.setup_position_adjust_pattern()
-    blank.setup_timing_pattern()
-    blank.setup_type_info(True, 0)
-    if version >= 7:
-        blank.setup_type_number(True)
-    data = [[cell is None for cell in row] for row in blank.modules]
-    base = qrcode.util.mask_func(0)
-    flip_rows: list[list[int]] = []
-    flip_cols: list[list[int]] = []
+    """Per pattern, per row and per column: the modules where qrcode's test symbol with that
+    pattern differs from the one with pattern 0 (only data modules change with the mask)."""
+    probe = qrcode.QRCode(version=version, error_correction=ERROR_CORRECTION)
+    probe.add_data("")
+    rows: list[list[int]] = []
+    cols: list[list[int]] = []
     for pattern in range(8):
-        mask = qrcode.util.mask_func(pattern)
-        flips = [[data[r][c] and mask(r, c) != base(r, c) for c in range(n)] for r in range(n)]
-        flip_rows.append([_bits(row) for row in flips])
-        flip_cols.append([_bits(col) for col in zip(*flips, strict=True)])
+        probe.makeImpl(True, pattern)
+        rows.append([_bits(row) for row in probe.modules])
+        cols.append([_bits(col) for col in zip(*probe.modules, strict=True)])
+    flip_rows = [[a ^ b for a, b in zip(each, rows[0], strict=True)] for each in rows]
+    flip_cols = [[a ^ b for a, b in zip(each, cols[0], strict=True)] for each in cols]
     return flip_rows, flip_cols
