@@ -198,7 +198,9 @@ class FulfilmentWorker:
         """Run until cancelled: picks up leftovers at start, then wakes on payments or polls."""
         log.info("fulfilment worker %s started", self.worker_id)
         running: set[asyncio.Task[None]] = set()
-        last_sweep = 0.0
+        # Sweep at once: the loop's clock is the host's monotonic one, which starts near zero
+        # after a reboot (from 0.0, nothing expired for the host's first five minutes).
+        last_sweep = float("-inf")
         loop = asyncio.get_running_loop()
 
         def finished(task: asyncio.Task[None]) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,17 @@ pytest_plugins = [
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """The usual event loop, unless the test module names its own in LOOP_FACTORY."""
+    module = getattr(item, "module", None)
+    factory = getattr(module, "LOOP_FACTORY", None)
+    if factory is not None:
+        return {factory.__name__: factory}
+    return {"default": asyncio.new_event_loop}
 
 
 async def _reset_postgres(url: str) -> None:

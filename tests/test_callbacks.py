@@ -6,15 +6,26 @@ import base64
 import hashlib
 import hmac
 import json
+from datetime import timedelta
 from typing import Any
 
+from babel.dates import format_date
 from sqlalchemy import func, select
 
+from db.base import utcnow
 from db.models import CallbackEvent, Esim, EsimBundle, User
 from services.callbacks import verify_signature
 from tests.fakes.telegram import ApiCall
 from tests.helpers import ADMIN_ID
-from tests.tracking_helpers import ICCID, ServerEnv, first_use, seed_esim, utilisation
+from tests.tracking_helpers import (
+    ICCID,
+    ServerEnv,
+    api_time,
+    first_use,
+    plan_window,
+    seed_esim,
+    utilisation,
+)
 
 USER_ID = 5001
 
@@ -52,10 +63,11 @@ async def test_signature_in_hex_is_accepted_and_the_plan_start_is_told(
         event = await session.scalar(select(CallbackEvent))
     assert bundle is not None and bundle.state == "active"
     assert bundle.remaining_bytes == 4_990_000_000 and bundle.initial_bytes == 5_000_000_000
-    assert bundle.end_at is not None and bundle.end_at.isoformat().startswith("2026-12-20T08:00")
+    _, end = plan_window()
+    assert bundle.end_at == end
     assert event is not None and event.processed and event.iccid == ICCID
     [text] = texts_to(server_env, USER_ID)
-    assert "has started" in text and "20 Dec" in text
+    assert "has started" in text and format_date(end, "d MMM", locale="en") in text
 
 
 async def test_signature_in_base64_is_accepted(server_env: ServerEnv) -> None:
@@ -203,10 +215,10 @@ async def test_profile_installed_tells_the_user_once(server_env: ServerEnv) -> N
         "iccid": ICCID,
         "alertType": "ProfileStatusChange",
         "profileStatus": "Installed",
-        "timestamp": "2026-11-19T10:00:00Z",
+        "timestamp": api_time(utcnow() - timedelta(minutes=10)),
     }
     await server_env.post_callback(payload)
-    await server_env.post_callback({**payload, "timestamp": "2026-11-19T10:05:00Z"})
+    await server_env.post_callback({**payload, "timestamp": api_time(utcnow())})
     await server_env.settle()
 
     [text] = texts_to(server_env, USER_ID)
@@ -221,22 +233,19 @@ async def test_deletion_scheduled_offers_top_up_to_keep_and_deleted_stops_tracki
     server_env: ServerEnv,
 ) -> None:
     await seed_esim(server_env.env.deps.session_factory, user_id=USER_ID)
-    scheduled = {
-        "date": "2026-11-20T00:00:00Z",
-        "event": "esim.deletion_scheduled",
-        "iccid": ICCID,
-    }
+    announced = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
+    scheduled = {"date": api_time(announced), "event": "esim.deletion_scheduled", "iccid": ICCID}
     await server_env.post_callback(scheduled)
     await server_env.settle()
 
     [call] = server_env.env.fake_telegram.calls_to("sendMessage")
-    assert "0222" in call.params["text"] and "27 Nov" in call.params["text"]
+    deletion_day = format_date(announced + timedelta(days=7), "d MMM", locale="en")
+    assert "0222" in call.params["text"] and deletion_day in call.params["text"]
     [[button]] = keyboard(call)
     assert button["text"] == "Top up to keep it"
 
-    await server_env.post_callback(
-        {"date": "2026-11-27T00:00:00Z", "event": "esim.deleted", "iccid": ICCID}
-    )
+    deleted = {"date": api_time(announced + timedelta(days=7)), "event": "esim.deleted"}
+    await server_env.post_callback({**deleted, "iccid": ICCID})
     await server_env.settle()
     async with server_env.env.deps.session_factory() as session:
         esim = await session.scalar(select(Esim))
@@ -250,7 +259,9 @@ async def test_notifications_are_in_russian_for_a_russian_user(server_env: Serve
     await server_env.settle()
 
     started, used_up = texts_to(server_env, USER_ID)
-    assert "начал действовать" in started and "20 дек" in started
+    _, end = plan_window()
+    assert "начал действовать" in started
+    assert format_date(end, "d MMM", locale="ru").rstrip(".") in started
     assert "закончился" in used_up
     call = server_env.env.fake_telegram.calls_to("sendMessage")[-1]
     [[button]] = keyboard(call)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -22,8 +22,22 @@ from tests.helpers import BotEnv
 ICCID = "8944538532008160222"
 
 
+def plan_window(now: datetime | None = None) -> tuple[datetime, datetime]:
+    """A 30-day plan that started yesterday at 08:00 UTC, relative to the clock the bot reads
+    (a fixed end date turns into "ends in 24 hours" once the calendar gets there)."""
+    today = (now or utcnow()).replace(hour=8, minute=0, second=0, microsecond=0)
+    start = today - timedelta(days=1)
+    return start, start + timedelta(days=30)
+
+
+def api_time(moment: datetime) -> str:
+    """eSIM Go's timestamp format: 2026-11-20T08:00:00Z."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def first_use(iccid: Any = ICCID, remaining: int = 4_990_000_000, **bundle: Any) -> dict[str, Any]:
-    """An eSIM Go V3 FirstUse callback body for the 5 GB Thailand bundle."""
+    """An eSIM Go V3 FirstUse callback body for the 5 GB Thailand bundle (see plan_window)."""
+    start, end = plan_window()
     return {
         "iccid": iccid,
         "alertType": "FirstUse",
@@ -34,8 +48,8 @@ def first_use(iccid: Any = ICCID, remaining: int = 4_990_000_000, **bundle: Any)
             "description": "eSIM, 5GB, 30 Days, Thailand, V2",
             "initialQuantity": 5_000_000_000,
             "remainingQuantity": remaining,
-            "startTime": "2026-11-20T08:00:00Z",
-            "endTime": "2026-12-20T08:00:00Z",
+            "startTime": api_time(start),
+            "endTime": api_time(end),
             "unlimited": False,
             **bundle,
         },
