@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
 import sys
 import sysconfig
+import tomllib
 import zipfile
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 from alembic.script import ScriptDirectory
 from babel.messages.pofile import read_po
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from db.migrate import alembic_config
 from services.i18n import LOCALES_DIR
@@ -179,3 +184,73 @@ def test_installed_wheel_speaks_russian_and_migrates_an_empty_database(
     for module_file in answer["modules"]:
         assert Path(module_file).resolve().is_relative_to(venv.resolve()), module_file
     assert answer["ru"] == russian
+
+
+def _pins(lock: str) -> dict[str, Requirement]:
+    """A lock file's pins by normalised name; each must carry at least one hash."""
+    text = (ROOT / lock).read_text().replace("\\\n", " ")
+    pins: dict[str, Requirement] = {}
+    for line in text.splitlines():
+        if not line.strip() or line.startswith((" ", "#")):
+            continue
+        requirement, _, hashes = line.partition(" --hash=")
+        assert hashes, f"{lock}: {requirement.strip()} has no hash"
+        pin = Requirement(requirement)
+        pins[canonicalize_name(pin.name)] = pin
+    return pins
+
+
+def _declared() -> dict[str, list[Requirement]]:
+    """What pyproject.toml asks for, by the lock file that must satisfy it."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    runtime = pyproject["project"]["dependencies"]
+    dev = pyproject["project"]["optional-dependencies"]["dev"]
+    return {
+        "requirements-build.lock": [Requirement(r) for r in pyproject["build-system"]["requires"]],
+        "requirements.lock": [Requirement(r) for r in runtime],
+        "requirements-dev.lock": [Requirement(r) for r in [*runtime, *dev]],
+    }
+
+
+def test_lock_files_pin_everything_pyproject_asks_for() -> None:
+    for lock, requirements in _declared().items():
+        pins = _pins(lock)
+        for wanted in requirements:
+            if wanted.marker is not None and not wanted.marker.evaluate():
+                continue
+            pin = pins.get(canonicalize_name(wanted.name))
+            assert pin is not None, f"{lock} has no {wanted.name}: run `make lock`"
+            (version,) = (spec.version for spec in pin.specifier)
+            assert wanted.specifier.contains(version, prereleases=True), (
+                f"{lock} pins {wanted.name}=={version}, outside {wanted}: run `make lock`"
+            )
+
+
+def test_image_runs_the_versions_the_tests_run() -> None:
+    """requirements.lock (the Dockerfile) agrees with requirements-dev.lock (make install),
+    and this environment holds exactly the dev lock's versions."""
+    runtime, dev = _pins("requirements.lock"), _pins("requirements-dev.lock")
+    for name, pin in runtime.items():
+        assert name in dev and dev[name].specifier == pin.specifier, f"{name}: {pin} vs dev"
+    for name, pin in dev.items():
+        if pin.marker is None or pin.marker.evaluate():
+            installed = metadata.version(name)
+            assert pin.specifier.contains(installed, prereleases=True), (
+                f"{name} {installed} installed, the lock says {pin.specifier}: run `make install`"
+            )
+
+
+def test_image_is_built_from_an_exact_base_and_the_locks() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    base = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", dockerfile, re.MULTILINE)
+    assert base is not None
+    exact = r"python:\d+\.\d+\.\d+-slim-[a-z]+(@sha256:[0-9a-f]{64})?"
+    assert re.fullmatch(exact, base[1]), f"base image {base[1]} is not an exact release"
+    stages = re.findall(r"^FROM (\S+)", dockerfile, re.MULTILINE)
+    assert stages and all(stage == "${PYTHON_IMAGE}" for stage in stages)
+    installs = re.findall(r"pip install ([^&\n]+)", dockerfile)
+    assert installs
+    for install in installs:
+        from_lock = re.search(r"--require-hashes -r \S*requirements(-build)?\.lock", install)
+        own_wheel = re.fullmatch(r"--no-deps \S+/esimbot-\*\.whl\s*", install)
+        assert from_lock or own_wheel, f"Dockerfile installs outside the locks: {install}"
