@@ -234,9 +234,12 @@ def test_image_runs_the_versions_the_tests_run() -> None:
         assert name in dev and dev[name].specifier == pin.specifier, f"{name}: {pin} vs dev"
     for name, pin in dev.items():
         if pin.marker is None or pin.marker.evaluate():
-            installed = metadata.version(name)
+            try:
+                installed = metadata.version(name)
+            except metadata.PackageNotFoundError:
+                pytest.fail(f"{name} is locked but not installed: run `make install`")
             assert pin.specifier.contains(installed, prereleases=True), (
-                f"{name} {installed} installed, the lock says {pin.specifier}: run `make install`"
+                f"{name}: {installed} installed, the lock says {pin.specifier}: run `make install`"
             )
 
 
