@@ -3,16 +3,36 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PIP := $(BIN)/python -m pip --disable-pip-version-check
+# Installs come from these lock files (exact versions with hashes); `make lock` writes them.
+LOCKS := requirements-build.lock requirements.lock requirements-dev.lock
+# Runtime and dev pins are resolved against the build and runtime locks (-c), so the image
+# (requirements.lock) runs exactly the versions the tests ran. Universal: one lock for every OS
+# and Python >= 3.11. Existing pins are kept unless UPGRADE is set.
+COMPILE = $(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	--custom-compile-command "make lock" $(if $(UPGRADE),--upgrade)
+BUILD_REQUIRES = $(BIN)/python -c 'import tomllib; \
+	print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")'
 
-.PHONY: install run test lint format bench migrate check clean
+.PHONY: install lock run test lint format bench migrate check clean
 
-$(STAMP): pyproject.toml
+# Our own code goes in editable and without resolving anything: its dependencies are the lock's.
+$(STAMP): pyproject.toml $(LOCKS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(PIP) install --quiet --require-hashes -r requirements-build.lock -r requirements-dev.lock
+	$(PIP) install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# After changing dependencies in pyproject.toml: `make lock` (keeps every other pin), then commit
+# pyproject.toml with the three lock files. `make lock UPGRADE=1` moves every pin to the newest
+# release the bounds allow.
+lock: $(STAMP)
+	$(BUILD_REQUIRES) | $(COMPILE) - -o requirements-build.lock
+	$(COMPILE) pyproject.toml -c requirements-build.lock -o requirements.lock
+	$(COMPILE) pyproject.toml --extra dev -c requirements-build.lock -c requirements.lock \
+		-o requirements-dev.lock
 
 run: $(STAMP)
 	@test -f .env || { echo "No .env here: copy .env.example to .env and set BOT_TOKEN and ESIMGO_API_KEY."; exit 1; }
