@@ -1,8 +1,6 @@
-"""Replicas share one eSIM Go request budget through Redis (TEST_REDIS_URL; skipped without it).
+"""Replicas (`create_deps` on one Redis) share one eSIM Go budget, as the fake eSIM Go counts it.
 
-Each "replica" is the application's own wiring (`create_deps`) on one Redis; the fake eSIM Go
-counts what actually arrived.
-"""
+Needs a real Redis (TEST_REDIS_URL); skipped without one."""
 
 from __future__ import annotations
 

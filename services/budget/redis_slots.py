@@ -1,14 +1,4 @@
-"""The account's request slots booked in Redis, so that every replica shares one budget.
-
-One Lua script books the next slot atomically on Redis's own clock (replicas' clocks never
-need to agree). Paid calls book whatever slot is next; the other classes book only a slot
-close to now and otherwise ask again later, so the queue ahead of a paid call never holds more
-than `HORIZON_SECONDS` of lower-priority calls. A pause (429 Retry-After) is stored in Redis
-and moves every replica's next slot.
-
-When Redis does not answer, sales must not stop: this replica paces itself alone at its share
-of the rate (the rate divided by the replicas seen lately) and tries Redis again a little later.
-"""
+"""The account's request slots, booked in Redis so that every replica spends one budget."""
 
 from __future__ import annotations
 
@@ -24,11 +14,12 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from services.budget.priority import Priority
-from services.budget.scheduler import Clock
 
 log = logging.getLogger(__name__)
 
 # How far ahead of now each class may book; None: any slot (paid calls queue FIFO among them).
+# Others that find the next slot further away ask again later, so the queue ahead of a paid
+# call never holds more than half a second of lower-priority calls.
 HORIZON_SECONDS: dict[Priority, float | None] = {
     Priority.PAID: None,
     Priority.INTERACTIVE: 0.5,
@@ -41,6 +32,7 @@ REPLICA_WINDOW_SECONDS = 600.0
 # A replica that never reached Redis cannot know how many run; assume at least this many.
 MIN_FALLBACK_REPLICAS = 2
 
+# Atomic, and on Redis's own clock: the replicas' clocks never need to agree.
 # KEYS: next slot, paused until, replicas. ARGV: interval, horizon (-1: none), replica id,
 # replica window; times in microseconds. Returns {booked 1/0, µs to wait, replicas seen}.
 _BOOK = """
@@ -86,7 +78,7 @@ def _micro(seconds: float) -> int:
 
 
 class RedisSlots:
-    """This replica's view of the account's shared slots (see the module docstring)."""
+    """This replica's bookings; while Redis does not answer, it paces alone at its share."""
 
     def __init__(
         self,
@@ -95,12 +87,11 @@ class RedisSlots:
         *,
         account: str,
         retry_redis_after: float = RETRY_REDIS_AFTER_SECONDS,
-        clock: Clock = time.monotonic,
     ) -> None:
         self._redis = redis
         self._interval = 1.0 / rate
         self._retry_redis_after = retry_redis_after
-        self._clock = clock
+        self._clock = time.monotonic
         self._replica = uuid.uuid4().hex
         # Per eSIM Go account: bots of different accounts may share one Redis.
         tag = hashlib.sha256(account.encode()).hexdigest()[:16]
@@ -134,6 +125,7 @@ class RedisSlots:
 
     @property
     def fallback_share(self) -> int:
+        # Sales must not wait for Redis: alone, each replica takes rate / replicas seen lately.
         return 1 if self._down_until is None else self._replicas_seen
 
     async def reserve(self, priority: Priority) -> float:

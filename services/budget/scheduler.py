@@ -49,14 +49,8 @@ class _Waiter:
 
 
 class RequestBudget:
-    """Grants calls their turn at most `rate` per second, the most urgent waiting call first.
-
-    A dispatcher task hands out each turn when it comes due to whoever is then the most urgent
-    waiter (FIFO within a class), so a paid call that arrives behind any number of background
-    calls waits at most one interval. Turns are spaced from the moment the previous one was
-    actually granted, so calls held up by a stalled loop do not leave in a burst, and idle time
-    is not banked. With `shared` slots (Redis), each turn is also booked with the other replicas.
-    """
+    """Grants turns, at most `rate` a second, to the most urgent caller waiting (FIFO within a
+    class); with `shared` slots each turn is also booked with the other replicas."""
 
     def __init__(
         self,
@@ -125,6 +119,8 @@ class RequestBudget:
         return self._waiting[0] if self._waiting else None
 
     async def _dispatch(self) -> None:
+        # A turn goes to whoever is most urgent when it comes due, not to whoever came first:
+        # a paid call waits at most one interval behind any number of background calls.
         try:
             while self._head() is not None:
                 await self._wait_for_turn()
@@ -147,6 +143,8 @@ class RequestBudget:
     async def _wait_for_turn(self) -> None:
         """Return when the next turn may be granted; the head may change while this waits."""
         while (head := self._head()) is not None:
+            # Spaced from the last turn actually granted: calls held up by a stalled loop do not
+            # leave in a burst, and idle time is not banked.
             share = self._shared.fallback_share if self._shared is not None else 1
             due = max(self._last_turn + self._interval * share, self._paused_until)
             delay = due - self._clock()
