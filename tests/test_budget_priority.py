@@ -71,9 +71,11 @@ async def test_a_users_call_goes_before_background_polls_and_paid_stays_paid_in_
             result = await esimgo.create_order("esim_1GB_7D_GB_V2")
         await _cancel(polls)
     assert validation.valid and result.esims
-    routes = [r.route for r in fake_esimgo.requests]
-    assert routes.index("POST /orders") <= 2, "the validate waited behind the polls"
-    assert next(i for i, r in enumerate(fake_esimgo.requests) if _is_transaction(r)) <= 4
+    validated = [r.route for r in fake_esimgo.requests].index("POST /orders")
+    bought = next(i for i, r in enumerate(fake_esimgo.requests) if _is_transaction(r))
+    # Behind only the polls already on their way, never behind the 60 queued.
+    assert validated <= 5, f"the validate waited behind {validated} polls"
+    assert bought <= validated + 5, f"the paid order waited behind {bought} polls"
 
 
 async def test_the_status_poll_is_background_and_opening_an_esim_is_not(
