@@ -21,6 +21,7 @@ from db.engine import create_engine, create_session_factory
 from handlers.screen_cache import ScreenCache
 from handlers.topup import open_esim_callback_data, topup_callback_data
 from services.admin_alerts import AdminAlerts
+from services.budget import request_budget
 from services.callbacks import CallbackService
 from services.catalogue import CatalogueService
 from services.esimgo.client import EsimGoClient
@@ -55,7 +56,11 @@ async def create_deps(settings: Settings) -> AppDeps:
     """Build every service; the catalogue is empty until load_snapshot() or sync()."""
     engine = create_engine(settings.database_url)
     session_factory = create_session_factory(engine)
-    esimgo = EsimGoClient(settings.esimgo_base_url, settings.esimgo_api_key.get_secret_value())
+    api_key = settings.esimgo_api_key.get_secret_value()
+    budget = request_budget(
+        settings.esimgo_requests_per_second, redis_url=settings.redis_url, account=api_key
+    )
+    esimgo = EsimGoClient(settings.esimgo_base_url, api_key, budget=budget)
     catalogue = CatalogueService(
         esimgo, session_factory, refresh_minutes=settings.catalogue_refresh_minutes
     )

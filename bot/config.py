@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     telegram_api_base: str = "https://api.telegram.org"
     esimgo_api_key: SecretStr
     esimgo_base_url: str = "https://api.esim-go.com/v2.4"
+    # The whole account's pace, shared by every replica when REDIS_URL is set (eSIM Go allows 10).
+    esimgo_requests_per_second: float = Field(default=9.0, gt=0)
     database_url: str = "sqlite+aiosqlite:///data/esimbot.db"
     redis_url: str = ""
     webhook_url: str = ""

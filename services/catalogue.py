@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.base import utcnow
 from db.repositories.catalogue import CatalogueSnapshotRepository
+from services.budget import background_work
 from services.countries import country_name as localized_country_name
 from services.countries import region_name, sort_key, sorted_by_name
 from services.country_search import CountrySearch, normalize
@@ -398,11 +399,16 @@ class CatalogueService:
         return True
 
     async def run_refresh_loop(self) -> None:
-        """Refresh every `refresh_minutes` (sooner after a failure) until cancelled."""
+        """Refresh every `refresh_minutes` (sooner after a failure) until cancelled.
+
+        Background work for the eSIM Go budget; a sync someone waits on (start, CLI) is not.
+        """
         fetched_at = self._catalogue.fetched_at
         # A fresh snapshot needs no immediate sync: wait out the rest of its interval.
         delay = (fetched_at + self._interval - utcnow()) if fetched_at else timedelta(0)
         while True:
             if delay > timedelta(0):
                 await asyncio.sleep(delay.total_seconds())
-            delay = self._interval if await self.refresh() else self._retry
+            with background_work():
+                refreshed = await self.refresh()
+            delay = self._interval if refreshed else self._retry

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.base import utcnow
 from db.models import Esim, EsimBundle
+from services.budget import background_work
 from services.catalogue import CatalogueService
 from services.esimgo.errors import (
     EsimGoError,
@@ -177,13 +178,17 @@ class TrackingService:
             return list(result)
 
     async def poll_once(self, messenger: Messenger | None) -> int:
-        """Poll every tracked eSIM once, paced; returns how many were updated."""
+        """Poll every tracked eSIM once, paced; returns how many were updated.
+
+        Background work: its eSIM Go calls yield the budget to paid orders and waiting users.
+        """
         updated = 0
         for iccid in await self.tracked_iccids():
             await self._pace.acquire()
             try:
-                if await self.poll_esim(iccid, messenger):
-                    updated += 1
+                with background_work():
+                    if await self.poll_esim(iccid, messenger):
+                        updated += 1
             except (RateLimitedError, SupplierUnavailableError) as exc:
                 log.warning("status poll stopped early, eSIM Go unavailable: %s", exc)
                 break

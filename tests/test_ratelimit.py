@@ -9,32 +9,7 @@ import time
 import pytest
 
 from services.ratelimit import RateLimiter
-
-
-class FakeClock:
-    """A clock that only moves when someone sleeps on it."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
-
-
-def _max_in_window(stamps: list[float], window: float = 1.0) -> int:
-    stamps = sorted(stamps)
-    best = lo = 0
-    for hi, stamp in enumerate(stamps):
-        while stamp - stamps[lo] >= window - 1e-9:
-            lo += 1
-        best = max(best, hi - lo + 1)
-    return best
+from tests.fakes.pacing_clock import FakeClock, max_in_window
 
 
 async def test_first_call_goes_out_at_once() -> None:
@@ -56,7 +31,7 @@ async def test_many_concurrent_callers_never_exceed_the_rate_in_any_second() -> 
 
     await asyncio.gather(*(call() for _ in range(50)))
     assert len(released) == 50
-    assert _max_in_window(released) <= 9
+    assert max_in_window(released) <= 9
     # ...and it is not needlessly slow: 50 calls at 9/s take about 49/9 s.
     assert max(released) - min(released) == pytest.approx(49 / 9)
 

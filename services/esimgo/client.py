@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 import aiohttp
 
+from services.budget import Priority, RequestBudget, call_priority, current_priority
 from services.esimgo.errors import (
     AuthError,
     BadRequestError,
@@ -38,12 +39,13 @@ from services.esimgo.models import (
     OrderValidation,
     Organisation,
 )
-from services.ratelimit import RateLimiter
 
 logger = logging.getLogger(__name__)
 
 _MAX_PAGES = 500  # a server that ignores `page` must not keep us looping forever
 _BALANCE_WORDS = ("balance", "credit", "insufficient funds")
+# eSIM Go counts requests per one-second window: a 429 without Retry-After pauses for one.
+_DEFAULT_RATE_LIMIT_PAUSE = 1.0
 
 Params = Sequence[tuple[str, str]]
 
@@ -185,7 +187,12 @@ def _parse_assignments_csv(text: str) -> list[EsimCredentials]:
 
 
 class EsimGoClient:
-    """One aiohttp session, one pacing limiter; safe GETs retried, orders never."""
+    """One aiohttp session, one request budget; safe GETs retried, orders never.
+
+    Each method's requests spend the budget at its priority (`call_priority`; undecorated
+    methods are interactive); loops that nobody waits on mark theirs with `background_work()`.
+    The client owns the budget and closes it.
+    """
 
     def __init__(
         self,
@@ -196,7 +203,7 @@ class EsimGoClient:
         max_requests_per_second: float = 9.0,
         timeouts: Timeouts | None = None,
         retry: RetryPolicy | None = None,
-        limiter: RateLimiter | None = None,
+        budget: RequestBudget | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._api_key = api_key
@@ -204,7 +211,7 @@ class EsimGoClient:
         self._owns_session = session is None
         self._timeouts = timeouts or Timeouts()
         self._retry = retry or RetryPolicy()
-        self._limiter = limiter or RateLimiter(max_requests_per_second)
+        self._budget = budget or RequestBudget(max_requests_per_second)
 
     def __repr__(self) -> str:
         # Never let the key leak through a repr in a traceback or log line.
@@ -222,7 +229,8 @@ class EsimGoClient:
         await self.close()
 
     async def close(self) -> None:
-        """Close the session if this client created it."""
+        """Close the budget, and the session if this client created it."""
+        await self._budget.close()
         if self._session is not None and self._owns_session and not self._session.closed:
             await self._session.close()
         if self._owns_session:
@@ -245,7 +253,7 @@ class EsimGoClient:
         body: Mapping[str, Any] | None,
         time_limit: float,
     ) -> _Response:
-        await self._limiter.acquire()
+        await self._budget.acquire(current_priority())
         headers = {"X-API-Key": self._api_key, "Accept": "application/json"}
         started = time.monotonic()
         async with self._get_session().request(
@@ -298,9 +306,10 @@ class EsimGoClient:
         if 200 <= status < 300:
             return response
         if status == 429:
-            self._limiter.pause(response.retry_after or 0.0)
+            pause = response.retry_after or _DEFAULT_RATE_LIMIT_PAUSE
+            await self._budget.pause(pause)
             error: EsimGoError = RateLimitedError(response.retry_after, _error_message(response))
-            raise _RetryableError(error, response.retry_after)
+            raise _RetryableError(error, pause)
         if status >= 500 or status == 408:
             error = SupplierUnavailableError(_error_message(response), status)
             raise _RetryableError(error, response.retry_after if status == 503 else None)
@@ -353,7 +362,8 @@ class EsimGoClient:
                     attempt + 1,
                     delay,
                 )
-                await asyncio.sleep(delay)
+                if not isinstance(last, RateLimitedError):
+                    await asyncio.sleep(delay)  # after a 429 the paused budget holds the retry
             except EsimGoError as exc:
                 logger.warning("eSIM Go %s %s failed: %s", method, path, exc)
                 raise
@@ -430,6 +440,7 @@ class EsimGoClient:
         payload = response.json()
         return OrderValidation.from_api(payload if isinstance(payload, Mapping) else {})
 
+    @call_priority(Priority.PAID)
     async def create_order(self, bundle_name: str, *, iccid: str | None = None) -> OrderResult:
         """Buy one bundle (onto `iccid` for a top-up). Never retried: no idempotency key exists."""
         body = self._order_body("transaction", bundle_name, iccid)
@@ -476,6 +487,7 @@ class EsimGoClient:
             raw=result.raw,
         )
 
+    @call_priority(Priority.PAID)
     async def list_orders(self, created_since: datetime) -> list[OrderResult]:
         """Every order created at or after `created_since`, all pages, with ICCIDs."""
         per_page = 100
@@ -507,6 +519,7 @@ class EsimGoClient:
             page += 1
         return orders
 
+    @call_priority(Priority.PAID)
     async def get_order(self, reference: str) -> OrderResult:
         payload = await self._get_json(
             f"/orders/{quote(reference, safe='')}", time_limit=self._timeouts.orders
@@ -519,6 +532,7 @@ class EsimGoClient:
 
     # -- eSIMs -------------------------------------------------------------------------------
 
+    @call_priority(Priority.PAID)
     async def get_assignments(self, reference: str) -> list[EsimCredentials]:
         """ICCID, matching id and SM-DP+ address of an order's eSIMs (JSON, else CSV)."""
         response = await self._request(

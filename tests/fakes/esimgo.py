@@ -83,6 +83,7 @@ class FakeEsimGo:
         self.esim_bundles: dict[str, list[dict[str, Any]]] = {}
         self.incompatible: set[tuple[str, str]] = set()
         self.requests: list[RecordedRequest] = []
+        self._arrival = asyncio.Event()
         # Behaviour switches.
         self.catalogue_shape = "wrapped"  # or "list" (the schema's bare array)
         self.catalogue_page_count = True  # False: wrapped shape without pageCount
@@ -167,6 +168,13 @@ class FakeEsimGo:
                 lo += 1
             best = max(best, hi - lo + 1)
         return best
+
+    async def wait_for_requests(self, count: int = 1) -> None:
+        """Return once `count` requests have arrived in all (e.g. the first of a queued burst)."""
+        async with asyncio.timeout(10):  # a guard against a hang, not a measurement
+            while len(self.requests) < count:
+                self._arrival.clear()
+                await self._arrival.wait()
 
     def bundle(self, name: str) -> dict[str, Any] | None:
         return next((b for b in self.catalogue if b.get("name") == name), None)
@@ -305,6 +313,7 @@ class FakeEsimGo:
             at=time.monotonic(),
         )
         self.requests.append(record)
+        self._arrival.set()
         if request.headers.get("X-API-Key") != self.api_key:
             return self._message("Unauthorized", 401)
         fault = self._take_fault(record)
