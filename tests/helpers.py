@@ -1,7 +1,8 @@
 """End-to-end test helpers: Telegram update builders and `bot_env`, the bot wired like production.
 
-`bot_env` runs the real dispatcher over SQLite, with aiogram talking HTTP to FakeTelegram and the
-eSIM Go client to FakeEsimGo (catalogue synced once). Feed updates, then read what the user sees:
+`bot_env` runs the real dispatcher over SQLite (PostgreSQL too in modules that move money: see
+`ON_EVERY_DATABASE`), with aiogram talking HTTP to FakeTelegram and the eSIM Go client to
+FakeEsimGo (catalogue synced once). Feed updates, then read what the user sees:
 
     await env.send(alice, "/start")
     await env.press(alice, env.screen(alice).button("Buy").get("callback_data"))
@@ -188,6 +189,21 @@ def successful_payment_update(
     return _update(message=_message(user, message_id, successful_payment=payment))
 
 
+def charge_in_ledger(fake: FakeTelegram, update: Update) -> None:
+    """Put the Stars payment an update carries into the fake's ledger (once per charge)."""
+    message = update.message
+    payment = message.successful_payment if message is not None else None
+    if payment is None or message is None or message.from_user is None:
+        return
+    if payment.currency == "XTR":
+        fake.add_star_payment(
+            message.from_user.id,
+            payment.invoice_payload,
+            payment.total_amount,
+            charge_id=payment.telegram_payment_charge_id,
+        )
+
+
 def command_env(
     fake_telegram: FakeTelegram, fake_esimgo: FakeEsimGo, database_url: str, **extra: str
 ) -> dict[str, str]:
@@ -235,7 +251,9 @@ class BotEnv:
         return self._errors.records
 
     async def feed(self, update: Update) -> list[ApiCall]:
-        """Dispatch one update; returns the Bot API calls it caused."""
+        """Dispatch one update; returns the Bot API calls it caused. A Stars payment is in
+        Telegram's ledger (getStarTransactions) before its update arrives, as in production."""
+        charge_in_ledger(self.fake_telegram, update)
         before = len(self.fake_telegram.calls)
         await self.dispatcher.feed_update(self.bot, update)
         return self.fake_telegram.calls[before:]
@@ -304,9 +322,27 @@ def bot_env_settings() -> dict[str, Any]:
     return {}
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test module that moves money sets `ON_EVERY_DATABASE = True`: its bot_env tests run on
+    SQLite and again on PostgreSQL (skipped without TEST_POSTGRES_URL). The rest stay on SQLite,
+    to keep the suite quick."""
+    if "bot_env_database" in metafunc.fixturenames and getattr(
+        metafunc.module, "ON_EVERY_DATABASE", False
+    ):
+        metafunc.parametrize("bot_env_database", ["sqlite", "postgres"], indirect=True)
+
+
+@pytest.fixture
+async def bot_env_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of the migrated, empty database `bot_env` runs on (see pytest_generate_tests)."""
+    from tests.conftest import prepare_database
+
+    return await prepare_database(getattr(request, "param", "sqlite"), tmp_path)
+
+
 @pytest.fixture
 async def bot_env(
-    sqlite_url: str,
+    bot_env_database: str,
     fake_telegram: FakeTelegram,
     fake_esimgo: FakeEsimGo,
     error_records: _ErrorRecords,
@@ -324,7 +360,7 @@ async def bot_env(
         esimgo_api_key=fake_esimgo.api_key,
         esimgo_base_url=fake_esimgo.base_url,
         telegram_api_base=fake_telegram.base_url,
-        database_url=sqlite_url,
+        database_url=bot_env_database,
         admin_ids=frozenset({ADMIN_ID}),
         **bot_env_settings,
     )

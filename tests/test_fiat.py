@@ -19,6 +19,9 @@ from tests.helpers import (
 from tests.test_purchase import get_invoice, invoice_amount, load_order, open_confirmation
 from tests.test_purchase import worker as make_worker
 
+# Money moves here: every bot_env test runs on SQLite and again on PostgreSQL (tests/helpers.py).
+ON_EVERY_DATABASE = True
+
 PROVIDER_TOKEN = "284685063:TEST:ZmFrZS1wcm92aWRlcg"
 
 

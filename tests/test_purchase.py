@@ -29,6 +29,9 @@ from tests.helpers import (
     successful_payment_update,
 )
 
+# Money moves here: every bot_env test runs on SQLite and again on PostgreSQL (tests/helpers.py).
+ON_EVERY_DATABASE = True
+
 GB = "esim_1GB_7D_GB_V2"
 
 
