@@ -11,6 +11,8 @@ FakeEsimGo (catalogue synced once). Feed updates, then read what the user sees:
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import itertools
 import logging
 import os
@@ -32,6 +34,8 @@ if TYPE_CHECKING:
     from tests.fakes.esimgo import FakeEsimGo
 
 ROOT = Path(__file__).resolve().parent.parent
+# Nothing listens on port 1: every connection is refused at once.
+UNREACHABLE_DATABASE_URL = "postgresql+asyncpg://nobody@127.0.0.1:1/none"
 BOT_ID = int(DEFAULT_TOKEN.split(":")[0])
 ADMIN_ID = 900_000_001
 
@@ -298,6 +302,21 @@ class BotEnv:
     def message(self, user: User, message_id: int) -> StoredMessage:
         """One message of the user's chat as it is now (after edits)."""
         return self.fake_telegram.messages[(user.id, message_id)]
+
+
+@contextlib.asynccontextmanager
+async def database_down(env: BotEnv) -> AsyncIterator[BotEnv]:
+    """The same bot while its database cannot be reached (an outage, a failover, a deploy):
+    the dispatcher and its middlewares are built again on an engine that is refused."""
+    from bot.dispatcher import create_dispatcher
+    from db.engine import create_engine, create_session_factory
+
+    dead = create_engine(UNREACHABLE_DATABASE_URL)
+    deps = dataclasses.replace(env.deps, engine=dead, session_factory=create_session_factory(dead))
+    try:
+        yield dataclasses.replace(env, deps=deps, dispatcher=create_dispatcher(deps))
+    finally:
+        await dead.dispose()
 
 
 def answers(calls: list[ApiCall]) -> list[ApiCall]:
