@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from aiogram import Bot
+from aiogram.enums import TransactionPartnerType
 from aiogram.exceptions import TelegramAPIError, TelegramRetryAfter
 from aiogram.types import StarTransaction, TransactionPartnerUser, Update
 
@@ -46,7 +47,7 @@ def _entry(transaction: StarTransaction) -> LedgerEntry:
         amount=transaction.amount,
         date=transaction.date,
         incoming=transaction.source is not None,
-        partner=str(partner.type) if partner is not None else "other",
+        partner=TransactionPartnerType(partner.type).value if partner is not None else "other",
         user_id=user.user.id if user is not None else None,
         invoice_payload=user.invoice_payload if user is not None and invoice else None,
     )

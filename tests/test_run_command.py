@@ -10,6 +10,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from redis.asyncio import Redis
 
 from tests.conftest import REDIS_URL
 from tests.fakes.esimgo import FakeEsimGo
@@ -110,6 +111,10 @@ async def test_run_migrates_syncs_reconciles_answers_start_serves_healthz_and_st
             if c.params.get("chat_id") == ADMIN_ID
         ]
         assert any("while-down-1" in text for text in to_admins), to_admins
+        if REDIS_URL:
+            # With several replicas only the holder of this lease reconciles (bot/leader.py).
+            async with Redis.from_url(REDIS_URL) as redis:
+                assert await redis.exists("esimbot:leader:payment-reconcile") == 1
     finally:
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)
