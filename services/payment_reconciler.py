@@ -115,7 +115,7 @@ class PaymentReconciler:
         self._messenger = messenger
         self._interval = interval_seconds
         self._fulfilment_wake = fulfilment_wake
-        self.clock = clock
+        self.clock = clock  # what "now" is for a pass (tests run a pass minutes later)
 
     async def run(self) -> None:
         """Reconcile now and then every interval, until cancelled; a failed pass is retried."""
@@ -127,6 +127,7 @@ class PaymentReconciler:
             await asyncio.sleep(self._interval)
 
     async def reconcile_once(self) -> Reconciliation:
+        """One pass over the ledger's new transactions, then the refund check; logs one line."""
         started = self.clock()
         async with self._session_factory() as session:
             oldest, newest = await StarLedgerRepository(session).date_range()
