@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     catalogue_refresh_minutes: int = Field(default=360, ge=1)
     status_poll_minutes: int = Field(default=30, ge=1)
     fulfilment_deadline_minutes: int = Field(default=15, ge=1)
+    payment_reconcile_seconds: int = Field(default=300, ge=10)
     default_language: Literal["en", "ru"] = "en"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["text", "json"] = "text"

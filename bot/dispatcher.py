@@ -23,7 +23,9 @@ from bot.middlewares import (
     LanguageI18nMiddleware,
     UserMiddleware,
 )
+from bot.payments import is_payment, payment_update_failed
 from handlers import feature_routers
+from services.admin_alerts import AdminAlerts
 from services.i18n import N_, SUPPORTED_LANGUAGES, Translator, normalize_language
 
 logger = logging.getLogger(__name__)
@@ -92,12 +94,18 @@ def _awaitable(check: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
     return run
 
 
-async def _on_error(event: ErrorEvent, bot: Bot, translator: Translator, **data: object) -> bool:
-    """Log with the update id, tell the user politely in their language, answer the button."""
+async def _on_error(
+    event: ErrorEvent, bot: Bot, translator: Translator, alerts: AdminAlerts, **data: object
+) -> bool:
+    """Log with the update id, tell the user politely in their language, answer the button.
+    A payment update is reported and raised again: a webhook answers 5xx, Telegram retries."""
     update = event.update
     logger.error(
         "Update %s failed: %s", update.update_id, event.exception, exc_info=event.exception
     )
+    if is_payment(update):
+        await payment_update_failed(update, bot, alerts)
+        raise event.exception
     language = data.get(LANGUAGE_KEY)
     if not isinstance(language, str):
         sender = data.get("event_from_user")

@@ -8,6 +8,7 @@ import gc
 import logging
 import signal
 from collections.abc import Coroutine
+from functools import partial
 from typing import Any
 
 from redis.asyncio import Redis
@@ -22,15 +23,16 @@ from bot.app import (
 from bot.config import Settings
 from bot.deps import AppDeps
 from bot.dispatcher import create_dispatcher, set_bot_commands
-from bot.leader import RedisLease, run_as_leader
+from bot.leader import Job, RedisLease, run_as_leader
 from bot.messenger import AiogramMessenger
+from bot.payments import create_payment_reconciler
 from bot.server import create_web_app, delete_webhook, register_webhook, start_web_server
 from db.migrate import upgrade_async
 
 log = logging.getLogger(__name__)
 
-# A replica that stops renewing (crashed, partitioned) hands the poller over within this.
-POLL_LEASE_SECONDS = 30.0
+# A replica that stops renewing (crashed, partitioned) hands its jobs over within this.
+LEASE_SECONDS = 30.0
 # How long start-up waits for a first catalogue when there is no snapshot yet.
 FIRST_SYNC_TIMEOUT_SECONDS = 60
 # How long shutdown waits for the background workers to end once cancelled.
@@ -69,15 +71,15 @@ def _spawn(tasks: list[asyncio.Task[None]], coro: Coroutine[Any, Any, None], nam
     tasks.append(asyncio.create_task(coro, name=name))
 
 
-async def _status_poller(deps: AppDeps, messenger: AiogramMessenger) -> None:
-    """The eSIM status poll loop; with Redis, only in the replica that holds the lease."""
-    if not deps.settings.redis_url:
-        await deps.tracking.run_poll_loop(messenger)
+async def _on_one_replica(settings: Settings, name: str, job: Job) -> None:
+    """Run `job`; with Redis, only in the replica that holds the lease called `name`."""
+    if not settings.redis_url:
+        await job()
         return
-    redis = Redis.from_url(deps.settings.redis_url)
+    redis = Redis.from_url(settings.redis_url)
     try:
-        lease = RedisLease(redis, "status-poll", ttl_seconds=POLL_LEASE_SECONDS)
-        await run_as_leader(lease, "status-poll", lambda: deps.tracking.run_poll_loop(messenger))
+        lease = RedisLease(redis, name, ttl_seconds=LEASE_SECONDS)
+        await run_as_leader(lease, name, job)
     finally:
         await redis.aclose()
 
@@ -99,7 +101,10 @@ async def run(settings: Settings) -> None:
         # Background workers: each runs until cancelled.
         _spawn(background, deps.catalogue.run_refresh_loop(), "catalogue-refresh")
         _spawn(background, create_fulfilment_worker(deps, bot).run(), "fulfilment")
-        _spawn(background, _status_poller(deps, AiogramMessenger(bot)), "status-poll")
+        poll = partial(deps.tracking.run_poll_loop, AiogramMessenger(bot))
+        _spawn(background, _on_one_replica(settings, "status-poll", poll), "status-poll")
+        reconcile = create_payment_reconciler(deps, bot).run
+        _spawn(background, _on_one_replica(settings, "payment-reconcile", reconcile), "payments")
 
         web_runner = await start_web_server(
             create_web_app(deps, dispatcher, bot), settings.http_host, settings.http_port

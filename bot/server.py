@@ -8,13 +8,14 @@ from datetime import datetime
 from typing import Any
 
 from aiogram import Bot, Dispatcher
-from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+from aiogram.webhook.aiohttp_server import setup_application
 from aiohttp import web
 from sqlalchemy import text
 
 from bot.config import Settings
 from bot.deps import AppDeps
 from bot.messenger import AiogramMessenger
+from bot.webhook import WebhookHandler
 from db.base import utcnow
 from services.callbacks import SIGNATURE_HEADER, CallbackWorker, Receipt
 
@@ -110,7 +111,7 @@ def create_web_app(deps: AppDeps, dispatcher: Dispatcher, bot: Bot) -> web.Appli
     app.router.add_get("/healthz", healthz)
     app.router.add_post(settings.esimgo_callback_path, esimgo_callback)
     if settings.webhook_mode:
-        SimpleRequestHandler(
+        WebhookHandler(
             dispatcher, bot, secret_token=settings.webhook_secret.get_secret_value()
         ).register(app, path=TELEGRAM_WEBHOOK_PATH)
         # Runs the dispatcher's startup/shutdown hooks as start_polling would.

@@ -1,7 +1,8 @@
 """End-to-end test helpers: Telegram update builders and `bot_env`, the bot wired like production.
 
-`bot_env` runs the real dispatcher over SQLite, with aiogram talking HTTP to FakeTelegram and the
-eSIM Go client to FakeEsimGo (catalogue synced once). Feed updates, then read what the user sees:
+`bot_env` runs the real dispatcher over SQLite (PostgreSQL too in modules that move money: see
+`ON_EVERY_DATABASE`), with aiogram talking HTTP to FakeTelegram and the eSIM Go client to
+FakeEsimGo (catalogue synced once). Feed updates, then read what the user sees:
 
     await env.send(alice, "/start")
     await env.press(alice, env.screen(alice).button("Buy").get("callback_data"))
@@ -10,6 +11,8 @@ eSIM Go client to FakeEsimGo (catalogue synced once). Feed updates, then read wh
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import itertools
 import logging
 import os
@@ -31,6 +34,8 @@ if TYPE_CHECKING:
     from tests.fakes.esimgo import FakeEsimGo
 
 ROOT = Path(__file__).resolve().parent.parent
+# Nothing listens on port 1: every connection is refused at once.
+UNREACHABLE_DATABASE_URL = "postgresql+asyncpg://nobody@127.0.0.1:1/none"
 BOT_ID = int(DEFAULT_TOKEN.split(":")[0])
 ADMIN_ID = 900_000_001
 
@@ -188,6 +193,21 @@ def successful_payment_update(
     return _update(message=_message(user, message_id, successful_payment=payment))
 
 
+def charge_in_ledger(fake: FakeTelegram, update: Update) -> None:
+    """Put the Stars payment an update carries into the fake's ledger (once per charge)."""
+    message = update.message
+    payment = message.successful_payment if message is not None else None
+    if payment is None or message is None or message.from_user is None:
+        return
+    if payment.currency == "XTR":
+        fake.add_star_payment(
+            message.from_user.id,
+            payment.invoice_payload,
+            payment.total_amount,
+            charge_id=payment.telegram_payment_charge_id,
+        )
+
+
 def command_env(
     fake_telegram: FakeTelegram, fake_esimgo: FakeEsimGo, database_url: str, **extra: str
 ) -> dict[str, str]:
@@ -235,7 +255,9 @@ class BotEnv:
         return self._errors.records
 
     async def feed(self, update: Update) -> list[ApiCall]:
-        """Dispatch one update; returns the Bot API calls it caused."""
+        """Dispatch one update; returns the Bot API calls it caused. A Stars payment is in
+        Telegram's ledger (getStarTransactions) before its update arrives, as in production."""
+        charge_in_ledger(self.fake_telegram, update)
         before = len(self.fake_telegram.calls)
         await self.dispatcher.feed_update(self.bot, update)
         return self.fake_telegram.calls[before:]
@@ -282,6 +304,21 @@ class BotEnv:
         return self.fake_telegram.messages[(user.id, message_id)]
 
 
+@contextlib.asynccontextmanager
+async def database_down(env: BotEnv) -> AsyncIterator[BotEnv]:
+    """The same bot while its database cannot be reached (an outage, a failover, a deploy):
+    the dispatcher and its middlewares are built again on an engine that is refused."""
+    from bot.dispatcher import create_dispatcher
+    from db.engine import create_engine, create_session_factory
+
+    dead = create_engine(UNREACHABLE_DATABASE_URL)
+    deps = dataclasses.replace(env.deps, engine=dead, session_factory=create_session_factory(dead))
+    try:
+        yield dataclasses.replace(env, deps=deps, dispatcher=create_dispatcher(deps))
+    finally:
+        await dead.dispose()
+
+
 def answers(calls: list[ApiCall]) -> list[ApiCall]:
     """The successful answerCallbackQuery calls among `calls`."""
     return [c for c in calls if c.method == "answerCallbackQuery" and c.ok]
@@ -304,9 +341,27 @@ def bot_env_settings() -> dict[str, Any]:
     return {}
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test module that moves money sets `ON_EVERY_DATABASE = True`: its bot_env tests run on
+    SQLite and again on PostgreSQL (skipped without TEST_POSTGRES_URL). The rest stay on SQLite,
+    to keep the suite quick."""
+    if "bot_env_database" in metafunc.fixturenames and getattr(
+        metafunc.module, "ON_EVERY_DATABASE", False
+    ):
+        metafunc.parametrize("bot_env_database", ["sqlite", "postgres"], indirect=True)
+
+
+@pytest.fixture
+async def bot_env_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of the migrated, empty database `bot_env` runs on (see pytest_generate_tests)."""
+    from tests.conftest import prepare_database
+
+    return await prepare_database(getattr(request, "param", "sqlite"), tmp_path)
+
+
 @pytest.fixture
 async def bot_env(
-    sqlite_url: str,
+    bot_env_database: str,
     fake_telegram: FakeTelegram,
     fake_esimgo: FakeEsimGo,
     error_records: _ErrorRecords,
@@ -324,7 +379,7 @@ async def bot_env(
         esimgo_api_key=fake_esimgo.api_key,
         esimgo_base_url=fake_esimgo.base_url,
         telegram_api_base=fake_telegram.base_url,
-        database_url=sqlite_url,
+        database_url=bot_env_database,
         admin_ids=frozenset({ADMIN_ID}),
         **bot_env_settings,
     )

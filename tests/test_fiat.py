@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import pytest
@@ -12,12 +13,16 @@ from tests.fakes.telegram import ApiCall
 from tests.helpers import (
     ADMIN_ID,
     BotEnv,
+    database_down,
     make_user,
     pre_checkout_update,
     successful_payment_update,
 )
 from tests.test_purchase import get_invoice, invoice_amount, load_order, open_confirmation
 from tests.test_purchase import worker as make_worker
+
+# Money moves here: every bot_env test runs on SQLite and again on PostgreSQL (tests/helpers.py).
+ON_EVERY_DATABASE = True
 
 PROVIDER_TOKEN = "284685063:TEST:ZmFrZS1wcm92aWRlcg"
 
@@ -101,3 +106,35 @@ async def test_a_failed_card_order_is_left_for_an_admin_to_refund(bot_env: BotEn
         if call.params.get("chat_id") == bob.id
     ]
     assert any("€" in text for text in to_bob[-1:]), to_bob[-1:]
+
+
+async def test_a_card_payment_that_cannot_be_stored_alerts_the_admins_with_its_charge(
+    bot_env: BotEnv,
+) -> None:
+    """Telegram's Stars ledger cannot show a card payment: nothing would find it again."""
+    env = bot_env
+    carol = make_user(2003)
+    await open_confirmation(env, carol)
+    invoice = await get_invoice(env, carol)
+    payload, amount = str(invoice.params["payload"]), invoice_amount(invoice)
+    payment = successful_payment_update(
+        carol,
+        payload=payload,
+        total_amount=amount,
+        currency="EUR",
+        charge_id="card-charge-3",
+        provider_charge_id="stripe-card-charge-3",
+    )
+    async with database_down(env) as down:
+        # The update fails (long polling logs it, a webhook answers 5xx): not the subject here.
+        with contextlib.suppress(Exception):
+            await down.feed(payment)
+
+    to_admins = [
+        str(call.params.get("text"))
+        for call in env.fake_telegram.calls_to("sendMessage")
+        if call.params.get("chat_id") == ADMIN_ID
+    ]
+    assert len(to_admins) == 1, to_admins
+    assert "stripe-card-charge-3" in to_admins[0] and payload in to_admins[0]
+    assert str(carol.id) in to_admins[0]

@@ -27,6 +27,9 @@ from tests.fakes.telegram import ApiCall
 from tests.helpers import ADMIN_ID, BotEnv, make_user
 from tests.test_purchase import GB, get_invoice, load_order, open_confirmation, pay, transactions
 
+# Money moves here: every bot_env test runs on SQLite and again on PostgreSQL (tests/helpers.py).
+ON_EVERY_DATABASE = True
+
 
 class Clock:
     """The worker's clock; tests move it forward instead of sleeping."""

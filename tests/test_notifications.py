@@ -24,6 +24,10 @@ from services.usage import (
 from tests.helpers import BotEnv
 from tests.tracking_helpers import ICCID, seed_esim
 
+# Each notification goes out once, deduplicated in the database: every bot_env test runs on
+# SQLite and again on PostgreSQL (tests/helpers.py).
+ON_EVERY_DATABASE = True
+
 USER_ID = 8001
 BUNDLE = "esim_1GB_7D_GB_V2"
 NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)

@@ -13,6 +13,9 @@ from db.models import Order, OrderStatus
 from tests.helpers import BotEnv, make_user
 from tests.test_purchase import get_invoice, load_order, open_confirmation, worker
 
+# Money moves here: every bot_env test runs on SQLite and again on PostgreSQL (tests/helpers.py).
+ON_EVERY_DATABASE = True
+
 
 class FreshHostLoop(asyncio.SelectorEventLoop):
     """A loop whose clock starts at zero, like the monotonic clock of a host booted just now."""

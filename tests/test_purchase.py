@@ -29,6 +29,9 @@ from tests.helpers import (
     successful_payment_update,
 )
 
+# Money moves here: every bot_env test runs on SQLite and again on PostgreSQL (tests/helpers.py).
+ON_EVERY_DATABASE = True
+
 GB = "esim_1GB_7D_GB_V2"
 
 
@@ -329,14 +332,99 @@ async def test_another_users_order_cannot_be_paid_or_cancelled(bot_env: BotEnv) 
     assert (await load_order(env, payload)).status == OrderStatus.AWAITING_PAYMENT
 
 
-@pytest.mark.parametrize("language", ["en", "ru"])
+@pytest.mark.parametrize(
+    ("language", "heading", "title", "description"),
+    [
+        ("en", "Confirm your order", "eSIM 1 GB · 7 days", "Travel data eSIM: "),
+        ("ru", "Подтвердите заказ", "eSIM 1 ГБ · 7 дн.", "eSIM с интернетом для поездок: "),
+    ],
+)
 async def test_confirmation_and_invoice_speak_the_users_language(
-    bot_env: BotEnv, language: str
+    bot_env: BotEnv, language: str, heading: str, title: str, description: str
 ) -> None:
     env = bot_env
     user = make_user(1010, language_code=language)
     await open_confirmation(env, user)
     text = str(env.screen(user).text)
-    assert ("Подтвердите" in text) == (language == "ru")
+    assert heading in text
+    other = "Подтвердите" if language == "en" else "Confirm your order"
+    assert other not in text
     invoice = await get_invoice(env, user)
-    assert ("eSIM" in str(invoice.params["title"])) and len(str(invoice.params["title"])) <= 32
+    assert invoice.params["title"] == title and len(title) <= 32
+    assert str(invoice.params["description"]).startswith(description)
+
+
+async def test_an_invoice_paid_after_its_order_expired_is_refunded_to_the_payer(
+    bot_env: BotEnv,
+) -> None:
+    env = bot_env
+    alice = make_user(1011)
+    await open_confirmation(env, alice)
+    invoice = await get_invoice(env, alice)
+    payload, amount = str(invoice.params["payload"]), invoice_amount(invoice)
+    async with env.deps.session_factory() as session:
+        await session.execute(
+            update(Order)
+            .where(Order.public_id == payload)
+            .values(expires_at=utcnow() - timedelta(minutes=1))
+        )
+        await session.commit()
+        assert await env.deps.orders.expire_unpaid(session) == 1
+
+    # Telegram had the invoice open: the money arrives after the order expired.
+    await env.feed(
+        successful_payment_update(alice, payload=payload, total_amount=amount, charge_id="late-1")
+    )
+    await worker(env).run_once()
+
+    [refund] = env.fake_telegram.calls_to("refundStarPayment")
+    assert refund.ok
+    assert (refund.params["user_id"], refund.params["telegram_payment_charge_id"]) == (
+        alice.id,
+        "late-1",
+    )
+    assert transactions(env) == 0 and not env.fake_telegram.calls_to("sendPhoto")
+    assert (await load_order(env, payload)).status == OrderStatus.REFUNDED
+    told = [
+        c for c in env.fake_telegram.calls_to("sendMessage") if c.params["chat_id"] == alice.id
+    ]
+    assert "refunded" in str(told[-1].params["text"])
+
+
+async def test_pre_checkout_refuses_another_currency(bot_env: BotEnv) -> None:
+    env = bot_env
+    alice = make_user(1012)
+    await open_confirmation(env, alice)
+    invoice = await get_invoice(env, alice)
+    payload, amount = str(invoice.params["payload"]), invoice_amount(invoice)
+    calls = await env.feed(
+        pre_checkout_update(alice, payload=payload, total_amount=amount, currency="USD")
+    )
+    [answer] = [c for c in calls if c.method == "answerPreCheckoutQuery"]
+    assert answer.params["ok"] is False
+    assert "price of this order has changed" in str(answer.params["error_message"])
+    assert await refused_reason(env, alice, payload, amount) is None
+
+
+async def test_pre_checkout_refuses_a_cancelled_order(bot_env: BotEnv) -> None:
+    env = bot_env
+    alice = make_user(1013)
+    await open_confirmation(env, alice)
+    invoice = await get_invoice(env, alice)
+    payload, amount = str(invoice.params["payload"]), invoice_amount(invoice)
+    [waiting] = [m for m in env.fake_telegram.chat(alice.id) if "invoice is below" in str(m.text)]
+    await env.press(alice, str(waiting.button("Cancel")["callback_data"]), waiting.message_id)
+    reason = await refused_reason(env, alice, payload, amount)
+    assert reason is not None and "expired or was cancelled" in reason
+
+
+async def test_pre_checkout_refuses_a_plan_no_longer_sold(bot_env: BotEnv) -> None:
+    env = bot_env
+    alice = make_user(1014)
+    await open_confirmation(env, alice)
+    invoice = await get_invoice(env, alice)
+    payload, amount = str(invoice.params["payload"]), invoice_amount(invoice)
+    env.fake_esimgo.catalogue[:] = [b for b in env.fake_esimgo.catalogue if b["name"] != GB]
+    await env.deps.catalogue.sync()
+    reason = await refused_reason(env, alice, payload, amount)
+    assert reason is not None and "no longer available" in reason

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from redis.asyncio import Redis
 
 from tests.conftest import REDIS_URL
 from tests.fakes.esimgo import FakeEsimGo
 from tests.fakes.telegram import FakeTelegram
-from tests.helpers import command_env, make_user, message_update
+from tests.helpers import ADMIN_ID, command_env, make_user, message_update
 
 WAIT_SECONDS = 60
 
@@ -42,6 +43,7 @@ async def _start_bot(
         f"sqlite+aiosqlite:///{tmp_path / 'data' / 'bot.db'}",
         HTTP_HOST="127.0.0.1",
         HTTP_PORT=str(port),
+        ADMIN_IDS=str(ADMIN_ID),
         # With a Redis to hand (CI), the run also keeps FSM state there and leases the poller.
         REDIS_URL=REDIS_URL,
     )
@@ -57,9 +59,12 @@ async def _start_bot(
     )
 
 
-async def test_run_migrates_syncs_answers_start_serves_healthz_and_stops_cleanly(
+async def test_run_migrates_syncs_reconciles_answers_start_serves_healthz_and_stops_cleanly(
     fake_telegram: FakeTelegram, fake_esimgo: FakeEsimGo, tmp_path: Path
 ) -> None:
+    # Telegram took Stars while the bot was down and its update never arrived: the payment
+    # names no order this bot knows (a fresh database), so it must come back to its payer.
+    fake_telegram.add_star_payment(5151, "ORDERGONE42", 120, charge_id="while-down-1")
     port = _free_port()
     process = await _start_bot(fake_telegram, fake_esimgo, tmp_path, port)
     try:
@@ -88,7 +93,28 @@ async def test_run_migrates_syncs_answers_start_serves_healthz_and_stops_cleanly
         ):
             assert response.status == 200
             body = await response.json()
-        assert body
+        assert (body["status"], body["database"], body["mode"]) == ("ok", "ok", "polling")
+        assert body["catalogue"]["bundles"] == len(fake_esimgo.catalogue)
+
+        def refunded() -> bool:
+            return any(c.ok for c in fake_telegram.calls_to("refundStarPayment"))
+
+        await _eventually(refunded, "the refund of the payment taken while the bot was down")
+        [refund] = fake_telegram.calls_to("refundStarPayment")
+        assert (refund.params["user_id"], refund.params["telegram_payment_charge_id"]) == (
+            5151,
+            "while-down-1",
+        )
+        to_admins = [
+            str(c.params.get("text"))
+            for c in fake_telegram.calls_to("sendMessage")
+            if c.params.get("chat_id") == ADMIN_ID
+        ]
+        assert any("while-down-1" in text for text in to_admins), to_admins
+        if REDIS_URL:
+            # With several replicas only the holder of this lease reconciles (bot/leader.py).
+            async with Redis.from_url(REDIS_URL) as redis:
+                assert await redis.exists("esimbot:leader:payment-reconcile") == 1
     finally:
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)
@@ -101,4 +127,6 @@ async def test_run_migrates_syncs_answers_start_serves_healthz_and_stops_cleanly
             raise
     assert process.returncode == 0, stderr.decode()
     assert "Traceback" not in stderr.decode()
+    # At start, then every PAYMENT_RECONCILE_SECONDS (5 minutes): one line per reconciliation.
+    assert stderr.decode().count("payments reconciled:") == 1, stderr.decode()
     assert (tmp_path / "data" / "bot.db").exists()

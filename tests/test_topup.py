@@ -40,6 +40,9 @@ from tests.test_purchase import (
     transactions,
 )
 
+# Money moves here: every bot_env test runs on SQLite and again on PostgreSQL (tests/helpers.py).
+ON_EVERY_DATABASE = True
+
 COMPATIBLE = "GET /esims/{iccid}/compatible/{bundle}"
 GB_3GB = "esim_3GB_30D_GB_V2"
 

@@ -2,6 +2,7 @@
 
 from db.models.catalogue import CatalogueSnapshot
 from db.models.order import Esim, Order, OrderStatus
+from db.models.star_ledger import StarLedgerEntry
 from db.models.tracking import CallbackEvent, EsimBundle, NotificationSent
 from db.models.user import User
 
@@ -13,5 +14,6 @@ __all__ = [
     "NotificationSent",
     "Order",
     "OrderStatus",
+    "StarLedgerEntry",
     "User",
 ]

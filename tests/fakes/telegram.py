@@ -268,6 +268,8 @@ class FakeTelegram:
         self.answered_callbacks: dict[str, dict[str, Any]] = {}
         self.answered_pre_checkouts: dict[str, dict[str, Any]] = {}
         self.refunded_charges: set[str] = set()
+        # Telegram's Stars ledger, oldest first: what getStarTransactions lists (newest first).
+        self.star_transactions: list[dict[str, Any]] = []
         self.base_url = ""
         self._last_message_id: dict[int, int] = {}
         self._failures: dict[str, list[_Failure]] = {}
@@ -365,6 +367,71 @@ class FakeTelegram:
         if self._new_update is not None:
             self._new_update.set()
         return int(data["update_id"])
+
+    # -- Telegram Stars ledger -------------------------------------------------------------------
+
+    def add_star_payment(
+        self,
+        user_id: int,
+        payload: str,
+        amount: int,
+        *,
+        charge_id: str | None = None,
+        date: int | None = None,
+    ) -> str:
+        """A user paid an invoice in Stars: Telegram's ledger gains the incoming transaction
+        (its id is the payment's telegram_payment_charge_id). Returns the charge id; a charge
+        already in the ledger is kept once, as Telegram charges once."""
+        charge_id = charge_id or f"stxn-{len(self.star_transactions) + 1:06d}"
+        if self._star_payment(charge_id) is None:
+            partner = self._star_partner(user_id, payload)
+            self.star_transactions.append(
+                {
+                    "id": charge_id,
+                    "amount": amount,
+                    "date": _now() if date is None else date,
+                    "source": partner,
+                }
+            )
+        return charge_id
+
+    def _star_payment(self, charge_id: str) -> dict[str, Any] | None:
+        for transaction in self.star_transactions:
+            if transaction["id"] == charge_id and "source" in transaction:
+                return transaction
+        return None
+
+    @staticmethod
+    def _star_partner(user_id: int, payload: str) -> dict[str, Any]:
+        """TransactionPartnerUser of an invoice payment."""
+        return {
+            "type": "user",
+            "transaction_type": "invoice_payment",
+            "user": {"id": user_id, "is_bot": False, "first_name": "Traveller"},
+            "invoice_payload": payload,
+        }
+
+    def _add_star_refund(self, charge_id: str) -> None:
+        """A refund is an outgoing transaction with the id of the payment it returns."""
+        payment = self._star_payment(charge_id)
+        if payment is None:
+            return
+        self.star_transactions.append(
+            {
+                "id": charge_id,
+                "amount": payment["amount"],
+                "date": _now(),
+                "receiver": dict(payment["source"]),
+            }
+        )
+
+    async def _m_getstartransactions(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        offset = int(params.get("offset") or 0)
+        limit = int(params.get("limit") or 100)
+        if not 1 <= limit <= 100:
+            raise _bad_request("invalid limit")
+        newest_first = self.star_transactions[::-1]
+        return {"transactions": newest_first[max(offset, 0) : max(offset, 0) + limit]}
 
     # -- HTTP -----------------------------------------------------------------------------------
 
@@ -710,6 +777,7 @@ class FakeTelegram:
         if charge_id in self.refunded_charges:
             raise _bad_request("CHARGE_ALREADY_REFUNDED")
         self.refunded_charges.add(charge_id)
+        self._add_star_refund(charge_id)
         return True
 
     async def _m_setwebhook(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
