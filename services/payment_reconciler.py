@@ -3,7 +3,7 @@
 A payment is acknowledged to Telegram before or while we store it (long polling confirms the
 update with the next getUpdates; a crash, a deploy or a database failure can fall in between),
 so the update alone cannot be trusted to arrive. At start and every few minutes the reconciler
-reads the ledger (`getStarTransactions`, newest first) back to what it handled before, and for
+reads the ledger (`getStarTransactions`) as far as what it handled before, and for
 every incoming invoice payment whose charge we never recorded: its payload names an order of
 the payer → recorded paid (the fulfilment worker delivers it) or, when that order can no
 longer be served, stored for a refund (the worker refunds it and tells the payer); a payload
@@ -60,7 +60,7 @@ class LedgerEntry:
 
 class StarLedger(Protocol):
     async def transactions(self, offset: int, limit: int) -> Sequence[LedgerEntry]:
-        """Up to `limit` transactions, newest first, after skipping the `offset` newest."""
+        """Up to `limit` transactions after skipping `offset`, in the order Telegram lists them."""
         ...
 
 
@@ -130,8 +130,10 @@ class PaymentReconciler:
         """One pass over the ledger's new transactions, then the refund check; logs one line."""
         started = self.clock()
         async with self._session_factory() as session:
-            oldest, newest = await StarLedgerRepository(session).date_range()
-        entries, pages = await self._read_back_to(newest - OVERLAP if newest else None)
+            ledger = StarLedgerRepository(session)
+            oldest, newest = await ledger.date_range()
+            handled = await ledger.count()
+        entries, pages = await self._read_new(newest - OVERLAP if newest else None, handled)
         summary = Reconciliation(read=len(entries), pages=pages)
         async with self._session_factory() as session:
             known = await StarLedgerRepository(session).known({e.id for e in entries})
@@ -158,23 +160,38 @@ class PaymentReconciler:
         )
         return summary
 
-    async def _read_back_to(self, stop_before: datetime | None) -> tuple[list[LedgerEntry], int]:
-        """The newest transactions, page after page, until a page reaches back before
-        `stop_before` (None: the whole ledger); oldest first, each once."""
+    async def _read_new(
+        self, stop_before: datetime | None, handled: int
+    ) -> tuple[list[LedgerEntry], int]:
+        """The transactions not handled yet (and a few that were), oldest first, each once.
+
+        Telegram lists the newest first: pages are read until one reaches back before
+        `stop_before` (None: the whole ledger). The Bot API's text says "chronological" instead;
+        when the first page shows that order, reading goes on from the `handled` transactions
+        already seen (less a page, for ones listed late) to the end."""
         found: dict[tuple[str, str], LedgerEntry] = {}
         offset = pages = 0
+        forward = False
         while True:
             page = await self._ledger.transactions(offset, PAGE_SIZE)
             pages += 1
+            if pages == 1 and _oldest_first(page):
+                forward = True
+                if handled > PAGE_SIZE:
+                    offset = handled - PAGE_SIZE
+                    continue
             for entry in page:
                 # Paging by offset while transactions arrive shows some twice, never skips one.
                 found.setdefault((entry.id, _direction(entry)), entry)
-            reached = stop_before is not None and any(e.date < stop_before for e in page)
+            reached = (
+                not forward and stop_before is not None and any(e.date < stop_before for e in page)
+            )
             if len(page) < PAGE_SIZE or reached:
                 break
             offset += len(page)
         # Oldest first, and within one second (a payment, then its refund) as Telegram lists.
-        oldest_first = list(found.values())[::-1]
+        listed = list(found.values())
+        oldest_first = listed if forward else listed[::-1]
         return sorted(oldest_first, key=lambda e: e.date), pages
 
     async def _settle(self, entry: LedgerEntry, refunded: set[str]) -> Outcome:
@@ -237,6 +254,10 @@ class PaymentReconciler:
                 "hand if needed.",
             )
         return len(missing)
+
+
+def _oldest_first(page: Sequence[LedgerEntry]) -> bool:
+    return len(page) > 1 and page[0].date < page[-1].date
 
 
 def _direction(entry: LedgerEntry) -> str:

@@ -233,6 +233,33 @@ async def test_the_ledger_is_read_from_the_newest_back_to_what_was_seen(bot_env:
     assert (await load_order(env, public_id)).status == OrderStatus.PAID
 
 
+async def test_a_ledger_listed_oldest_first_is_read_to_its_end(bot_env: BotEnv) -> None:
+    """The Bot API documents getStarTransactions as chronological: a new payment then sits on
+    the last page, not the first, and must still be found without rereading everything."""
+    env = bot_env
+    env.fake_telegram.star_newest_first = False
+    two_days_ago = int(time.time()) - 2 * DAY
+    env.fake_telegram.star_transactions.extend(
+        withdrawal(n, two_days_ago + 60 * n) for n in range(250)
+    )
+    first = await reconciler(env).reconcile_once()
+    assert first.read == 250
+
+    alice = make_user(3109)
+    public_id, amount = await invoiced(env, alice)
+    env.fake_telegram.add_star_payment(alice.id, public_id, amount, charge_id="new-2")
+    env.fake_telegram.clear_calls()
+    second = await reconciler(env).reconcile_once()
+
+    assert second.recorded == 1
+    assert (await load_order(env, public_id)).status == OrderStatus.PAID
+    offsets = [
+        int(c.params.get("offset") or 0) for c in env.fake_telegram.calls_to("getStarTransactions")
+    ]
+    assert offsets[0] == 0 and max(offsets) >= 150, "read on from what was seen, not from 0"
+    assert len(offsets) <= 3
+
+
 async def test_a_recorded_refund_that_telegram_does_not_show_is_alerted_once(
     bot_env: BotEnv,
 ) -> None:

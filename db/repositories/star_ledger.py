@@ -45,6 +45,10 @@ class StarLedgerRepository:
         ).one()
         return row[0], row[1]
 
+    async def count(self) -> int:
+        """How many transactions were handled so far (each is stored once, whatever it was)."""
+        return int(await self.session.scalar(select(func.count(StarLedgerEntry.id))) or 0)
+
     async def known(self, transaction_ids: Collection[str]) -> set[tuple[str, str]]:
         """(id, direction) of these transactions that were handled before."""
         found: set[tuple[str, str]] = set()

@@ -270,6 +270,9 @@ class FakeTelegram:
         self.refunded_charges: set[str] = set()
         # Telegram's Stars ledger, oldest first: what getStarTransactions lists (newest first).
         self.star_transactions: list[dict[str, Any]] = []
+        # The Bot API's text says "chronological order"; the server it wraps lists the newest
+        # first. Tests set this to False to list the ledger oldest first.
+        self.star_newest_first = True
         self.base_url = ""
         self._last_message_id: dict[int, int] = {}
         self._failures: dict[str, list[_Failure]] = {}
@@ -430,8 +433,8 @@ class FakeTelegram:
         limit = int(params.get("limit") or 100)
         if not 1 <= limit <= 100:
             raise _bad_request("invalid limit")
-        newest_first = self.star_transactions[::-1]
-        return {"transactions": newest_first[max(offset, 0) : max(offset, 0) + limit]}
+        listed = self.star_transactions[::-1] if self.star_newest_first else self.star_transactions
+        return {"transactions": listed[max(offset, 0) : max(offset, 0) + limit]}
 
     # -- HTTP -----------------------------------------------------------------------------------
 
