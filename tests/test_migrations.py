@@ -24,6 +24,8 @@ EXPECTED_TABLES = {
     "esim_bundles",
     "notifications_sent",
     "callback_events",
+    "gifts",
+    "network_snapshots",
 }
 
 

@@ -1,6 +1,8 @@
 """All tables; importing this module registers every model on Base.metadata."""
 
 from db.models.catalogue import CatalogueSnapshot
+from db.models.gift import Gift, GiftStatus
+from db.models.network import NetworkSnapshot
 from db.models.order import Esim, Order, OrderStatus
 from db.models.tracking import CallbackEvent, EsimBundle, NotificationSent
 from db.models.user import User
@@ -10,6 +12,9 @@ __all__ = [
     "CatalogueSnapshot",
     "Esim",
     "EsimBundle",
+    "Gift",
+    "GiftStatus",
+    "NetworkSnapshot",
     "NotificationSent",
     "Order",
     "OrderStatus",
