@@ -187,42 +187,46 @@ class GiftService:
             if settled := _settled(gift, claimant_id):
                 return ClaimResult(settled, await _view(session, gift))
             order = await OrderRepository(session).get(gift.order_id)
-            if order is None or not _delivered(order) or order.iccid is None:
+            if order is None or not _delivered(order):
                 return ClaimResult(ClaimOutcome.NOT_READY, await _view(session, gift))
-            outcome = await self._move(session, gift, order, order.iccid, claimant_id)
+            # A rollback expires every loaded object: keep the ids apart.
+            gift_id, public_id = gift.id, order.public_id
+            outcome = await self._move(session, gift_id, gift.buyer_id, order, claimant_id)
             if outcome is ClaimOutcome.CLAIMED:
                 await session.commit()
-                log.info("gift %s (order %s) claimed by %s", gift.id, order.public_id, claimant_id)
+                log.info("gift %s (order %s) claimed by %s", gift_id, public_id, claimant_id)
             else:
                 await session.rollback()
-            fresh = await repo.by_id(gift.id)
+            fresh = await repo.by_id(gift_id)
             assert fresh is not None
             return ClaimResult(outcome, await _view(session, fresh))
 
     async def _move(
-        self, session: AsyncSession, gift: Gift, order: Order, iccid: str, claimant_id: int
+        self, session: AsyncSession, gift_id: int, buyer_id: int, order: Order, claimant_id: int
     ) -> ClaimOutcome:
         """The one transition: gift pending → claimed, then the eSIM and its paid orders."""
         repo = GiftRepository(session)
         now = self._clock()
-        through = await repo.last_paid_order_id(iccid, gift.buyer_id) or order.id
+        iccid, order_id = order.iccid, order.id
+        assert iccid is not None
+        through = await repo.last_paid_order_id(iccid, buyer_id) or order_id
         won = await repo.finish(
-            gift.id, GiftStatus.CLAIMED, by=claimant_id, at=now, iccid=iccid, moved_through=through
+            gift_id, GiftStatus.CLAIMED, by=claimant_id, at=now, iccid=iccid, moved_through=through
         )
         if not won:
             await session.rollback()
-            fresh = await repo.by_id(gift.id)
+            fresh = await repo.by_id(gift_id)
             assert fresh is not None
             return _settled(fresh, claimant_id) or ClaimOutcome.NOT_READY
-        if not await repo.move_esim(iccid, gift.buyer_id, claimant_id, now):
-            log.warning("gift %s: eSIM %s is not the buyer's any more", gift.id, iccid)
+        if not await repo.move_esim(iccid, buyer_id, claimant_id, now):
+            log.warning("gift %s: eSIM %s is not the buyer's any more", gift_id, iccid)
             return ClaimOutcome.NOT_READY
         claimant = await session.get(User, claimant_id)
         chosen = (claimant.language or claimant.telegram_language) if claimant else None
         language = normalize_language(chosen, self._default_language)
         await repo.move_orders(
             iccid,
-            gift.buyer_id,
+            buyer_id,
             through,
             claimant_id,
             username=claimant.username if claimant is not None else None,
