@@ -28,6 +28,7 @@ from db.repositories.orders import OrderRepository
 from services.i18n import N_, Translator, normalize_language
 from services.messenger import Messenger
 from services.notifications import Notifier
+from services.orders import NEW
 
 log = logging.getLogger(__name__)
 
@@ -131,10 +132,11 @@ class GiftService:
         self._clock = clock
 
     async def register(self, order_id: int, buyer_id: int) -> GiftView | None:
-        """Mark the buyer's order as a gift (again: no change); None for someone else's."""
+        """Mark the buyer's order for a new eSIM as a gift (again: no change); None for someone
+        else's order or a top-up."""
         async with self._session_factory() as session:
             order = await OrderRepository(session).get(order_id)
-            if order is None or order.telegram_user_id != buyer_id:
+            if order is None or order.telegram_user_id != buyer_id or order.kind != NEW:
                 return None
             repo = GiftRepository(session)
             gift = await repo.by_order(order_id)

@@ -89,12 +89,9 @@ def _segments(text: str) -> list[tuple[int, int]]:
 
 
 def _split_words(search: CountrySearch, text: str) -> list[str] | None:
-    """Countries written one after another with spaces ("FR IT ES", "South Korea Japan"): the
-    fewest exact names (or codes) that make up every word; None if the words do not split so.
-
-    A two- or three-letter word is a code only in capitals or among codes alone: "to" in
-    "Thailand to Vietnam" is not Tonga.
-    """
+    """Countries one after another with spaces ("FR IT ES", "South Korea Japan"): the fewest
+    exact names or codes that make up every word; None if the words do not split so."""
+    # A short word is a code only in capitals or among codes alone: "to" is not Tonga here.
     words = text.split()
     if len(words) < 2:
         return None
@@ -169,10 +166,10 @@ def _at_least(bundle: Bundle, unlimited: bool, data_mb: int, days: int) -> bool:
 def _cheapest_cover(
     full: int, options: dict[int, tuple[int, Bundle]]
 ) -> tuple[int, int, tuple[Bundle, ...]] | None:
-    """(plans, total, bundles) of the fewest plans, then the cheapest, whose masks cover `full`.
-
-    States are unions of masks; a union only grows, so taking states in increasing mask order
-    settles each one before it is extended (exact, 2^countries states at most)."""
+    """(plans, total, bundles) of the fewest plans, then the cheapest, whose masks cover `full`:
+    exact, over at most 2^countries states."""
+    # A union only grows, so taking states in increasing mask order settles each one before
+    # it is extended.
     best: dict[int, tuple[int, int, tuple[Bundle, ...]]] = {0: (0, 0, ())}
     pending = [0]
     seen: set[int] = set()

@@ -190,6 +190,8 @@ async def test_a_gift_not_delivered_yet_has_no_link_and_can_be_kept(
     assert gift is not None and gift.esim is None
     assert await gifts.register(paid.order_id, BOB) is None  # not Bob's order
     assert (await gifts.register(paid.order_id, BUYER)) == gift  # a double tap: the same gift
+    top_up = await add_order(session_factory, user_id=BUYER, kind="topup", iccid="8944")
+    assert await gifts.register(top_up.order_id, BUYER) is None  # a plan for one's own eSIM
 
     assert await gifts.issue_link(paid.order_id) is None
     assert (await gifts.for_order(paid.order_id)) == gift

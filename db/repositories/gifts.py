@@ -131,10 +131,8 @@ class GiftRepository:
         language: str,
         now: datetime,
     ) -> int:
-        """The paid orders on the eSIM follow it: /myesims, its history and top-ups read them.
-
-        The new owner's private chat (its id is the user's) receives what the orders send.
-        """
+        """The paid orders on the eSIM follow it (/myesims, its history and top-ups read them);
+        their messages go to the new owner's private chat, whose id is the user's."""
         result = await self.session.execute(
             update(Order)
             .where(

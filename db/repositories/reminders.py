@@ -62,9 +62,10 @@ class ReminderRepository:
     async def uninstalled(
         self, since_from: datetime, since_until: datetime, key_prefix: str
     ) -> Sequence[UninstalledEsim]:
-        """eSIMs never installed whose owner has had them since a time in the window (bought,
-        or a gift claimed or taken back; an unclaimed gift is nobody's to install yet), not
-        yet reminded (`key_prefix` + ICCID), of users who did not turn reminders off."""
+        """eSIMs never installed, held since a time in the window, not yet reminded (`key_prefix`
+        + ICCID), of users who did not turn reminders off."""
+        # Held since: bought, or a gift claimed or taken back. An unclaimed gift is nobody's to
+        # install yet.
         since = func.coalesce(Gift.claimed_at, Esim.created_at)
         reminded = exists().where(NotificationSent.dedup_key == literal(key_prefix) + Esim.iccid)
         result = await self.session.execute(
