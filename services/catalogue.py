@@ -49,6 +49,16 @@ class CatalogueSource(Protocol):
     async def fetch_catalogue_raw(self) -> list[dict[str, Any]]: ...
 
 
+class SnapshotCompanion(Protocol):
+    """Data fetched with every catalogue sync and kept beside it (the networks per country)."""
+
+    async def load_snapshot(self) -> bool: ...
+
+    async def refresh(self) -> bool:
+        """Fetch and keep; never raises."""
+        ...
+
+
 class EmptyCatalogueError(Exception):
     """eSIM Go answered with no usable bundles; never replace a catalogue with nothing."""
 
@@ -291,6 +301,7 @@ class CatalogueService:
         refresh_minutes: float = 360,
         retry_minutes: float | None = None,
         keep_snapshots: int = DEFAULT_KEEP_SNAPSHOTS,
+        companions: Sequence[SnapshotCompanion] = (),
     ) -> None:
         if refresh_minutes <= 0:
             raise ValueError("refresh_minutes must be positive")
@@ -304,6 +315,7 @@ class CatalogueService:
         self._catalogue = Catalogue.empty()
         self._lock = asyncio.Lock()
         self._failing = False
+        self._companions = tuple(companions)
 
     @property
     def catalogue(self) -> Catalogue:
@@ -312,6 +324,8 @@ class CatalogueService:
 
     async def load_snapshot(self) -> bool:
         """Load the newest readable snapshot unless a newer catalogue is already in memory."""
+        for companion in self._companions:
+            await companion.load_snapshot()
         async with self._session_factory() as session:
             repo = CatalogueSnapshotRepository(session)
             for snapshot_id in await repo.latest_ids(self._keep):
@@ -353,6 +367,8 @@ class CatalogueService:
             diff = CatalogueDiff.between(self._catalogue, catalogue)
             self._catalogue = catalogue
             await self._save(items, len(catalogue), fetched_at)
+        for companion in self._companions:
+            await companion.refresh()
         logger.info(
             "Catalogue synced: %d bundles, %d added, %d removed, %d price changes",
             len(catalogue),

@@ -293,6 +293,17 @@ class CountrySearch:
             return self._fuzzy(query, limit)
         return []
 
+    def exact(self, text: str, *, codes: bool = True) -> str | None:
+        """The ISO code when the text is one country's full name or alias (or, if `codes`, its
+        ISO code), else None: no prefixes, no typos, nothing ambiguous."""
+        if not isinstance(text, str) or len(text) > _MAX_RAW_CHARS:
+            return None
+        query = normalize(text)
+        found = set(self._exact.get(query, ()))
+        if codes and len(query) <= 3 and (code := self._codes.get(query)):
+            found.add(code)
+        return found.pop() if len(found) == 1 else None
+
     def best(self, text: str) -> str | None:
         """The ISO code when the text names exactly one country, else None."""
         matches = self.search(text, limit=2)

@@ -25,6 +25,8 @@ EXPECTED_TABLES = {
     "notifications_sent",
     "callback_events",
     "star_ledger",
+    "gifts",
+    "network_snapshots",
 }
 
 

@@ -1,6 +1,8 @@
 """All tables; importing this module registers every model on Base.metadata."""
 
 from db.models.catalogue import CatalogueSnapshot
+from db.models.gift import Gift, GiftStatus
+from db.models.network import NetworkSnapshot
 from db.models.order import Esim, Order, OrderStatus
 from db.models.star_ledger import StarLedgerEntry
 from db.models.tracking import CallbackEvent, EsimBundle, NotificationSent
@@ -11,6 +13,9 @@ __all__ = [
     "CatalogueSnapshot",
     "Esim",
     "EsimBundle",
+    "Gift",
+    "GiftStatus",
+    "NetworkSnapshot",
     "NotificationSent",
     "Order",
     "OrderStatus",

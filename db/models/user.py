@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, String
+from sqlalchemy import BigInteger, String, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import Base, UTCDateTime, utcnow
@@ -21,5 +21,7 @@ class User(Base):
     telegram_language: Mapped[str | None] = mapped_column(String(16))
     # Set when Telegram says the user blocked the bot, so we stop retrying sends.
     blocked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Reminders (unpaid invoice, eSIM not installed); the user can turn them off.
+    reminders_enabled: Mapped[bool] = mapped_column(default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

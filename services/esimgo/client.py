@@ -578,3 +578,13 @@ class EsimGoClient:
                 return value.strip().lower() == "true"
             return bool(value)
         return bool(payload)
+
+    # -- networks ----------------------------------------------------------------------------
+
+    async def fetch_networks_raw(self) -> list[dict[str, Any]]:
+        """Every country's networks and their speeds: `countryNetworks` items, raw."""
+        payload = await self._get_json(
+            "/networks", [("returnAll", "true")], time_limit=self._timeouts.catalogue
+        )
+        items, _pages = _page_items(payload, "countryNetworks", "networks", "items")
+        return [dict(item) for item in items if isinstance(item, Mapping)]

@@ -436,3 +436,36 @@ def make_catalogue(n_bundles: int = 1500, seed: int = 0) -> list[dict[str, Any]]
     result = list(chosen.values())
     rng.shuffle(result)  # eSIM Go's order is not ours to rely on
     return result
+
+
+# Operators for GET /networks: a few real names for popular countries, made-up ones elsewhere.
+_OPERATORS = {
+    "TH": (("AIS", ("4G", "5G")), ("dtac", ("4G",)), ("TrueMove H", ("4G", "5G"))),
+    "FR": (("Orange", ("4G", "5G")), ("SFR", ("4G",)), ("Bouygues Telecom", ("3G", "4G"))),
+    "US": (("T-Mobile", ("4G", "5G")), ("AT&T", ("LTE",))),
+    "GB": (("EE", ("4G", "5G")), ("Vodafone", ("4G",)), ("O2", ("3G", "4G"))),
+}
+
+
+def make_networks(seed: int = 0) -> list[dict[str, Any]]:
+    """`countryNetworks` items as GET /networks returns them: one per catalogue country."""
+    rng = random.Random(seed)
+    items = []
+    for iso, name, _region in COUNTRIES:
+        operators = _OPERATORS.get(iso) or tuple(
+            (f"{name} Mobile {n + 1}", tuple(rng.choice((("4G",), ("3G", "4G"), ("4G", "5G")))))
+            for n in range(rng.randint(1, 3))
+        )
+        networks = [
+            {
+                "name": operator.upper(),
+                "brandName": operator,
+                "mcc": "520",
+                "mnc": f"{n:02d}",
+                "tagid": f"{iso}{n:03d}",
+                "speed": list(speeds),
+            }
+            for n, (operator, speeds) in enumerate(operators)
+        ]
+        items.append({"name": iso, "networks": networks})
+    return items

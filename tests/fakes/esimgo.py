@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from tests.fakes.catalogue_data import make_catalogue
+from tests.fakes.catalogue_data import make_catalogue, make_networks
 
 PREFIX = "/v2.4"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -97,6 +97,8 @@ class FakeEsimGo:
         # Misbehave on top-ups: put the bundle on a brand-new eSIM despite allowReassign false.
         self.topups_to_new_iccid = False
         self.faults: dict[str, list[Fault]] = {}
+        # GET /networks: `countryNetworks` items, {"name": ISO, "networks": [...]}.
+        self.networks: list[dict[str, Any]] = make_networks()
         self._rng = random.Random(1234)
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
@@ -117,6 +119,7 @@ class FakeEsimGo:
         r.add_get(f"{PREFIX}/esims/{{iccid}}", self._esim)
         r.add_get(f"{PREFIX}/esims/{{iccid}}/bundles", self._esim_bundles)
         r.add_get(f"{PREFIX}/esims/{{iccid}}/compatible/{{bundle}}", self._compatible)
+        r.add_get(f"{PREFIX}/networks", self._networks)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -602,6 +605,13 @@ class FakeEsimGo:
         if self.bundle(name) is None:
             return self._message("Bundle not found", 404)
         return self._json({"compatible": (iccid, name) not in self.incompatible})
+
+    async def _networks(self, request: web.Request) -> web.Response:
+        """All countries with `returnAll=true`, else those named in `isos` (comma-separated)."""
+        wanted = {iso.strip().upper() for iso in request.query.get("isos", "").split(",")}
+        everything = request.query.get("returnAll", "").lower() == "true"
+        items = [n for n in self.networks if everything or n["name"] in wanted]
+        return self._json({"countryNetworks": items})
 
 
 _COMPARE: dict[str, Callable[[datetime, datetime], bool]] = {

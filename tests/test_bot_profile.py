@@ -1,0 +1,41 @@
+"""The bot introduces itself before Start in the user's language, within Telegram's limits."""
+
+from __future__ import annotations
+
+import re
+
+from services.bot_profile import (
+    MAX_COMMAND_DESCRIPTION,
+    MAX_DESCRIPTION,
+    MAX_SHORT_DESCRIPTION,
+    bot_profiles,
+)
+from services.i18n import Translator
+
+_COMMAND = re.compile(r"[a-z0-9_]{1,32}")
+
+
+def test_english_and_russian_profiles_and_an_english_default() -> None:
+    english, russian, default = bot_profiles(Translator())
+
+    assert (english.language_code, russian.language_code, default.language_code) == (
+        "en",
+        "ru",
+        None,
+    )
+    assert default.commands == english.commands
+    assert default.description == english.description
+    assert english.short_description.startswith("Travel data eSIMs")
+    assert russian.short_description.startswith("eSIM для поездок")
+    assert dict(russian.commands)["myesims"] == "Мои eSIM и остаток трафика"
+    assert dict(russian.commands)["reminders"] == "Напоминания: вкл. или выкл."
+    assert [c for c, _ in russian.commands] == [c for c, _ in english.commands]
+
+
+def test_every_profile_fits_telegram_limits() -> None:
+    for profile in bot_profiles(Translator()):
+        assert 0 < len(profile.description) <= MAX_DESCRIPTION
+        assert 0 < len(profile.short_description) <= MAX_SHORT_DESCRIPTION
+        for command, description in profile.commands:
+            assert _COMMAND.fullmatch(command)
+            assert 0 < len(description) <= MAX_COMMAND_DESCRIPTION
