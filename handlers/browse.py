@@ -26,6 +26,7 @@ from handlers.screen_cache import ScreenCache
 from services.catalogue import Catalogue, CatalogueService
 from services.countries import country_name, territory_names
 from services.country_search import CountrySearch
+from services.i18n import Translator
 from services.pricing import PricingService
 
 SEARCH_CHOICES = 6
@@ -103,6 +104,7 @@ def _plans(
     screens: ScreenCache,
     current: Catalogue,
     pricing: PricingService,
+    translator: Translator,
     language: str,
     pressed: CountryCallback | BundleCallback,
 ) -> render.Screen | None:
@@ -111,6 +113,7 @@ def _plans(
         render.country_screen,
         current,
         pricing,
+        translator,
         language,
         pressed.iso.upper(),
         pressed.origin,
@@ -123,11 +126,12 @@ async def on_country(
     callback_data: CountryCallback,
     current: Catalogue,
     pricing: PricingService,
+    translator: Translator,
     language: str,
     callback_answer: CallbackAnswer,
     screens: ScreenCache,
 ) -> None:
-    screen = _plans(screens, current, pricing, language, callback_data)
+    screen = _plans(screens, current, pricing, translator, language, callback_data)
     if screen is None:
         callback_answer.text = _("Sorry, there are no plans for this country right now.")
         screen = screens.render(render.buy_screen, current, language)
@@ -139,6 +143,7 @@ async def on_bundle(
     callback_data: BundleCallback,
     current: Catalogue,
     pricing: PricingService,
+    translator: Translator,
     language: str,
     callback_answer: CallbackAnswer,
     screens: ScreenCache,
@@ -147,7 +152,7 @@ async def on_bundle(
     bundle = current.by_name(callback_data.bundle)
     if bundle is None:
         callback_answer.text = _("This plan is no longer available. Here are the current ones.")
-        screen = _plans(screens, current, pricing, language, callback_data)
+        screen = _plans(screens, current, pricing, translator, language, callback_data)
         await show(query, screen or screens.render(render.buy_screen, current, language))
         return
     if iso not in {c.iso for c in bundle.coverage}:
@@ -156,6 +161,7 @@ async def on_bundle(
         render.bundle_screen,
         current,
         pricing,
+        translator,
         language,
         bundle,
         iso=iso,
@@ -169,6 +175,7 @@ async def on_search(
     message: Message,
     current: Catalogue,
     pricing: PricingService,
+    translator: Translator,
     language: str,
     screens: ScreenCache,
 ) -> None:
@@ -183,7 +190,14 @@ async def on_search(
     matches = current.search.search(query, limit=SEARCH_CHOICES)
     if len(matches) == 1:
         screen = screens.render(
-            render.country_screen, current, pricing, language, matches[0].iso, ORIGIN_SEARCH, 0
+            render.country_screen,
+            current,
+            pricing,
+            translator,
+            language,
+            matches[0].iso,
+            ORIGIN_SEARCH,
+            0,
         )
         if screen is not None:
             await show(message, screen)

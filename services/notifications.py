@@ -8,16 +8,17 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Protocol
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.base import utcnow
-from db.models import Esim, EsimBundle, NotificationSent, User
+from db.models import EsimBundle, NotificationSent, User
 from services.admin_alerts import AdminAlerts
 from services.catalogue import CatalogueService
-from services.countries import country_name, flag
+from services.formatting import bundle_title, data_amount, day_and_full_month
 from services.i18n import Translator, normalize_language
 from services.messenger import (
     Button,
@@ -26,21 +27,39 @@ from services.messenger import (
     MessengerError,
     RecipientUnavailableError,
 )
-from services.usage import (
-    FINISHED_STATES,
-    format_bytes,
-    format_long_day,
-    is_installed,
-    used_fraction,
-)
+from services.usage import FINISHED_STATES, BundleLike, is_installed, used_fraction
 
 log = logging.getLogger(__name__)
 
 EXPIRY_WARNING = timedelta(hours=24)
 USED_WARNING = Decimal("0.8")
 
-# Builds the callback data of a "Top up" button for an eSIM; supplied by the handler layer.
-TopUpCallback = Callable[[Esim], str]
+# Builds the callback data of a "Top up" button for an eSIM (by id); the handler layer's.
+TopUpCallback = Callable[[int], str]
+
+
+class NotifiedEsim(Protocol):
+    """What notifications need of an eSIM (db Esim and the /myesims view fit)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def iccid(self) -> str: ...
+    @property
+    def telegram_user_id(self) -> int: ...
+    @property
+    def profile_status(self) -> str | None: ...
+    @property
+    def first_installed_at(self) -> datetime | None: ...
+
+
+class NotifiedBundle(BundleLike, Protocol):
+    """What notifications need of a plan on an eSIM (db EsimBundle and its view fit)."""
+
+    @property
+    def assignment_key(self) -> str: ...
+    @property
+    def bundle_name(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,34 +157,22 @@ class Notifier:
         log.info("notified %s: %s", recipient.user_id, key)
         return True
 
-    def _topup_keyboard(self, esim: Esim, label: str) -> Keyboard | None:
+    def _topup_keyboard(self, esim: NotifiedEsim, label: str) -> Keyboard | None:
         if self._topup_callback is None:
             return None
-        return [[Button(text=label, callback_data=self._topup_callback(esim))]]
+        return [[Button(text=label, callback_data=self._topup_callback(esim.id))]]
 
     def bundle_label(self, bundle_name: str, lang: str) -> str:
-        """A plan as people say it: `🇬🇧 United Kingdom · 1 GB · 7 days` (HTML-escaped)."""
+        """A plan as the screens call it: `🇬🇧 United Kingdom · 1 GB · 7 days` (HTML-escaped)."""
         found = self._catalogue.catalogue.by_name(bundle_name) if self._catalogue else None
         if found is None:
             return html.escape(bundle_name)
-        if found.is_multi_country or not found.countries:
-            place = found.description or found.name
-        else:
-            iso = found.countries[0].iso
-            place = f"{flag(iso)} {country_name(iso, lang, default=found.countries[0].name)}"
-        if found.unlimited:
-            data = self._("Unlimited data", lang)
-        else:
-            data = format_bytes(found.data_mb * 1_000_000, lang, self._translator)
-        days = self._translator.ngettext("{n} day", "{n} days", found.duration_days, lang).format(
-            n=found.duration_days
-        )
-        return html.escape(f"{place} · {data} · {days}")
+        return html.escape(bundle_title(found, lang, self._translator))
 
     # -- user notifications ------------------------------------------------------------------
 
     async def evaluate(
-        self, messenger: Messenger, esim: Esim, bundles: Sequence[EsimBundle]
+        self, messenger: Messenger, esim: NotifiedEsim, bundles: Sequence[NotifiedBundle]
     ) -> list[str]:
         """Send every notification the eSIM's stored state now calls for; returns the keys sent."""
         who = await self.recipient(esim.telegram_user_id)
@@ -188,7 +195,12 @@ class Notifier:
         return sent
 
     async def _evaluate_bundle(
-        self, messenger: Messenger, esim: Esim, bundle: EsimBundle, who: Recipient, now: datetime
+        self,
+        messenger: Messenger,
+        esim: NotifiedEsim,
+        bundle: NotifiedBundle,
+        who: Recipient,
+        now: datetime,
     ) -> list[str]:
         lang = who.language
         state = bundle.state.lower()
@@ -209,7 +221,7 @@ class Notifier:
             if bundle.end_at is not None:
                 text = self._(
                     "🚀 Your plan {plan} has started. It is valid until {date}.", lang
-                ).format(plan=label, date=format_long_day(bundle.end_at, lang))
+                ).format(plan=label, date=day_and_full_month(bundle.end_at, lang))
             else:
                 text = self._("🚀 Your plan {plan} has started.", lang).format(plan=label)
             await once("started", text)
@@ -221,7 +233,7 @@ class Notifier:
             ).format(plan=label)
             await once("used100", text, topup)
         elif fraction is not None and fraction >= USED_WARNING and state == "active":
-            left = format_bytes(max((bundle.remaining_bytes or 0), 0), lang, self._translator)
+            left = data_amount(max((bundle.remaining_bytes or 0), 0), lang, self._translator)
             text = self._("⚠️ You have used 80 % of your plan {plan}: {left} left.", lang).format(
                 plan=label, left=left
             )
@@ -234,11 +246,13 @@ class Notifier:
         ):
             text = self._(
                 "⏰ Your plan {plan} ends in less than 24 hours, on {date}.", lang
-            ).format(plan=label, date=format_long_day(bundle.end_at, lang))
+            ).format(plan=label, date=day_and_full_month(bundle.end_at, lang))
             await once("expiry24h", text, topup)
         return sent
 
-    async def deletion_scheduled(self, messenger: Messenger, esim: Esim, when: datetime) -> bool:
+    async def deletion_scheduled(
+        self, messenger: Messenger, esim: NotifiedEsim, when: datetime
+    ) -> bool:
         """The eSIM had no plan for months and eSIM Go will delete it unless it is topped up."""
         who = await self.recipient(esim.telegram_user_id)
         lang = who.language
@@ -247,7 +261,7 @@ class Notifier:
             "🗑 Your eSIM ending in {tail} has had no active plan for a long time and will be "
             "deleted around {date}. Top up to keep it.",
             lang,
-        ).format(tail=html.escape(esim.iccid[-4:]), date=format_long_day(deadline, lang))
+        ).format(tail=html.escape(esim.iccid[-4:]), date=day_and_full_month(deadline, lang))
         keyboard = self._topup_keyboard(esim, self._("Top up to keep it", lang))
         key = f"esim:{esim.iccid}:deletion:{when.date().isoformat()}"
         return await self.send_once(

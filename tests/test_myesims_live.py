@@ -12,7 +12,7 @@ from babel.dates import format_date
 from sqlalchemy import select, update
 
 from db.models import Esim, EsimBundle, Order, OrderStatus
-from handlers.myesims_render import MyEsimsCallback, TopUpCallback
+from handlers.callbacks import MyEsimsCallback, TopUpCallback
 from tests.fakes.telegram import StoredMessage
 from tests.helpers import BotEnv, make_user
 from tests.tracking_helpers import ICCID, seed_esim

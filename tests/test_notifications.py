@@ -120,7 +120,7 @@ def notifier(env: BotEnv, clock: Clock) -> Notifier:
         deps.translator,
         deps.catalogue,
         clock=clock,
-        topup_callback=lambda esim: f"topup:{esim.id}",
+        topup_callback=lambda esim_id: f"topup:{esim_id}",
     )
 
 

@@ -16,8 +16,7 @@ from sqlalchemy import select, update
 from bot.app import create_fulfilment_worker
 from db.base import utcnow
 from db.models import Esim, Order, OrderStatus
-from handlers.callbacks import BundleCallback
-from handlers.purchase import OrderCallback
+from handlers.callbacks import BundleCallback, OrderCallback
 from services.fulfilment import FulfilmentWorker
 from tests.fakes.telegram import ApiCall
 from tests.helpers import (
@@ -34,7 +33,7 @@ GB = "esim_1GB_7D_GB_V2"
 
 def worker(env: BotEnv, **kwargs: Any) -> FulfilmentWorker:
     """The production worker, driven explicitly with run_once()."""
-    made = create_fulfilment_worker(env.deps, env.bot)
+    made = create_fulfilment_worker(env.deps)
     for key, value in kwargs.items():
         setattr(made, key, value)
     return made
