@@ -26,6 +26,7 @@ from handlers.screen_cache import ScreenCache
 from services.catalogue import Catalogue, CatalogueService
 from services.countries import country_name, territory_names
 from services.country_search import CountrySearch
+from services.esimgo.models import Bundle
 from services.i18n import Translator
 from services.pricing import PricingService
 
@@ -148,27 +149,29 @@ async def on_bundle(
     callback_answer: CallbackAnswer,
     screens: ScreenCache,
 ) -> None:
-    iso = callback_data.iso.upper()
     bundle = current.by_name(callback_data.bundle)
     if bundle is None:
         callback_answer.text = _("This plan is no longer available. Here are the current ones.")
         screen = _plans(screens, current, pricing, translator, language, callback_data)
         await show(query, screen or screens.render(render.buy_screen, current, language))
         return
+    look = (current, pricing, translator, language)
+    await show(query, _bundle_card(screens, look, bundle, callback_data))
+
+
+def _bundle_card(
+    screens: ScreenCache,
+    look: tuple[Catalogue, PricingService, Translator, str],
+    bundle: Bundle,
+    pressed: BundleCallback,
+) -> render.Screen:
+    """The plan's card; Back leads where the button came from."""
+    iso = pressed.iso.upper()
     if iso not in {c.iso for c in bundle.coverage}:
         iso = ""  # a forged or stale country: Back leads to the Buy screen
-    screen = screens.render(
-        render.bundle_screen,
-        current,
-        pricing,
-        translator,
-        language,
-        bundle,
-        iso=iso,
-        origin=callback_data.origin,
-        page=callback_data.page,
+    return screens.render(
+        render.bundle_screen, *look, bundle, iso=iso, origin=pressed.origin, page=pressed.page
     )
-    await show(query, screen)
 
 
 async def on_search(
@@ -181,34 +184,36 @@ async def on_search(
 ) -> None:
     """Typed text at any time is a country search."""
     query = message.text or ""
+    await show(message, _found(query, current, pricing, translator, language, screens))
+
+
+def _found(
+    query: str,
+    current: Catalogue,
+    pricing: PricingService,
+    translator: Translator,
+    language: str,
+    screens: ScreenCache,
+) -> render.Screen:
+    """A region named exactly, the one country meant, the countries it may mean, or what was
+    understood when nothing matched."""
     region = current.region_named(query)
     if region is not None and (
         screen := screens.render(render.region_screen, current, language, region, 0)
     ):
-        await show(message, screen)
-        return
+        return screen
     matches = current.search.search(query, limit=SEARCH_CHOICES)
     if len(matches) == 1:
-        screen = screens.render(
-            render.country_screen,
-            current,
-            pricing,
-            translator,
-            language,
-            matches[0].iso,
-            ORIGIN_SEARCH,
-            0,
-        )
+        look = (current, pricing, translator, language)
+        screen = screens.render(render.country_screen, *look, matches[0].iso, ORIGIN_SEARCH, 0)
         if screen is not None:
-            await show(message, screen)
-            return
+            return screen
     if matches:
         isos = tuple(m.iso for m in matches)
-        await show(message, screens.render(render.search_choices_screen, current, language, isos))
-        return
+        return screens.render(render.search_choices_screen, current, language, isos)
     known = _world_search().best(query)
     name = country_name(known, language) if known else None
-    await show(message, render.not_found_screen(query, name))
+    return render.not_found_screen(query, name)
 
 
 def create_router() -> Router:

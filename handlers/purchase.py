@@ -31,7 +31,7 @@ from handlers.common import show
 from handlers.ownership import alert
 from handlers.render import Screen, button
 from services.catalogue import Catalogue, CatalogueService
-from services.checkout import Buyer, CancelOutcome, Checkout, PayOutcome, Quote
+from services.checkout import Buyer, CancelOutcome, Checkout, PayOutcome, Quote, TopUpEsim
 from services.formatting import bundle_size, bundle_title
 from services.i18n import N_, Translator
 from services.orders import TOPUP, OrderService, PaymentOutcome, PreCheckoutRefusal
@@ -105,32 +105,35 @@ def confirmation_screen(
                 old=html.escape(old), new=html.escape(price)
             ),
         ]
+    lines += ["", _next_step(esim)]
+    return Screen("\n".join(lines), _confirmation_keyboard(quote, price))
+
+
+def _next_step(esim: TopUpEsim | None) -> str:
+    if esim is None:
+        return _("You pay in Telegram; the eSIM arrives here as a QR code right after.")
+    return _(
+        "You pay in Telegram; the plan goes onto this eSIM right after. Nothing needs "
+        "installing: the eSIM stays as it is on your phone."
+    )
+
+
+def _confirmation_keyboard(quote: Quote, price: str) -> InlineKeyboardMarkup:
+    """Pay, then Back (to the eSIM's plans for a top-up, else to the plan's card) and Cancel."""
     back: CallbackData
-    if esim is not None:
-        lines += [
-            "",
-            _(
-                "You pay in Telegram; the plan goes onto this eSIM right after. Nothing needs "
-                "installing: the eSIM stays as it is on your phone."
-            ),
-        ]
-        back = TopUpCallback(esim_id=esim.id)
+    if quote.esim is not None:
+        back = TopUpCallback(esim_id=quote.esim.id)
     else:
-        lines += ["", _("You pay in Telegram; the eSIM arrives here as a QR code right after.")]
-        back = BundleCallback(action="show", bundle=bundle.name, iso=iso)
+        back = BundleCallback(
+            action="show", bundle=quote.bundle.name, iso=quote.country_code or ""
+        )
+    pay = OrderCallback(action="pay", order=quote.public_id)
+    cancel = OrderCallback(action="cancel", order=quote.public_id)
     rows = [
-        [
-            button(
-                _("💳 Pay {price}").format(price=price),
-                OrderCallback(action="pay", order=quote.public_id),
-            )
-        ],
-        [
-            render.back_button(back),
-            button(_("✖️ Cancel"), OrderCallback(action="cancel", order=quote.public_id)),
-        ],
+        [button(_("💳 Pay {price}").format(price=price), pay)],
+        [render.back_button(back), button(_("✖️ Cancel"), cancel)],
     ]
-    return Screen("\n".join(lines), InlineKeyboardMarkup(inline_keyboard=rows))
+    return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
 def _single_screen(text: str) -> Screen:
@@ -295,9 +298,10 @@ async def on_successful_payment(
     # announces) payments we cannot serve.
     fulfilment_wake.set()
     if result.outcome is PaymentOutcome.RECORDED:
-        topup = result.order is not None and result.order.kind == TOPUP
-        added = _("✅ Payment received! ⏳ Adding the plan to your eSIM…")
-        await message.answer(added if topup else _("✅ Payment received! ⏳ Preparing your eSIM…"))
+        if result.order is not None and result.order.kind == TOPUP:
+            await message.answer(_("✅ Payment received! ⏳ Adding the plan to your eSIM…"))
+        else:
+            await message.answer(_("✅ Payment received! ⏳ Preparing your eSIM…"))
 
 
 def create_router() -> Router:

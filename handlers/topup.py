@@ -7,8 +7,6 @@ the purchase confirmation, invoice and payment of handlers/purchase.py for a "to
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
-from functools import partial
 
 from aiogram import Router
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup
@@ -126,10 +124,12 @@ async def _show_plans(
     query: CallbackQuery,
     callback_answer: CallbackAnswer,
     plans: TopUpPlans,
-    screen: Callable[[TopUpEsim], Screen],
+    page: int,
+    look: tuple[CatalogueService, PricingService, Translator, str],
+    notice: str | None = None,
 ) -> None:
-    """The plans `screen` draws for the eSIM, or why there are none (refused if not the
-    presser's)."""
+    """The eSIM's plans, or why there are none (refused if it is not the presser's)."""
+    catalogue, pricing, translator, lang = look
     esim = plans.esim
     if plans.status is TopUpStatus.NOT_FOUND or esim is None:
         refuse(callback_answer)
@@ -138,7 +138,10 @@ async def _show_plans(
     elif plans.status is TopUpStatus.NO_PLANS:
         await show(query, _no_plans_screen(esim.id))
     else:
-        await show(query, screen(esim))
+        screen = plans_screen(
+            catalogue.catalogue, pricing, translator, lang, plans, esim, page=page, notice=notice
+        )
+        await show(query, screen)
 
 
 async def on_topup(
@@ -154,10 +157,8 @@ async def on_topup(
     """Top up pressed (first page of plans) or a page of them turned."""
     plans = await checkout.topup_plans(callback_data.esim_id, query.from_user.id)
     page = callback_data.page if isinstance(callback_data, TopUpPageCallback) else 0
-    screen = partial(
-        plans_screen, catalogue.catalogue, pricing, translator, language, plans, page=page
-    )
-    await _show_plans(query, callback_answer, plans, screen)
+    look = (catalogue, pricing, translator, language)
+    await _show_plans(query, callback_answer, plans, page, look)
 
 
 async def on_pick(
@@ -181,17 +182,8 @@ async def on_pick(
         alert(callback_answer, _(UNCHECKED))
     else:
         notice = _pick_notice(step, callback_answer, pricing, translator, language)
-        screen = partial(
-            plans_screen,
-            catalogue.catalogue,
-            pricing,
-            translator,
-            language,
-            step.plans,
-            page=callback_data.page,
-            notice=notice,
-        )
-        await _show_plans(query, callback_answer, step.plans, screen)
+        look = (catalogue, pricing, translator, language)
+        await _show_plans(query, callback_answer, step.plans, callback_data.page, look, notice)
 
 
 def _pick_notice(

@@ -203,52 +203,51 @@ class Notifier:
         now: datetime,
     ) -> list[str]:
         lang = who.language
-        state = bundle.state.lower()
         base = f"bundle:{esim.iccid}:{bundle.assignment_key}"
-        label = self.bundle_label(bundle.bundle_name, lang)
         topup = self._topup_keyboard(esim, self._("Top up", lang))
         sent: list[str] = []
-
-        async def once(kind: str, text: str, keyboard: Keyboard | None = None) -> None:
+        for kind, text, offers_topup in self._bundle_news(bundle, lang, now):
+            key = f"{base}:{kind}"
+            keyboard = topup if offers_topup else None
             if await self.send_once(
-                messenger, key=f"{base}:{kind}", recipient=who, text=text, keyboard=keyboard
+                messenger, key=key, recipient=who, text=text, keyboard=keyboard
             ):
-                sent.append(f"{base}:{kind}")
+                sent.append(key)
+        return sent
 
+    def _bundle_news(
+        self, bundle: NotifiedBundle, lang: str, now: datetime
+    ) -> list[tuple[str, str, bool]]:
+        """What the plan's state calls for: (kind, text, with a Top up button)."""
+        state = bundle.state.lower()
+        plan = self.bundle_label(bundle.bundle_name, lang)
+        end = bundle.end_at
+        until = day_and_full_month(end, lang) if end is not None else ""
         fraction = used_fraction(bundle)
         used_up = state == "depleted" or (fraction is not None and fraction >= 1)
-        if state == "active" and not used_up:
-            if bundle.end_at is not None:
-                text = self._(
-                    "🚀 Your plan {plan} has started. It is valid until {date}.", lang
-                ).format(plan=label, date=day_and_full_month(bundle.end_at, lang))
-            else:
-                text = self._("🚀 Your plan {plan} has started.", lang).format(plan=label)
-            await once("started", text)
+        live = state == "active" and not used_up
+        news: list[tuple[str, str, bool]] = []
+        if live and end is not None:
+            text = self._("🚀 Your plan {plan} has started. It is valid until {date}.", lang)
+            news.append(("started", text.format(plan=plan, date=until), False))
+        elif live:
+            text = self._("🚀 Your plan {plan} has started.", lang)
+            news.append(("started", text.format(plan=plan), False))
         if used_up and state not in {"expired", "revoked", "lapsed"}:
             text = self._(
                 "⛔ Your plan {plan} is used up. Top up to stay online — "
                 "the new plan goes onto the same eSIM, nothing to install.",
                 lang,
-            ).format(plan=label)
-            await once("used100", text, topup)
+            )
+            news.append(("used100", text.format(plan=plan), True))
         elif fraction is not None and fraction >= USED_WARNING and state == "active":
             left = data_amount(max((bundle.remaining_bytes or 0), 0), lang, self._translator)
-            text = self._("⚠️ You have used 80 % of your plan {plan}: {left} left.", lang).format(
-                plan=label, left=left
-            )
-            await once("used80", text, topup)
-        if (
-            state == "active"
-            and not used_up
-            and bundle.end_at is not None
-            and now < bundle.end_at <= now + EXPIRY_WARNING
-        ):
-            text = self._(
-                "⏰ Your plan {plan} ends in less than 24 hours, on {date}.", lang
-            ).format(plan=label, date=day_and_full_month(bundle.end_at, lang))
-            await once("expiry24h", text, topup)
-        return sent
+            text = self._("⚠️ You have used 80 % of your plan {plan}: {left} left.", lang)
+            news.append(("used80", text.format(plan=plan, left=left), True))
+        if live and end is not None and now < end <= now + EXPIRY_WARNING:
+            text = self._("⏰ Your plan {plan} ends in less than 24 hours, on {date}.", lang)
+            news.append(("expiry24h", text.format(plan=plan, date=until), True))
+        return news
 
     async def deletion_scheduled(
         self, messenger: Messenger, esim: NotifiedEsim, when: datetime

@@ -178,6 +178,24 @@ async def test_each_notification_fires_once_at_its_moment(bot_env: BotEnv) -> No
     assert len(texts(bot_env)) == 5
 
 
+async def test_a_regional_plan_is_named_as_the_screens_name_it(bot_env: BotEnv) -> None:
+    esim = await seed_esim(bot_env.deps.session_factory, user_id=USER_ID)
+    notify = notifier(bot_env, Clock(NOW))
+    europe = EsimBundle(
+        iccid=ICCID,
+        assignment_key="ref-eu",
+        bundle_name="esim_1GB_7D_REUP_V2",
+        state="active",
+        unlimited=False,
+        initial_bytes=1_000_000_000,
+        remaining_bytes=900_000_000,
+        start_at=NOW,
+        end_at=NOW + timedelta(days=7),
+    )
+    await notify.evaluate(AiogramMessenger(bot_env.bot), esim, [europe])
+    assert "🚀 Your plan 🌍 Europe+ · 1 GB · 7 days has started." in texts(bot_env)[-1]
+
+
 async def test_a_plan_used_up_at_once_skips_the_80_percent_warning(bot_env: BotEnv) -> None:
     esim = await seed_esim(bot_env.deps.session_factory, user_id=USER_ID)
     notify = notifier(bot_env, Clock(NOW))

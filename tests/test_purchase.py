@@ -158,6 +158,21 @@ async def test_happy_path_delivers_one_photo_whose_qr_is_the_lpa(bot_env: BotEnv
     assert transactions(env) == 1
 
 
+
+async def test_an_unlimited_plan_is_called_by_its_tier_on_the_card_and_in_the_delivery(
+    bot_env: BotEnv,
+) -> None:
+    env = bot_env
+    alice = make_user(1001)
+    await open_confirmation(env, alice, "esim_UL_7D_GB_V2")
+    assert "United Kingdom · Unlimited Lite · 7 days" in (env.screen(alice).text or "")
+
+    await pay(env, alice, await get_invoice(env, alice))
+    assert await worker(env).run_once() >= 1
+
+    (photo,) = env.fake_telegram.calls_to("sendPhoto")
+    assert "🇬🇧 United Kingdom · Unlimited Lite · 7 days" in str(photo.params.get("caption"))
+
 async def test_a_changed_price_is_shown_and_confirmed_again(bot_env: BotEnv) -> None:
     env = bot_env
     alice = make_user(1002)
