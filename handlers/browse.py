@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from functools import cache
-from typing import Any
 
-from aiogram import BaseMiddleware, F, Router
+from aiogram import F, Router
 from aiogram.enums import ChatType
 from aiogram.filters import StateFilter
-from aiogram.types import CallbackQuery, Message, TelegramObject
+from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 
@@ -22,8 +20,9 @@ from handlers.callbacks import (
     MenuCallback,
 )
 from handlers.common import show
+from handlers.guards import RequireCatalogue
 from handlers.screen_cache import ScreenCache
-from services.catalogue import Catalogue, CatalogueService
+from services.catalogue import Catalogue
 from services.countries import country_name, territory_names
 from services.country_search import CountrySearch
 from services.esimgo.models import Bundle
@@ -39,27 +38,6 @@ _NOT_COUNTRIES = frozenset({"EU", "EZ", "UN", "QO", "XA", "XB", "ZZ"})
 def _world_search() -> CountrySearch:
     """Every country Babel knows, to tell "not sold" apart from "not a country" (built once)."""
     return CountrySearch(iso for iso in territory_names("en") if iso not in _NOT_COUNTRIES)
-
-
-class RequireCatalogue(BaseMiddleware):
-    """Browsing needs a catalogue: with none (no snapshot and eSIM Go down) say so and stop.
-
-    Handlers behind it receive the loaded catalogue as `current`.
-    """
-
-    async def __call__(
-        self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-        event: TelegramObject,
-        data: dict[str, Any],
-    ) -> Any:
-        catalogue: CatalogueService = data["catalogue"]
-        if catalogue.catalogue.is_empty:
-            assert isinstance(event, CallbackQuery | Message)
-            await show(event, render.catalogue_unavailable())
-            return None
-        data["current"] = catalogue.catalogue
-        return await handler(event, data)
 
 
 async def on_buy(

@@ -15,6 +15,7 @@ from aiogram.utils.i18n import gettext as _
 from handlers.callbacks import InstallHelpCallback, MenuCallback, MyEsimsCallback
 from handlers.common import show
 from handlers.filters import is_command
+from handlers.guards import OwnedOnly, alert, refuse
 from handlers.myesims_render import (
     Wording,
     empty_screen,
@@ -23,7 +24,6 @@ from handlers.myesims_render import (
     list_screen,
     order_screen,
 )
-from handlers.ownership import OwnedOnly, alert, refuse
 from handlers.screen_cache import ScreenCache
 from services.catalogue import CatalogueService
 from services.i18n import Translator

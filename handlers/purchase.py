@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers import render
 from handlers.callbacks import BundleCallback, MenuCallback, OrderCallback, TopUpCallback
 from handlers.common import show
-from handlers.ownership import alert
+from handlers.guards import alert
 from handlers.render import Screen, button
 from services.catalogue import Catalogue, CatalogueService
 from services.checkout import Buyer, CancelOutcome, Checkout, PayOutcome, Quote, TopUpEsim

@@ -22,8 +22,8 @@ from aiogram.utils.i18n import gettext as _
 from handlers.callbacks import MenuCallback, SupportCallback
 from handlers.common import show
 from handlers.filters import is_command_or_in_a_form
+from handlers.guards import OwnedOnly
 from handlers.myesims_render import Wording, order_status
-from handlers.ownership import OwnedOnly
 from handlers.render import Screen, back_button, button
 from services.admin_alerts import AdminAlerts
 from services.catalogue import CatalogueService

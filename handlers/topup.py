@@ -22,7 +22,7 @@ from handlers.callbacks import (
     TopUpPickCallback,
 )
 from handlers.common import show
-from handlers.ownership import alert, refuse
+from handlers.guards import alert, refuse
 from handlers.purchase import buyer_of, confirmation_screen
 from handlers.render import Screen, back_button, button
 from services.catalogue import Catalogue, CatalogueService

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -84,21 +85,6 @@ class EsimView:
     smdp_address: str | None
     matching_id: str | None
 
-    @classmethod
-    def of(cls, row: Esim) -> EsimView:
-        return cls(
-            id=row.id,
-            iccid=row.iccid,
-            telegram_user_id=row.telegram_user_id,
-            profile_status=row.profile_status,
-            first_installed_at=row.first_installed_at,
-            last_polled_at=row.last_polled_at,
-            created_at=row.created_at,
-            lpa=row.lpa,
-            smdp_address=row.smdp_address,
-            matching_id=row.matching_id,
-        )
-
     @property
     def has_qr(self) -> bool:
         return bool(self.lpa or (self.smdp_address and self.matching_id))
@@ -117,20 +103,6 @@ class BundleView:
     assigned_at: datetime | None
     start_at: datetime | None
     end_at: datetime | None
-
-    @classmethod
-    def of(cls, row: EsimBundle) -> BundleView:
-        return cls(
-            assignment_key=row.assignment_key,
-            bundle_name=row.bundle_name,
-            state=row.state,
-            unlimited=row.unlimited,
-            initial_bytes=row.initial_bytes,
-            remaining_bytes=row.remaining_bytes,
-            assigned_at=row.assigned_at,
-            start_at=row.start_at,
-            end_at=row.end_at,
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +197,7 @@ class MyEsimsService:
         """The user's eSIM, if it is theirs and not deleted."""
         async with self._session_factory() as session:
             found = await MyEsimsRepository(session).esim(esim_id, user_id)
-        return EsimView.of(found) if found is not None else None
+        return _view(EsimView, found) if found is not None else None
 
     async def order(self, order_id: int, user_id: int) -> OrderView | None:
         """The user's order, if it is theirs."""
@@ -252,9 +224,9 @@ class MyEsimsService:
             orders = await repo.esim_orders(row.iccid, owner)
             bundles = await repo.esim_bundles(row.iccid, owner)
         return EsimDetail(
-            EsimView.of(row),
+            _view(EsimView, row),
             tuple(OrderView.of(o) for o in orders),
-            tuple(BundleView.of(b) for b in bundles),
+            tuple(_view(BundleView, b) for b in bundles),
             Freshness(refreshed, row.last_polled_at, self._clock()),
         )
 
@@ -305,10 +277,20 @@ class MyEsimsService:
         return QrPhoto(render_qr_png(lpa), caption, keyboard)
 
 
+V = TypeVar("V", "EsimView", "BundleView")
+
+
+def _view(kind: type[V], row: Esim | EsimBundle) -> V:
+    """The view of a row whose columns are named like the view's fields."""
+    return kind(**{field.name: getattr(row, field.name) for field in fields(kind)})
+
+
 def _entry(esim: Esim, orders: Sequence[OrderView], bundles: Sequence[EsimBundle]) -> EsimEntry:
     mine = tuple(o for o in orders if o.iccid == esim.iccid)
     when = max([esim.created_at, *(o.created_at for o in mine)])
-    return EsimEntry(EsimView.of(esim), mine, tuple(BundleView.of(b) for b in bundles), when)
+    return EsimEntry(
+        _view(EsimView, esim), mine, tuple(_view(BundleView, b) for b in bundles), when
+    )
 
 
 def _newest_first(item: EsimEntry | OrderView) -> tuple[datetime, bool, int]:

@@ -1,8 +1,9 @@
-"""Buttons that name an eSIM or an order work only for their owner.
+"""Router-wide guards: middlewares that stop an update before its handler when it cannot be
+served, and hand the handler what they checked.
 
-`OwnedOnly` checks it once for a whole router (as browse's RequireCatalogue checks the
-catalogue): the handler receives the user's own eSIM or order as `owned`; a forged or stale id
-gets an alert and the screen stays as it was.
+`RequireCatalogue` needs a catalogue to browse; `OwnedOnly` lets a button that names an eSIM or
+an order work only for its owner (the handler receives it as `owned`; a forged or stale id gets
+an alert and the screen stays as it was).
 """
 
 from __future__ import annotations
@@ -11,14 +12,18 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
-from aiogram.types import CallbackQuery, TelegramObject
+from aiogram.types import CallbackQuery, Message, TelegramObject
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 
+from handlers import render
 from handlers.callbacks import Owned
+from handlers.common import show
+from services.catalogue import CatalogueService
 from services.i18n import N_
 from services.myesims import EsimView, MyEsimsService, OrderView
 
+NextHandler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 NOT_YOURS = N_("This eSIM or order is not available. Open /myesims for yours.")
 
 
@@ -33,6 +38,24 @@ def refuse(callback_answer: CallbackAnswer, text: str = NOT_YOURS) -> None:
     alert(callback_answer, _(text))
 
 
+class RequireCatalogue(BaseMiddleware):
+    """Browsing needs a catalogue: with none (no snapshot and eSIM Go down) say so and stop.
+
+    Handlers behind it receive the loaded catalogue as `current`.
+    """
+
+    async def __call__(
+        self, handler: NextHandler, event: TelegramObject, data: dict[str, Any]
+    ) -> Any:
+        catalogue: CatalogueService = data["catalogue"]
+        if catalogue.catalogue.is_empty:
+            assert isinstance(event, CallbackQuery | Message)
+            await show(event, render.catalogue_unavailable())
+            return None
+        data["current"] = catalogue.catalogue
+        return await handler(event, data)
+
+
 class OwnedOnly(BaseMiddleware):
     """For callback data with an `owned()` reference: the handler runs only for its owner."""
 
@@ -40,10 +63,7 @@ class OwnedOnly(BaseMiddleware):
         self._refusal = refusal
 
     async def __call__(
-        self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-        event: TelegramObject,
-        data: dict[str, Any],
+        self, handler: NextHandler, event: TelegramObject, data: dict[str, Any]
     ) -> Any:
         named = getattr(data.get("callback_data"), "owned", None)
         wanted: Owned | None = named() if callable(named) else None
