@@ -117,21 +117,22 @@ class Freshness:
 
 @dataclass(frozen=True, slots=True)
 class EsimEntry:
-    """An eSIM with its purchases (newest first) and plans; `when` is its latest event."""
+    """An eSIM with its purchases (newest first) and plans."""
 
     esim: EsimView
     orders: tuple[OrderView, ...]
     bundles: tuple[BundleView, ...]
-    when: datetime
+
+    @property
+    def when(self) -> datetime:
+        """Its latest event: the eSIM's creation or a purchase (a top-up)."""
+        return max([self.esim.created_at, *(o.created_at for o in self.orders)])
 
 
 @dataclass(frozen=True, slots=True)
-class EsimDetail:
-    """An opened eSIM: its purchases and plans, and how fresh they are."""
+class EsimDetail(EsimEntry):
+    """An opened eSIM, and how fresh what it shows is."""
 
-    esim: EsimView
-    orders: tuple[OrderView, ...]
-    bundles: tuple[BundleView, ...]
     freshness: Freshness
 
 
@@ -287,10 +288,7 @@ def _view(kind: type[V], row: Esim | EsimBundle) -> V:
 
 def _entry(esim: Esim, orders: Sequence[OrderView], bundles: Sequence[EsimBundle]) -> EsimEntry:
     mine = tuple(o for o in orders if o.iccid == esim.iccid)
-    when = max([esim.created_at, *(o.created_at for o in mine)])
-    return EsimEntry(
-        _view(EsimView, esim), mine, tuple(_view(BundleView, b) for b in bundles), when
-    )
+    return EsimEntry(_view(EsimView, esim), mine, tuple(_view(BundleView, b) for b in bundles))
 
 
 def _newest_first(item: EsimEntry | OrderView) -> tuple[datetime, bool, int]:
