@@ -247,12 +247,8 @@ class MyEsimsService:
             latest = OrderView.of(orders[0]) if orders else None
         else:
             latest = owned
-        iccid, smdp, matching_id, lpa = (
-            owned.iccid,
-            owned.smdp_address,
-            owned.matching_id,
-            owned.lpa,
-        )
+        iccid, lpa = owned.iccid, owned.lpa
+        smdp, matching_id = owned.smdp_address, owned.matching_id
         if not lpa and smdp and matching_id:
             lpa = lpa_string(smdp, matching_id)
         if not lpa or not iccid:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -82,7 +82,6 @@ class Notifier:
         translator: Translator,
         catalogue: CatalogueService | None = None,
         *,
-        admin_ids: Collection[int] = (),
         alerts: AdminAlerts | None = None,
         default_language: str = "en",
         topup_callback: TopUpCallback | None = None,
@@ -91,7 +90,8 @@ class Notifier:
         self._session_factory = session_factory
         self._translator = translator
         self._catalogue = catalogue
-        self._admin = alerts or AdminAlerts(session_factory, admin_ids)
+        # Without alerts (tests of user notifications alone) admin alerts go to nobody.
+        self._admin = alerts or AdminAlerts(session_factory, ())
         self._default_language = default_language
         self._topup_callback = topup_callback
         self._clock = clock
