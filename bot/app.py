@@ -123,7 +123,7 @@ def _tracking(
         session_factory,
         translator,
         catalogue,
-        alerts=alerts,
+        alerts,
         default_language=settings.default_language,
         topup_callback=topup_callback_data,
     )

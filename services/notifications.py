@@ -80,9 +80,9 @@ class Notifier:
         self,
         session_factory: async_sessionmaker[AsyncSession],
         translator: Translator,
-        catalogue: CatalogueService | None = None,
+        catalogue: CatalogueService,
+        alerts: AdminAlerts,
         *,
-        alerts: AdminAlerts | None = None,
         default_language: str = "en",
         topup_callback: TopUpCallback | None = None,
         clock: Callable[[], datetime] = utcnow,
@@ -90,8 +90,7 @@ class Notifier:
         self._session_factory = session_factory
         self._translator = translator
         self._catalogue = catalogue
-        # Without alerts (tests of user notifications alone) admin alerts go to nobody.
-        self._admin = alerts or AdminAlerts(session_factory, ())
+        self._admin = alerts
         self._default_language = default_language
         self._topup_callback = topup_callback
         self._clock = clock
@@ -164,7 +163,7 @@ class Notifier:
 
     def bundle_label(self, bundle_name: str, lang: str) -> str:
         """A plan as the screens call it: `🇬🇧 United Kingdom · 1 GB · 7 days` (HTML-escaped)."""
-        found = self._catalogue.catalogue.by_name(bundle_name) if self._catalogue else None
+        found = self._catalogue.catalogue.by_name(bundle_name)
         if found is None:
             return html.escape(bundle_name)
         return html.escape(bundle_title(found, lang, self._translator))

@@ -119,6 +119,7 @@ def notifier(env: BotEnv, clock: Clock) -> Notifier:
         deps.session_factory,
         deps.translator,
         deps.catalogue,
+        deps.alerts,
         clock=clock,
         topup_callback=lambda esim_id: f"topup:{esim_id}",
     )

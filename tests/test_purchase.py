@@ -158,7 +158,6 @@ async def test_happy_path_delivers_one_photo_whose_qr_is_the_lpa(bot_env: BotEnv
     assert transactions(env) == 1
 
 
-
 async def test_an_unlimited_plan_is_called_by_its_tier_on_the_card_and_in_the_delivery(
     bot_env: BotEnv,
 ) -> None:
@@ -172,6 +171,7 @@ async def test_an_unlimited_plan_is_called_by_its_tier_on_the_card_and_in_the_de
 
     (photo,) = env.fake_telegram.calls_to("sendPhoto")
     assert "🇬🇧 United Kingdom · Unlimited Lite · 7 days" in str(photo.params.get("caption"))
+
 
 async def test_a_changed_price_is_shown_and_confirmed_again(bot_env: BotEnv) -> None:
     env = bot_env
