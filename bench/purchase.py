@@ -39,15 +39,15 @@ from aiogram.methods.base import Response, TelegramType
 from aiogram.types import InlineKeyboardMarkup, Message, User
 from sqlalchemy import func, select
 
+from bot import tuning
 from bot.app import close_deps, create_bot, create_deps
 from bot.config import load_settings
 from bot.dispatcher import create_dispatcher
 from bot.messenger import AiogramMessenger
-from bot.runner import settle_heap
 from db.migrate import upgrade_async
 from db.models import Order, OrderStatus
-from handlers.callbacks import BundleCallback
-from handlers.myesims import install_help_callback_data
+from handlers.callbacks import BundleCallback, install_help_callback_data
+from services.checkout import Checkout
 from services.esimgo.client import EsimGoClient
 from services.fulfilment import FulfilmentWorker
 from services.messenger import Keyboard, Messenger
@@ -181,10 +181,15 @@ async def main(buyers: int, esimgo_rps: float, ramp: float, think_seconds: float
             telegram_api_base=telegram_url,
             database_url=url,
         )
-        deps = await create_deps(settings)
+        bot = create_bot(settings)
+        deps = await create_deps(settings, bot)
         fast = EsimGoClient(esimgo_url, api_key, max_requests_per_second=esimgo_rps)
         deps.orders = OrderService(fast, deps.catalogue, deps.pricing)
-        bot = create_bot(settings)
+        deps.checkout = Checkout(
+            deps.session_factory, deps.orders, deps.catalogue, deps.alerts, deps.messenger
+        )
+        dispatcher = create_dispatcher(deps)
+        tuning.apply(bot, dispatcher)  # as `esimbot run` does
         screens = Screens()
         bot.session.middleware(screens)
         messenger = TimedMessenger(AiogramMessenger(bot))
@@ -201,8 +206,7 @@ async def main(buyers: int, esimgo_rps: float, ramp: float, think_seconds: float
         )
         try:
             await deps.catalogue.sync()
-            dispatcher = create_dispatcher(deps)
-            settle_heap()  # as `esimbot run` does before it takes updates
+            tuning.settle_heap()  # as `esimbot run` does before it takes updates
             worker_task = asyncio.create_task(worker.run())
             ours.send("mark")
             paid_at: dict[int, float] = {}

@@ -38,10 +38,10 @@ from aiogram.types import Message  # noqa: E402
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler  # noqa: E402
 from aiohttp import web  # noqa: E402
 
+from bot import tuning  # noqa: E402
 from bot.app import close_deps, create_bot, create_deps  # noqa: E402
 from bot.config import load_settings  # noqa: E402
 from bot.dispatcher import create_dispatcher  # noqa: E402
-from bot.runner import settle_heap  # noqa: E402
 from bot.server import TELEGRAM_WEBHOOK_PATH, create_web_app, start_web_server  # noqa: E402
 from db.migrate import upgrade_async  # noqa: E402
 from tests.fakes.esimgo import FakeEsimGo  # noqa: E402
@@ -226,14 +226,16 @@ async def run_bench(
                 webhook_secret=SECRET,
                 log_level="WARNING",
             )
-            deps = await create_deps(settings)
             bot = create_bot(settings)
+            deps = await create_deps(settings, bot)
             await deps.catalogue.sync()
-            app = create_web_app(deps, create_dispatcher(deps), bot)
+            dispatcher = create_dispatcher(deps)
+            tuning.apply(bot, dispatcher)  # as `esimbot run` does
+            app = create_web_app(deps, dispatcher, bot)
             runner = await start_web_server(app, "127.0.0.1", 0)
             ours = f"http://127.0.0.1:{runner.addresses[0][1]}{TELEGRAM_WEBHOOK_PATH}"
             echo_runner, echo_url, echo_bot = await serve_echo(telegram)
-            settle_heap()  # as `esimbot run` does before it takes updates
+            tuning.settle_heap()  # as `esimbot run` does before it takes updates
             try:
                 # Warm both up (connection pools, first-use imports), then measure.
                 profiler = cProfile.Profile() if profile else None

@@ -1,4 +1,7 @@
-"""Factories that build the application's objects from settings; nothing runs at import time."""
+"""Factories that build the application's objects from settings; nothing runs at import time.
+
+The Bot comes first: services send through it (as a Messenger) and get it at construction.
+"""
 
 from __future__ import annotations
 
@@ -7,38 +10,47 @@ from datetime import timedelta
 
 from aiogram import Bot
 from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseStorage
 from aiogram.fsm.storage.memory import MemoryStorage
+from aiogram.fsm.storage.redis import RedisStorage
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.deps import AppDeps
 from bot.messenger import AiogramMessenger
-from bot.middlewares import KeepResponseModels
-from bot.telegram_session import JsonBodySession
 from db.engine import create_engine, create_session_factory
+from handlers.callbacks import (
+    install_help_callback_data,
+    open_esim_callback_data,
+    topup_callback_data,
+)
 from handlers.screen_cache import ScreenCache
-from handlers.topup import open_esim_callback_data, topup_callback_data
 from services.admin_alerts import AdminAlerts
 from services.budget import request_budget
 from services.callbacks import CallbackService
 from services.catalogue import CatalogueService
+from services.checkout import Checkout
 from services.esimgo.client import EsimGoClient
 from services.fulfilment import FulfilmentWorker, WorkerSettings
 from services.i18n import Translator
+from services.myesims import MyEsimsService
 from services.notifications import Notifier
 from services.orders import OrderService
 from services.pricing import PricingService
+from services.profiles import UserProfiles
 from services.tracking import TrackingService
 
 
 def create_bot(settings: Settings) -> Bot:
-    session = JsonBodySession(api=TelegramAPIServer.from_base(settings.telegram_api_base))
-    session.middleware(KeepResponseModels())
+    """HTML by default, no link previews. `bot.tuning.apply` gives it a session that sends JSON
+    bodies and reads answers without the keyboard Telegram echoes back: a Message returned by
+    a send or an edit then has `reply_markup` None (nothing here reads it)."""
     return Bot(
         settings.bot_token.get_secret_value(),
-        session=session,
+        session=AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base)),
         default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
     )
 
@@ -46,14 +58,14 @@ def create_bot(settings: Settings) -> Bot:
 def create_storage(settings: Settings) -> BaseStorage:
     """FSM storage: Redis when REDIS_URL is set (several replicas), memory otherwise."""
     if settings.redis_url:
-        from aiogram.fsm.storage.redis import RedisStorage
-
         return RedisStorage.from_url(settings.redis_url)
     return MemoryStorage()
 
 
-async def create_deps(settings: Settings) -> AppDeps:
-    """Build every service; the catalogue is empty until load_snapshot() or sync()."""
+async def create_deps(settings: Settings, bot: Bot) -> AppDeps:
+    """Every service, sending through `bot`; the catalogue is empty until load_snapshot() or
+    sync()."""
+    messenger = AiogramMessenger(bot)
     engine = create_engine(settings.database_url)
     session_factory = create_session_factory(engine)
     api_key = settings.esimgo_api_key.get_secret_value()
@@ -69,11 +81,54 @@ async def create_deps(settings: Settings) -> AppDeps:
     )
     translator = Translator()
     alerts = AdminAlerts(session_factory, settings.admin_ids)
+    orders = OrderService(esimgo, catalogue, pricing)
+    notifier, tracking, callbacks = _tracking(
+        settings, session_factory, esimgo, catalogue, alerts, translator
+    )
+    return AppDeps(
+        settings=settings,
+        engine=engine,
+        session_factory=session_factory,
+        messenger=messenger,
+        esimgo=esimgo,
+        catalogue=catalogue,
+        pricing=pricing,
+        translator=translator,
+        orders=orders,
+        checkout=Checkout(session_factory, orders, catalogue, alerts, messenger),
+        alerts=alerts,
+        fulfilment_wake=asyncio.Event(),
+        notifier=notifier,
+        tracking=tracking,
+        callbacks=callbacks,
+        profiles=UserProfiles(session_factory, settings.default_language),
+        myesims=MyEsimsService(
+            session_factory,
+            catalogue,
+            tracking,
+            notifier,
+            translator,
+            messenger,
+            install_help_link=install_help_callback_data(),
+        ),
+        screens=ScreenCache(catalogue),
+    )
+
+
+def _tracking(
+    settings: Settings,
+    session_factory: async_sessionmaker[AsyncSession],
+    esimgo: EsimGoClient,
+    catalogue: CatalogueService,
+    alerts: AdminAlerts,
+    translator: Translator,
+) -> tuple[Notifier, TrackingService, CallbackService]:
+    """What follows an eSIM after delivery: notifications, the poller, eSIM Go's callbacks."""
     notifier = Notifier(
         session_factory,
         translator,
         catalogue,
-        alerts=alerts,
+        alerts,
         default_language=settings.default_language,
         topup_callback=topup_callback_data,
     )
@@ -83,33 +138,16 @@ async def create_deps(settings: Settings) -> AppDeps:
     callbacks = CallbackService(
         session_factory, settings.esimgo_api_key.get_secret_value(), tracking, notifier
     )
-    return AppDeps(
-        settings=settings,
-        engine=engine,
-        session_factory=session_factory,
-        esimgo=esimgo,
-        catalogue=catalogue,
-        pricing=pricing,
-        translator=translator,
-        orders=OrderService(esimgo, catalogue, pricing),
-        alerts=alerts,
-        fulfilment_wake=asyncio.Event(),
-        notifier=notifier,
-        tracking=tracking,
-        callbacks=callbacks,
-        screens=ScreenCache(catalogue),
-    )
+    return notifier, tracking, callbacks
 
 
-def create_fulfilment_worker(deps: AppDeps, bot: Bot) -> FulfilmentWorker:
+def create_fulfilment_worker(deps: AppDeps) -> FulfilmentWorker:
     """The worker that turns paid orders into delivered eSIMs (or refunds); run() it."""
-    from handlers.myesims import install_help_callback_data  # handlers import bot: no cycle
-
     deadline = timedelta(minutes=deps.settings.fulfilment_deadline_minutes)
     return FulfilmentWorker(
         deps.session_factory,
         deps.esimgo,
-        AiogramMessenger(bot),
+        deps.messenger,
         deps.translator,
         deps.alerts,
         deps.orders,

@@ -38,11 +38,11 @@ def _migrate(settings: Settings) -> int:
 
 
 async def _sync_catalogue(settings: Settings) -> int:
-    from bot.app import close_deps, create_deps
+    from bot.app import close_deps, create_bot, create_deps
     from db.migrate import upgrade_async
 
     await upgrade_async(settings.database_url)
-    deps = await create_deps(settings)
+    deps = await create_deps(settings, create_bot(settings))  # the bot sends nothing here
     try:
         had_snapshot = await deps.catalogue.load_snapshot()
         diff = await deps.catalogue.sync()

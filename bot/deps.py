@@ -12,11 +12,15 @@ from handlers.screen_cache import ScreenCache
 from services.admin_alerts import AdminAlerts
 from services.callbacks import CallbackService
 from services.catalogue import CatalogueService
+from services.checkout import Checkout
 from services.esimgo.client import EsimGoClient
 from services.i18n import Translator
+from services.messenger import Messenger
+from services.myesims import MyEsimsService
 from services.notifications import Notifier
 from services.orders import OrderService
 from services.pricing import PricingService
+from services.profiles import UserProfiles
 from services.tracking import TrackingService
 
 
@@ -25,16 +29,21 @@ class AppDeps:
     settings: Settings
     engine: AsyncEngine
     session_factory: async_sessionmaker[AsyncSession]
+    # The Bot as services see it: built first, so that services get it at construction.
+    messenger: Messenger
     esimgo: EsimGoClient
     catalogue: CatalogueService
     pricing: PricingService
     translator: Translator
     orders: OrderService
+    checkout: Checkout
     alerts: AdminAlerts
     # Set by the payment handler so the fulfilment worker starts at once, not at its next poll.
     fulfilment_wake: asyncio.Event
     notifier: Notifier
     tracking: TrackingService
     callbacks: CallbackService
+    profiles: UserProfiles
+    myesims: MyEsimsService
     # Rendered catalogue and menu screens, per language; started over by a catalogue refresh.
     screens: ScreenCache

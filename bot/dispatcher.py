@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import fields
-from typing import Any
 
-from aiogram import Bot, Dispatcher, Router
+from aiogram import Bot, Dispatcher
 from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.storage.base import BaseStorage
 from aiogram.fsm.storage.memory import MemoryStorage
@@ -46,16 +44,16 @@ ERROR_TEXT = N_(
 
 
 def create_dispatcher(deps: AppDeps, storage: BaseStorage | None = None) -> Dispatcher:
-    """A Dispatcher wired like production: deps in workflow data, middlewares, routers."""
+    """A Dispatcher wired like production: services and settings-derived values in workflow
+    data (handlers never read bot/), middlewares, routers."""
     dp = Dispatcher(storage=storage or MemoryStorage())
-    dp["deps"] = deps
     for field in fields(deps):
         dp[field.name] = getattr(deps, field.name)
+    dp["admin_ids"] = deps.settings.admin_ids
+    dp["provider_token"] = deps.settings.payment_provider_token.get_secret_value() or None
 
     # Runs after aiogram's own outer middlewares (user/chat context, FSM).
-    dp.update.outer_middleware(
-        UserMiddleware(deps.session_factory, deps.settings.default_language)
-    )
+    dp.update.outer_middleware(UserMiddleware(deps.profiles))
     i18n = CatalogueI18n(deps.translator, default_locale=deps.settings.default_language)
     LanguageI18nMiddleware(i18n).setup(dp)
     # Every callback query is answered once, after its handler (handlers may set the text).
@@ -68,30 +66,8 @@ def create_dispatcher(deps: AppDeps, storage: BaseStorage | None = None) -> Disp
             observer.middleware(sessions)
 
     dp.include_routers(*feature_routers())
-    _run_sync_filters_inline(dp)
     dp.errors.register(_on_error)
     return dp
-
-
-def _run_sync_filters_inline(router: Router) -> None:
-    """aiogram runs a synchronous filter through asyncio.to_thread. Ours (`F.text`, an FSM
-    state) are in-memory checks of a microsecond: the thread hop cost far more, on every update,
-    and under load each hop waits its turn in the loop besides."""
-    for observer in router.observers.values():
-        for handler in observer.handlers:
-            for event_filter in handler.filters or ():
-                if not event_filter.awaitable:
-                    event_filter.callback = _awaitable(event_filter.callback)
-                    event_filter.awaitable = True
-    for child in router.sub_routers:
-        _run_sync_filters_inline(child)
-
-
-def _awaitable(check: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
-    async def run(*args: Any, **kwargs: Any) -> Any:
-        return check(*args, **kwargs)
-
-    return run
 
 
 async def _on_error(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
 from collections.abc import Coroutine
@@ -13,6 +12,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from bot import tuning
 from bot.app import (
     close_deps,
     create_bot,
@@ -24,7 +24,6 @@ from bot.config import Settings
 from bot.deps import AppDeps
 from bot.dispatcher import create_dispatcher, set_bot_commands
 from bot.leader import Job, RedisLease, run_as_leader
-from bot.messenger import AiogramMessenger
 from bot.payments import create_payment_reconciler
 from bot.server import create_web_app, delete_webhook, register_webhook, start_web_server
 from db.migrate import upgrade_async
@@ -39,10 +38,6 @@ FIRST_SYNC_TIMEOUT_SECONDS = 60
 STOP_TIMEOUT_SECONDS = 10
 
 
-# Measured with bench/webhook.py: ~8 % less CPU per update than 700; a few MB more at peak.
-GC_YOUNG_THRESHOLD = 20_000
-
-
 async def _first_catalogue(deps: AppDeps) -> None:
     if await deps.catalogue.load_snapshot():
         log.info("catalogue loaded from snapshot: %d bundles", len(deps.catalogue.catalogue))
@@ -53,18 +48,6 @@ async def _first_catalogue(deps: AppDeps) -> None:
         log.info("first catalogue sync: %s", diff.summary())
     except Exception as exc:
         log.warning("no catalogue snapshot and eSIM Go unreachable (%s); will retry", exc)
-
-
-def settle_heap() -> None:
-    """Collect once, then keep everything alive at start-up (modules, the catalogue) out of the
-    garbage collector's sight: full collections scan only what updates create since, instead
-    of ~300 000 long-lived objects each time (a quarter of a second of CPU per collection).
-    Each update allocates thousands of short-lived objects (pydantic models, SQL rows), so the
-    youngest generation is collected every GC_YOUNG_THRESHOLD allocations instead of 700."""
-    gc.collect()
-    gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 def _spawn(tasks: list[asyncio.Task[None]], coro: Coroutine[Any, Any, None], name: str) -> None:
@@ -86,9 +69,10 @@ async def _on_one_replica(settings: Settings, name: str, job: Job) -> None:
 
 async def run(settings: Settings) -> None:
     await upgrade_async(settings.database_url)
-    deps = await create_deps(settings)
     bot = create_bot(settings)
+    deps = await create_deps(settings, bot)
     dispatcher = create_dispatcher(deps, create_storage(settings))
+    tuning.apply(bot, dispatcher)
     background: list[asyncio.Task[None]] = []
     web_runner = None
     try:
@@ -96,12 +80,12 @@ async def run(settings: Settings) -> None:
         log.info("bot @%s (id %s) starting", me.username, me.id)
         await _first_catalogue(deps)
         await set_bot_commands(bot)
-        settle_heap()
+        tuning.settle_heap()
 
         # Background workers: each runs until cancelled.
         _spawn(background, deps.catalogue.run_refresh_loop(), "catalogue-refresh")
-        _spawn(background, create_fulfilment_worker(deps, bot).run(), "fulfilment")
-        poll = partial(deps.tracking.run_poll_loop, AiogramMessenger(bot))
+        _spawn(background, create_fulfilment_worker(deps).run(), "fulfilment")
+        poll = partial(deps.tracking.run_poll_loop, deps.messenger)
         _spawn(background, _on_one_replica(settings, "status-poll", poll), "status-poll")
         reconcile = create_payment_reconciler(deps, bot).run
         _spawn(background, _on_one_replica(settings, "payment-reconcile", reconcile), "payments")

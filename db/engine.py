@@ -1,22 +1,11 @@
-"""Engine and session factory; nothing here runs at import time.
-
-SQLite runs on the event loop's own thread instead of aiosqlite's thread per connection: a
-query on a local WAL database takes microseconds, far less than the thread hops aiosqlite
-spends on each step (under load each hop also waits its turn in the loop, and the threads
-fight the loop for the GIL). Writers take an asyncio lock for their transaction, so they queue
-in order instead of busy-sleeping in SQLite. The commit, with its fsync (synchronous=FULL as
-before), runs on the loop too: it is short, and the write lock is held until it ends anyway.
-"""
+"""Engine and session factory; nothing here runs at import time. SQLite gets its own driver
+(db/sqlite.py); PostgreSQL runs on asyncpg as SQLAlchemy ships it."""
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -24,14 +13,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-# Another process (`esimbot sync-catalogue`) holds SQLite's write lock only briefly; this one's
-# writers wait on the asyncio lock instead, as long as SQLite used to let them.
-SQLITE_BUSY_TIMEOUT_SECONDS = 5.0
-SQLITE_WRITE_WAIT_SECONDS = 30.0
-# Connections cost no thread now; a session waiting for one is what hurts, and so does opening
-# and closing overflow connections under load (pragmas, schema read): keep them all pooled.
-SQLITE_POOL_SIZE = 40
-SQLITE_MAX_OVERFLOW = 20
+from db.sqlite import create_sqlite_engine
 
 
 def ensure_sqlite_directory(database_url: str) -> None:
@@ -41,206 +23,14 @@ def ensure_sqlite_directory(database_url: str) -> None:
         Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
-def _file_based(url: URL) -> bool:
-    return url.database not in (None, "", ":memory:")
-
-
-def _reads_only(sql: str) -> bool:
-    return sql.lstrip()[:6].upper() == "SELECT"
-
-
-class _SQLiteCursor:
-    """The part of aiosqlite's Cursor that SQLAlchemy uses, run on the calling thread."""
-
-    def __init__(self, owner: _SQLiteConnection, cursor: sqlite3.Cursor) -> None:
-        self._owner = owner
-        self._cursor = cursor
-
-    async def __aenter__(self) -> _SQLiteCursor:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._cursor.close()
-
-    async def execute(self, sql: str, parameters: Any = ()) -> _SQLiteCursor:
-        await self._owner.before(sql)
-        try:
-            self._cursor.execute(sql, parameters)
-        finally:
-            self._owner.after()
-        return self
-
-    async def executemany(self, sql: str, parameters: Iterable[Any]) -> _SQLiteCursor:
-        await self._owner.before(sql)
-        try:
-            self._cursor.executemany(sql, parameters)
-        finally:
-            self._owner.after()
-        return self
-
-    async def fetchone(self) -> Any:
-        return self._cursor.fetchone()
-
-    async def fetchmany(self, size: int | None = None) -> list[Any]:
-        return self._cursor.fetchmany(self._cursor.arraysize if size is None else size)
-
-    async def fetchall(self) -> list[Any]:
-        return self._cursor.fetchall()
-
-    async def close(self) -> None:
-        self._cursor.close()
-
-    @property
-    def description(self) -> Any:
-        return self._cursor.description
-
-    @property
-    def rowcount(self) -> int:
-        return self._cursor.rowcount
-
-    @property
-    def lastrowid(self) -> int | None:
-        return self._cursor.lastrowid
-
-    @property
-    def arraysize(self) -> int:
-        return self._cursor.arraysize
-
-    @arraysize.setter
-    def arraysize(self, value: int) -> None:
-        self._cursor.arraysize = value
-
-
-class _SQLiteConnection:
-    """The part of aiosqlite's Connection that SQLAlchemy uses, without its thread.
-
-    sqlite3 opens a transaction at the first INSERT/UPDATE/DELETE (reads run outside one), so a
-    connection takes the engine's write lock before its first non-SELECT statement and gives it
-    back when no transaction is left open: after the commit, the rollback or the DDL statement.
-    """
-
-    def __init__(self, connection: sqlite3.Connection, writes: asyncio.Lock) -> None:
-        # Named like aiosqlite's: SQLAlchemy's adapter checks it before commit and rollback.
-        self._connection: sqlite3.Connection | None = connection
-        self._writes = writes
-        self._writing = False
-
-    @property
-    def _db(self) -> sqlite3.Connection:
-        if self._connection is None:
-            raise ValueError("no active connection")
-        return self._connection
-
-    async def before(self, sql: str) -> None:
-        if self._writing or _reads_only(sql):
-            return
-        try:
-            async with asyncio.timeout(SQLITE_WRITE_WAIT_SECONDS):
-                await self._writes.acquire()
-        except TimeoutError:
-            raise sqlite3.OperationalError("database is locked") from None
-        self._writing = True
-
-    def after(self) -> None:
-        if self._writing and not (self._connection and self._connection.in_transaction):
-            self._release()
-
-    def _release(self) -> None:
-        self._writing = False
-        self._writes.release()
-
-    def cursor(self) -> _SQLiteCursor:
-        return _SQLiteCursor(self, self._db.cursor())
-
-    async def commit(self) -> None:
-        try:
-            self._db.commit()
-        finally:
-            self.after()
-
-    async def rollback(self) -> None:
-        try:
-            self._db.rollback()
-        finally:
-            self.after()
-
-    async def close(self) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        connection, self._connection = self._connection, None
-        try:
-            if connection is not None:
-                connection.close()
-        finally:
-            if self._writing:
-                self._release()
-
-    async def create_function(self, *args: Any, **kwargs: Any) -> None:
-        self._db.create_function(*args, **kwargs)
-
-    @property
-    def isolation_level(self) -> str | None:
-        return self._db.isolation_level
-
-    @property
-    def in_transaction(self) -> bool:
-        return self._db.in_transaction
-
-
-def _sqlite_connector(url: URL, connect_args: tuple[Sequence[Any], Mapping[str, Any]]) -> Any:
-    """The async_creator for SQLAlchemy's aiosqlite dialect: our connection, its pragmas set."""
-    writes = asyncio.Lock()
-    args, kwargs = connect_args
-    # Used from the loop's thread only, but the garbage collector may close it from another.
-    kwargs = {**kwargs, "check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
-
-    async def connect() -> _SQLiteConnection:
-        connection = sqlite3.connect(*args, **kwargs)
-        try:
-            # WAL lets readers run while a write commits; FKs are off by default in SQLite.
-            if _file_based(url):
-                connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA foreign_keys=ON")
-        except BaseException:
-            connection.close()
-            raise
-        return _SQLiteConnection(connection, writes)
-
-    return connect
-
-
 def create_engine(database_url: str, *, echo: bool = False) -> AsyncEngine:
     ensure_sqlite_directory(database_url)
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
-        dialect_cls = url.get_dialect()
-        connect_args = dialect_cls().create_connect_args(url)
-        pool_args: dict[str, Any] = (
-            {"pool_size": SQLITE_POOL_SIZE, "max_overflow": SQLITE_MAX_OVERFLOW}
-            if _file_based(url)
-            else {}
-        )
-        return create_async_engine(
-            url,
-            echo=echo,
-            async_creator=_sqlite_connector(url, connect_args),
-            pool_pre_ping=False,
-            **pool_args,
-        )
+        return create_sqlite_engine(url, echo=echo)
     return create_async_engine(url, echo=echo, pool_pre_ping=True)
 
 
-class _InlineCloseSession(AsyncSession):
-    """A session on the connections above. AsyncSession closes itself in a task of its own, so
-    that a cancel cannot cut a close that waits on the network in half; here nothing in a close
-    waits (the rollback runs on this thread), and the task only cost a trip round the loop."""
-
-    async def __aexit__(self, type_: Any, value: Any, traceback: Any) -> None:
-        await self.close()
-
-
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    if engine.dialect.name == "sqlite":  # create_engine gives SQLite our connections
-        return async_sessionmaker(engine, class_=_InlineCloseSession, expire_on_commit=False)
+    """Sessions for one unit of work each; objects stay readable after the commit."""
     return async_sessionmaker(engine, expire_on_commit=False)

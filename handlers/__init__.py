@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from aiogram import Router
 
+from handlers import browse, common, fallback, myesims, purchase, support, topup
+
 
 def feature_routers() -> list[Router]:
     """Fresh routers in the order updates try them: specific first, the fallback last."""
-    from handlers import browse, common, fallback, myesims, purchase, support, topup
-
     return [
         support.create_router(),  # first: a command typed instead of a question clears it
         common.create_router(),

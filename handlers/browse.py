@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from functools import cache
-from typing import Any
 
-from aiogram import BaseMiddleware, F, Router
+from aiogram import F, Router
 from aiogram.enums import ChatType
 from aiogram.filters import StateFilter
-from aiogram.types import CallbackQuery, Message, TelegramObject
+from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 
@@ -22,10 +20,13 @@ from handlers.callbacks import (
     MenuCallback,
 )
 from handlers.common import show
+from handlers.guards import RequireCatalogue
 from handlers.screen_cache import ScreenCache
-from services.catalogue import Catalogue, CatalogueService
+from services.catalogue import Catalogue
 from services.countries import country_name, territory_names
 from services.country_search import CountrySearch
+from services.esimgo.models import Bundle
+from services.i18n import Translator
 from services.pricing import PricingService
 
 SEARCH_CHOICES = 6
@@ -37,27 +38,6 @@ _NOT_COUNTRIES = frozenset({"EU", "EZ", "UN", "QO", "XA", "XB", "ZZ"})
 def _world_search() -> CountrySearch:
     """Every country Babel knows, to tell "not sold" apart from "not a country" (built once)."""
     return CountrySearch(iso for iso in territory_names("en") if iso not in _NOT_COUNTRIES)
-
-
-class RequireCatalogue(BaseMiddleware):
-    """Browsing needs a catalogue: with none (no snapshot and eSIM Go down) say so and stop.
-
-    Handlers behind it receive the loaded catalogue as `current`.
-    """
-
-    async def __call__(
-        self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-        event: TelegramObject,
-        data: dict[str, Any],
-    ) -> Any:
-        catalogue: CatalogueService = data["catalogue"]
-        if catalogue.catalogue.is_empty:
-            assert isinstance(event, CallbackQuery | Message)
-            await show(event, render.catalogue_unavailable())
-            return None
-        data["current"] = catalogue.catalogue
-        return await handler(event, data)
 
 
 async def on_buy(
@@ -103,6 +83,7 @@ def _plans(
     screens: ScreenCache,
     current: Catalogue,
     pricing: PricingService,
+    translator: Translator,
     language: str,
     pressed: CountryCallback | BundleCallback,
 ) -> render.Screen | None:
@@ -111,6 +92,7 @@ def _plans(
         render.country_screen,
         current,
         pricing,
+        translator,
         language,
         pressed.iso.upper(),
         pressed.origin,
@@ -123,11 +105,12 @@ async def on_country(
     callback_data: CountryCallback,
     current: Catalogue,
     pricing: PricingService,
+    translator: Translator,
     language: str,
     callback_answer: CallbackAnswer,
     screens: ScreenCache,
 ) -> None:
-    screen = _plans(screens, current, pricing, language, callback_data)
+    screen = _plans(screens, current, pricing, translator, language, callback_data)
     if screen is None:
         callback_answer.text = _("Sorry, there are no plans for this country right now.")
         screen = screens.render(render.buy_screen, current, language)
@@ -139,62 +122,76 @@ async def on_bundle(
     callback_data: BundleCallback,
     current: Catalogue,
     pricing: PricingService,
+    translator: Translator,
     language: str,
     callback_answer: CallbackAnswer,
     screens: ScreenCache,
 ) -> None:
-    iso = callback_data.iso.upper()
     bundle = current.by_name(callback_data.bundle)
     if bundle is None:
         callback_answer.text = _("This plan is no longer available. Here are the current ones.")
-        screen = _plans(screens, current, pricing, language, callback_data)
+        screen = _plans(screens, current, pricing, translator, language, callback_data)
         await show(query, screen or screens.render(render.buy_screen, current, language))
         return
+    look = (current, pricing, translator, language)
+    await show(query, _bundle_card(screens, look, bundle, callback_data))
+
+
+def _bundle_card(
+    screens: ScreenCache,
+    look: tuple[Catalogue, PricingService, Translator, str],
+    bundle: Bundle,
+    pressed: BundleCallback,
+) -> render.Screen:
+    """The plan's card; Back leads where the button came from."""
+    iso = pressed.iso.upper()
     if iso not in {c.iso for c in bundle.coverage}:
         iso = ""  # a forged or stale country: Back leads to the Buy screen
-    screen = screens.render(
-        render.bundle_screen,
-        current,
-        pricing,
-        language,
-        bundle,
-        iso=iso,
-        origin=callback_data.origin,
-        page=callback_data.page,
+    return screens.render(
+        render.bundle_screen, *look, bundle, iso=iso, origin=pressed.origin, page=pressed.page
     )
-    await show(query, screen)
 
 
 async def on_search(
     message: Message,
     current: Catalogue,
     pricing: PricingService,
+    translator: Translator,
     language: str,
     screens: ScreenCache,
 ) -> None:
     """Typed text at any time is a country search."""
     query = message.text or ""
+    await show(message, _found(query, current, pricing, translator, language, screens))
+
+
+def _found(
+    query: str,
+    current: Catalogue,
+    pricing: PricingService,
+    translator: Translator,
+    language: str,
+    screens: ScreenCache,
+) -> render.Screen:
+    """A region named exactly, the one country meant, the countries it may mean, or what was
+    understood when nothing matched."""
     region = current.region_named(query)
     if region is not None and (
         screen := screens.render(render.region_screen, current, language, region, 0)
     ):
-        await show(message, screen)
-        return
+        return screen
     matches = current.search.search(query, limit=SEARCH_CHOICES)
     if len(matches) == 1:
-        screen = screens.render(
-            render.country_screen, current, pricing, language, matches[0].iso, ORIGIN_SEARCH, 0
-        )
+        look = (current, pricing, translator, language)
+        screen = screens.render(render.country_screen, *look, matches[0].iso, ORIGIN_SEARCH, 0)
         if screen is not None:
-            await show(message, screen)
-            return
+            return screen
     if matches:
         isos = tuple(m.iso for m in matches)
-        await show(message, screens.render(render.search_choices_screen, current, language, isos))
-        return
+        return screens.render(render.search_choices_screen, current, language, isos)
     known = _world_search().best(query)
     name = country_name(known, language) if known else None
-    await show(message, render.not_found_screen(query, name))
+    return render.not_found_screen(query, name)
 
 
 def create_router() -> Router:

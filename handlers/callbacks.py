@@ -1,4 +1,4 @@
-"""CallbackData factories for the menu and browsing; every inline button is built from these.
+"""Every CallbackData factory of the bot, and the packed links that services put under messages.
 
 `origin` fields remember where the user came from so Back returns there. They are short codes:
 "p" the Buy screen, "s" a search, "a<page>" the A–Z list, "r<page>.<region>" a region's list.
@@ -58,6 +58,91 @@ class NoopCallback(CallbackData, prefix="noop"):
     """Buttons that only label something (page counter, section header)."""
 
     what: str = ""
+
+
+class OrderCallback(CallbackData, prefix="po"):
+    """Pay for or cancel one order (public id); the owner is checked on every press."""
+
+    action: Literal["pay", "cancel"]
+    order: str
+
+
+class MyEsimsCallback(CallbackData, prefix="me"):
+    """/myesims navigation; `id` is an eSIM id ("esim", "qr") or an order id ("order", "oqr")."""
+
+    action: Literal["list", "esim", "order", "qr", "oqr"]
+    id: int = 0
+    page: int = 0
+
+    def owned(self) -> Owned | None:
+        if self.action in ("esim", "qr"):
+            return Owned("esim", self.id)
+        if self.action in ("order", "oqr"):
+            return Owned("order", self.id)
+        return None
+
+
+class InstallHelpCallback(CallbackData, prefix="ih"):
+    """Install steps; `esim_id` 0 comes from under a delivered QR photo (Back → the list)."""
+
+    esim_id: int = 0
+
+    def owned(self) -> Owned | None:
+        return Owned("esim", self.esim_id) if self.esim_id else None
+
+
+class TopUpCallback(CallbackData, prefix="topup"):
+    """Top up an eSIM the user owns: the first page of its plans."""
+
+    esim_id: int
+
+
+class TopUpPageCallback(CallbackData, prefix="tupp"):
+    """One page of the plans offered for an eSIM (the first page is `TopUpCallback`)."""
+
+    esim_id: int
+    page: int = 0
+
+
+class TopUpPickCallback(CallbackData, prefix="tup"):
+    """A bundle chosen for an eSIM: compatibility check, then the confirm card."""
+
+    esim_id: int
+    bundle: str
+    page: int = 0
+
+
+class SupportCallback(CallbackData, prefix="sup"):
+    """Pick an order to ask about (`id`), a general question, or cancel."""
+
+    action: Literal["order", "other", "cancel"]
+    id: int = 0
+
+    def owned(self) -> Owned | None:
+        return Owned("order", self.id) if self.action == "order" else None
+
+
+@dataclass(frozen=True, slots=True)
+class Owned:
+    """What a button names that only its owner may open: an eSIM or an order, by id."""
+
+    kind: Literal["esim", "order"]
+    id: int
+
+
+def install_help_callback_data() -> str:
+    """The "Step-by-step instructions" button under a delivered QR photo."""
+    return InstallHelpCallback().pack()
+
+
+def open_esim_callback_data(esim_id: int) -> str:
+    """The button under a delivered top-up (and the list's entries) that opens an eSIM."""
+    return MyEsimsCallback(action="esim", id=esim_id).pack()
+
+
+def topup_callback_data(esim_id: int) -> str:
+    """The "Top up" button of an eSIM, under notifications and in /myesims."""
+    return TopUpCallback(esim_id=esim_id).pack()
 
 
 @dataclass(frozen=True, slots=True)

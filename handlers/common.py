@@ -11,15 +11,14 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.middlewares import store_language
 from handlers import render
 from handlers.callbacks import LanguageCallback, MenuCallback, NoopCallback
 from handlers.filters import is_command
 from handlers.render import Screen
 from handlers.screen_cache import ScreenCache
 from services.i18n import SUPPORTED_LANGUAGES
+from services.profiles import UserProfiles
 
 logger = logging.getLogger(__name__)
 
@@ -45,34 +44,23 @@ async def show(event: Message | CallbackQuery, screen: Screen) -> None:
         await event.bot.send_message(event.from_user.id, screen.text, reply_markup=screen.markup)
 
 
-async def on_start(message: Message, screens: ScreenCache) -> None:
-    await show(message, screens.render(render.main_menu))
+async def on_main_menu(event: Message | CallbackQuery, screens: ScreenCache) -> None:
+    """/start and every "main menu" button."""
+    await show(event, screens.render(render.main_menu))
 
 
-async def on_help(message: Message, screens: ScreenCache) -> None:
-    await show(message, screens.render(render.help_screen))
+async def on_help(event: Message | CallbackQuery, screens: ScreenCache) -> None:
+    await show(event, screens.render(render.help_screen))
 
 
-async def on_language(message: Message, language: str) -> None:
-    await show(message, render.language_screen(language))
-
-
-async def on_main(query: CallbackQuery, screens: ScreenCache) -> None:
-    await show(query, screens.render(render.main_menu))
-
-
-async def on_help_button(query: CallbackQuery, screens: ScreenCache) -> None:
-    await show(query, screens.render(render.help_screen))
-
-
-async def on_language_button(query: CallbackQuery, language: str) -> None:
-    await show(query, render.language_screen(language))
+async def on_language(event: Message | CallbackQuery, language: str) -> None:
+    await show(event, render.language_screen(language))
 
 
 async def on_language_chosen(
     query: CallbackQuery,
     callback_data: LanguageCallback,
-    session: AsyncSession,
+    profiles: UserProfiles,
     i18n: I18n,
     callback_answer: CallbackAnswer,
     screens: ScreenCache,
@@ -82,7 +70,7 @@ async def on_language_chosen(
         callback_answer.text = _("This button is out of date.")
         await show(query, screens.render(render.main_menu))
         return
-    await store_language(session, query.from_user.id, code)
+    await profiles.store_language(query.from_user.id, code)
     # Answer and redraw in the new language from here on.
     i18n.current_locale = code
     callback_answer.text = _("Language: English") if code == "en" else _("Language: Russian")
@@ -97,12 +85,12 @@ def create_router() -> Router:
     """A fresh router each call: a router can belong to one dispatcher only."""
     router = Router(name="common")
     router.message.filter(is_command)
-    router.message.register(on_start, CommandStart())
+    router.message.register(on_main_menu, CommandStart())
     router.message.register(on_help, Command("help"))
     router.message.register(on_language, Command("language"))
-    router.callback_query.register(on_main, MenuCallback.filter(F.action == "main"))
-    router.callback_query.register(on_help_button, MenuCallback.filter(F.action == "help"))
-    router.callback_query.register(on_language_button, MenuCallback.filter(F.action == "language"))
+    router.callback_query.register(on_main_menu, MenuCallback.filter(F.action == "main"))
+    router.callback_query.register(on_help, MenuCallback.filter(F.action == "help"))
+    router.callback_query.register(on_language, MenuCallback.filter(F.action == "language"))
     router.callback_query.register(on_language_chosen, LanguageCallback.filter())
     router.callback_query.register(on_noop, NoopCallback.filter())
     return router

@@ -1,274 +1,124 @@
 """/myesims: the user's eSIMs and orders, live usage on opening one, "Show QR again", install help.
 
-Every id in a callback is looked up with the presser as owner; anything else is refused.
+Every id in a callback is looked up with the presser as owner (handlers.ownership); anything
+else is refused.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-
-from aiogram import Bot, F, Router
+from aiogram import F, Router
 from aiogram.filters import Command
-from aiogram.types import BufferedInputFile, CallbackQuery, Message
+from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.messenger import AiogramMessenger, to_markup
-from db.base import utcnow
-from db.repositories.esims import MyEsimsRepository
-from handlers.callbacks import MenuCallback
+from handlers.callbacks import InstallHelpCallback, MenuCallback, MyEsimsCallback
 from handlers.common import show
 from handlers.filters import is_command
+from handlers.guards import OwnedOnly, alert, refuse
 from handlers.myesims_render import (
-    Freshness,
-    InstallHelpCallback,
-    MyEsimsCallback,
-    build_entries,
+    Wording,
     empty_screen,
     esim_screen,
     install_help_screen,
     list_screen,
     order_screen,
-    plan_title,
 )
-from handlers.render import Screen
 from handlers.screen_cache import ScreenCache
 from services.catalogue import CatalogueService
 from services.i18n import Translator
-from services.install import delivery_caption, delivery_keyboard, install_instructions
-from services.notifications import Notifier
-from services.qr import lpa_string, render_qr_png
-from services.tracking import TrackingService
-
-logger = logging.getLogger(__name__)
-
-# A slow eSIM Go must not keep the button spinning: past this, the stored state is shown.
-REFRESH_WAIT_SECONDS = 5.0
+from services.install import install_instructions
+from services.messenger import Messenger
+from services.myesims import EsimView, MyEsimsService, OrderView
 
 
-def install_help_callback_data() -> str:
-    """The packed callback of the "Step-by-step instructions" button under a delivered QR."""
-    return InstallHelpCallback().pack()
-
-
-def _refuse(callback_answer: CallbackAnswer) -> None:
-    callback_answer.text = _("This eSIM or order is not available. Open /myesims for yours.")
-    callback_answer.show_alert = True
-
-
-async def _list_screen(
-    session: AsyncSession,
-    user_id: int,
+async def on_list(
+    event: Message | CallbackQuery,
+    myesims: MyEsimsService,
     catalogue: CatalogueService,
     translator: Translator,
     language: str,
     screens: ScreenCache,
-    page: int = 0,
-) -> Screen:
-    repo = MyEsimsRepository(session)
-    orders = await repo.orders(user_id)
-    if not orders:
-        # Every eSIM comes from one of its owner's orders: nothing more to read or to build.
-        return screens.render(empty_screen)
-    esims = await repo.esims(user_id)
-    bundles = await repo.bundles_by_iccid(user_id) if esims else {}
-    entries = build_entries(esims, orders, bundles, catalogue.catalogue, translator, language)
-    return list_screen(entries, language, page)
-
-
-async def on_myesims_command(
-    message: Message,
-    session: AsyncSession,
-    catalogue: CatalogueService,
-    translator: Translator,
-    language: str,
-    screens: ScreenCache,
+    callback_data: MyEsimsCallback | MenuCallback | None = None,
 ) -> None:
-    if message.from_user is None:
+    """/myesims, the main menu's "My eSIMs" and the list's pages."""
+    if event.from_user is None:
         return
-    screen = await _list_screen(
-        session, message.from_user.id, catalogue, translator, language, screens
-    )
-    await show(message, screen)
-
-
-async def on_myesims_button(
-    query: CallbackQuery,
-    session: AsyncSession,
-    catalogue: CatalogueService,
-    translator: Translator,
-    language: str,
-    screens: ScreenCache,
-) -> None:
-    screen = await _list_screen(
-        session, query.from_user.id, catalogue, translator, language, screens
-    )
-    await show(query, screen)
-
-
-async def on_list_page(
-    query: CallbackQuery,
-    callback_data: MyEsimsCallback,
-    session: AsyncSession,
-    catalogue: CatalogueService,
-    translator: Translator,
-    language: str,
-    screens: ScreenCache,
-) -> None:
-    screen = await _list_screen(
-        session, query.from_user.id, catalogue, translator, language, screens, callback_data.page
-    )
-    await show(query, screen)
+    items = await myesims.overview(event.from_user.id)
+    if not items:
+        await show(event, screens.render(empty_screen))
+        return
+    page = callback_data.page if isinstance(callback_data, MyEsimsCallback) else 0
+    words = Wording(catalogue.catalogue, translator, language)
+    await show(event, list_screen(items, words, page))
 
 
 async def on_open_esim(
     query: CallbackQuery,
     callback_data: MyEsimsCallback,
-    session: AsyncSession,
+    owned: EsimView,
+    myesims: MyEsimsService,
     catalogue: CatalogueService,
-    tracking: TrackingService,
-    notifier: Notifier,
-    bot: Bot,
     translator: Translator,
     language: str,
     callback_answer: CallbackAnswer,
 ) -> None:
-    """Read eSIM Go first (cached for a minute; its trouble leaves the stored state), then show."""
-    me = query.from_user.id
-    repo = MyEsimsRepository(session)
-    esim = await repo.esim(callback_data.id, me)
-    if esim is None:
-        _refuse(callback_answer)
+    """Read eSIM Go first (cached for a minute; its trouble leaves the stored state), then show
+    the eSIM; news the read found follows below it."""
+    detail = await myesims.open_esim(owned)
+    if detail is None:
+        refuse(callback_answer)
         return
-    # News found by this read ("plan started", "used up") goes out after the screen, below it;
-    # the poller may never see it again once the eSIM's last plan has finished.
-    try:
-        refreshed = await asyncio.wait_for(tracking.refresh(esim.iccid), REFRESH_WAIT_SECONDS)
-    except TimeoutError:
-        # The poll goes on (refresh shields it) and the next open shows what it finds.
-        refreshed = False
-    esim = await repo.esim(callback_data.id, me)
-    if esim is None:
-        _refuse(callback_answer)
-        return
-    orders = await repo.esim_orders(esim.iccid, me)
-    bundles = await repo.esim_bundles(esim.iccid, me)
-    freshness = Freshness(refreshed, esim.last_polled_at, utcnow())
-    screen = esim_screen(
-        esim,
-        orders,
-        bundles,
-        catalogue.catalogue,
-        translator,
-        language,
-        freshness,
-        callback_data.page,
-    )
-    await show(query, screen)
-    if refreshed:
-        await notifier.evaluate(AiogramMessenger(bot), esim, bundles)
+    words = Wording(catalogue.catalogue, translator, language)
+    await show(query, esim_screen(detail, words, callback_data.page))
+    await myesims.tell_news(detail)
 
 
 async def on_open_order(
     query: CallbackQuery,
     callback_data: MyEsimsCallback,
-    session: AsyncSession,
+    owned: OrderView,
     catalogue: CatalogueService,
+    translator: Translator,
     language: str,
-    callback_answer: CallbackAnswer,
 ) -> None:
-    order = await MyEsimsRepository(session).order(callback_data.id, query.from_user.id)
-    if order is None:
-        _refuse(callback_answer)
-        return
-    await show(query, order_screen(order, catalogue.catalogue, language, callback_data.page))
+    words = Wording(catalogue.catalogue, translator, language)
+    await show(query, order_screen(owned, words, callback_data.page))
 
 
 async def on_show_qr(
     query: CallbackQuery,
-    callback_data: MyEsimsCallback,
-    bot: Bot,
-    session: AsyncSession,
-    catalogue: CatalogueService,
-    translator: Translator,
+    owned: EsimView | OrderView,
+    myesims: MyEsimsService,
+    messenger: Messenger,
     language: str,
     callback_answer: CallbackAnswer,
 ) -> None:
     """Re-send the QR photo from what we stored: no eSIM Go call, no new purchase."""
-    me = query.from_user.id
-    repo = MyEsimsRepository(session)
-    iccid: str | None
-    if callback_data.action == "qr":
-        esim = await repo.esim(callback_data.id, me)
-        if esim is None:
-            _refuse(callback_answer)
-            return
-        orders = await repo.esim_orders(esim.iccid, me)
-        iccid, smdp, matching_id, lpa = esim.iccid, esim.smdp_address, esim.matching_id, esim.lpa
-        latest = orders[0] if orders else None
-    else:
-        latest = await repo.order(callback_data.id, me)
-        if latest is None:
-            _refuse(callback_answer)
-            return
-        iccid, smdp, matching_id = latest.iccid, latest.smdp_address, latest.activation_code
-        lpa = latest.qr_code
-    if not lpa and smdp and matching_id:
-        lpa = lpa_string(smdp, matching_id)
-    if not lpa or not iccid:
-        callback_answer.text = _("The QR code is not ready yet. It will arrive in this chat.")
-        callback_answer.show_alert = True
+    photo = await myesims.qr_photo(owned, language)
+    if photo is None:
+        alert(callback_answer, _("The QR code is not ready yet. It will arrive in this chat."))
         return
-    # The LPA string is the source of truth; older rows may lack the split fields.
-    _prefix, host, code = [*lpa.split("$", 2), "", ""][:3]
-    title = plan_title(latest, catalogue.catalogue, language) if latest else iccid
-    caption = delivery_caption(
-        translator,
-        language,
-        plan_title=title,
-        iccid=iccid,
-        smdp_address=smdp or host,
-        matching_id=matching_id or code,
-        lpa=lpa,
-    )
-    keyboard = delivery_keyboard(
-        translator, language, lpa=lpa, install_help_callback=install_help_callback_data()
-    )
-    png = render_qr_png(lpa)  # ~2.5 ms of pure Python: a thread would only add a hop
-    chat_id = query.message.chat.id if query.message is not None else me
-    await bot.send_photo(
-        chat_id,
-        BufferedInputFile(png, filename="esim-qr.png"),
-        caption=caption,
-        reply_markup=to_markup(keyboard),
-    )
+    chat_id = query.message.chat.id if query.message is not None else query.from_user.id
+    await messenger.send_photo(chat_id, photo.png, photo.caption, photo.keyboard)
 
 
 async def on_install_help(
-    query: CallbackQuery,
-    callback_data: InstallHelpCallback,
-    session: AsyncSession,
-    translator: Translator,
-    language: str,
-    callback_answer: CallbackAnswer,
+    query: CallbackQuery, callback_data: InstallHelpCallback, translator: Translator, language: str
 ) -> None:
-    esim_id = callback_data.esim_id
-    if esim_id and await MyEsimsRepository(session).esim(esim_id, query.from_user.id) is None:
-        _refuse(callback_answer)
-        return
     # Under a QR photo `show` sends a new message: the photo (and its codes) stays in the chat.
-    await show(query, install_help_screen(install_instructions(translator, language), esim_id))
+    text = install_instructions(translator, language)
+    await show(query, install_help_screen(text, callback_data.esim_id))
 
 
 def create_router() -> Router:
     """A fresh router each call: a router can belong to one dispatcher only."""
     router = Router(name="myesims")
     router.message.filter(is_command)
-    router.message.register(on_myesims_command, Command("myesims"))
-    router.callback_query.register(on_myesims_button, MenuCallback.filter(F.action == "myesims"))
-    router.callback_query.register(on_list_page, MyEsimsCallback.filter(F.action == "list"))
+    router.callback_query.middleware(OwnedOnly())
+    router.message.register(on_list, Command("myesims"))
+    router.callback_query.register(on_list, MenuCallback.filter(F.action == "myesims"))
+    router.callback_query.register(on_list, MyEsimsCallback.filter(F.action == "list"))
     router.callback_query.register(on_open_esim, MyEsimsCallback.filter(F.action == "esim"))
     router.callback_query.register(on_open_order, MyEsimsCallback.filter(F.action == "order"))
     router.callback_query.register(on_show_qr, MyEsimsCallback.filter(F.action.in_({"qr", "oqr"})))

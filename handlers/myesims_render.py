@@ -1,29 +1,36 @@
-"""Screens of /myesims as text + inline keyboard; no I/O (rows come in, a Screen goes out).
+"""Screens of /myesims (and the order titles /paysupport shows) as text + inline keyboard; no I/O:
+the views of services.myesims come in, a Screen goes out.
 
-Texts go through aiogram's gettext (the i18n middleware sets the language); dates and prices
-are formatted for `lang`, the same language, passed explicitly for Babel.
+Texts go through aiogram's gettext (the i18n middleware sets the language); plans, dates and
+prices are formatted by services.formatting in `Wording.lang`, the same language.
 """
 
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
 
-from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
-from babel.dates import format_date, format_timedelta
+from babel.dates import format_timedelta
 
-from db.models import Esim, EsimBundle, Order, OrderStatus
-from handlers.callbacks import MenuCallback
-from handlers.render import Screen, back_button, button, clamp_page, format_data, format_days
+from handlers.callbacks import InstallHelpCallback, MenuCallback, MyEsimsCallback, TopUpCallback
+from handlers.render import Screen, back_button, button, clamp_page
 from services.catalogue import Catalogue
-from services.countries import country_name, flag, region_name
+from services.formatting import bundle_title, date_medium, date_short, order_title
 from services.i18n import N_, Translator
-from services.pricing import Price, format_price
+from services.myesims import (
+    BundleView,
+    EsimDetail,
+    EsimEntry,
+    EsimView,
+    Freshness,
+    OrderStatus,
+    OrderView,
+)
+from services.pricing import format_price
 from services.usage import (
     esim_state,
     finished_line,
@@ -52,128 +59,49 @@ ORDER_STATUS_LABELS: dict[str, str] = {
 }
 
 
-class MyEsimsCallback(CallbackData, prefix="me"):
-    """/myesims navigation; `id` is an eSIM id ("esim", "qr") or an order id ("order", "oqr")."""
-
-    action: Literal["list", "esim", "order", "qr", "oqr"]
-    id: int = 0
-    page: int = 0
-
-
-class InstallHelpCallback(CallbackData, prefix="ih"):
-    """Install steps; `esim_id` 0 comes from under a delivered QR photo (Back → the list)."""
-
-    esim_id: int = 0
-
-
-class TopUpCallback(CallbackData, prefix="topup"):
-    """Top up an eSIM the user owns (handled by handlers.topup)."""
-
-    esim_id: int
-
-
 @dataclass(frozen=True, slots=True)
-class Entry:
-    """One line of the list: an eSIM (with its orders) or an order that has no eSIM."""
+class Wording:
+    """How the user's eSIMs and orders read in one language (plain text; escape for HTML)."""
 
-    kind: Literal["esim", "order"]
-    id: int
-    title: str
-    status: str
-    when: datetime
+    catalogue: Catalogue
+    translator: Translator
+    lang: str
 
+    def order_title(self, order: OrderView) -> str:
+        """`🇹🇭 Thailand · 1 GB · 7 days`."""
+        bundle = self.catalogue.by_name(order.bundle_name)
+        return order_title(order, bundle, self.lang, self.translator)
 
-@dataclass(frozen=True, slots=True)
-class Freshness:
-    """How current the shown state is: whether reading eSIM Go just now worked, and when it
-    last did."""
+    def bundle_title(self, bundle_name: str, orders: Sequence[OrderView]) -> str:
+        """A plan on an eSIM, titled like the order that bought it (else from the catalogue)."""
+        order = next((o for o in orders if o.bundle_name == bundle_name), None)
+        if order is not None:
+            return self.order_title(order)
+        found = self.catalogue.by_name(bundle_name)
+        if found is None:
+            return bundle_name
+        return bundle_title(found, self.lang, self.translator)
 
-    refreshed: bool
-    polled_at: datetime | None
-    now: datetime
+    def esim_title(self, orders: Sequence[OrderView], current: BundleView | None) -> str | None:
+        """Named after the plan it shows (the active one), else its latest purchase."""
+        if current is not None:
+            return self.bundle_title(current.bundle_name, orders)
+        latest = max(orders, key=lambda o: o.created_at, default=None)
+        return self.order_title(latest) if latest is not None else None
 
+    def esim_status(self, esim: EsimView, bundles: Sequence[BundleView]) -> str:
+        """The eSIM's state in words: not installed yet, ready, in use, used up, expired."""
+        installed = is_installed(esim.profile_status, esim.first_installed_at)
+        state = esim_state(installed, [b.state for b in bundles])
+        return state_label(state, self.lang, self.translator)
 
-# -- formatting -----------------------------------------------------------------------------
-
-
-def format_day(moment: datetime, lang: str) -> str:
-    """Mar 12, 2025 / 12 мар. 2025 г."""
-    return format_date(moment.date(), format="medium", locale=lang)
-
-
-def format_short_day(moment: datetime, lang: str) -> str:
-    """Mar 12 / 12 мар."""
-    return format_date(moment.date(), format="MMM d" if lang == "en" else "d MMM", locale=lang)
-
-
-def area_label(order: Order, lang: str) -> str:
-    """🇹🇭 Thailand, or a region's name for multi-country plans."""
-    code = (order.country_code or "").strip()
-    if len(code) == 2 and code.isalpha():
-        emoji = flag(code)
-        name = country_name(code, lang, order.country_name)
-        return f"{emoji} {name}" if emoji else name
-    if order.country_name:
-        return "🌍 " + region_name(order.country_name, lang)
-    return "🌍"
+    def price(self, order: OrderView) -> str:
+        return format_price(order.price, self.lang)
 
 
-def plan_title(order: Order, catalogue: Catalogue, lang: str) -> str:
-    """`🇹🇭 Thailand · 1 GB · 7 days` (plain text; escape it for HTML)."""
-    bundle = catalogue.by_name(order.bundle_name)
-    if bundle is None:
-        size = order.bundle_name
-    else:
-        size = f"{format_data(bundle, lang)} · {format_days(bundle.duration_days)}"
-    return f"{area_label(order, lang)} · {size}"
-
-
-def bundle_title(
-    bundle_name: str, orders: Sequence[Order], catalogue: Catalogue, lang: str
-) -> str:
-    """A bundle row's plan, titled like the order that bought it (else from the catalogue)."""
-    order = next((o for o in orders if o.bundle_name == bundle_name), None)
-    if order is not None:
-        return plan_title(order, catalogue, lang)
-    found = catalogue.by_name(bundle_name)
-    if found is None:
-        return bundle_name
-    place = "🌍"
-    if found.countries:
-        first = found.countries[0]
-        emoji = flag(first.iso)
-        if emoji:
-            place = f"{emoji} {country_name(first.iso, lang, first.name)}"
-        else:
-            place = f"🌍 {region_name(first.name, lang)}"
-    return f"{place} · {format_data(found, lang)} · {format_days(found.duration_days)}"
-
-
-def order_status(order: Order) -> str:
+def order_status(order: OrderView) -> str:
     label = ORDER_STATUS_LABELS.get(order.status)
     return _(label) if label is not None else order.status
-
-
-def esim_status(
-    esim: Esim, bundles: Sequence[EsimBundle], translator: Translator, lang: str
-) -> str:
-    """The eSIM's state in words: not installed yet, ready, in use, used up, expired."""
-    installed = is_installed(esim.profile_status, esim.first_installed_at)
-    return state_label(esim_state(installed, [b.state for b in bundles]), lang, translator)
-
-
-def esim_title(
-    esim: Esim,
-    orders: Sequence[Order],
-    current: EsimBundle | None,
-    catalogue: Catalogue,
-    lang: str,
-) -> str:
-    """Named after the plan it shows (the active one), else its latest purchase."""
-    if current is not None:
-        return bundle_title(current.bundle_name, orders, catalogue, lang)
-    latest = max(orders, key=lambda o: o.created_at, default=None)
-    return plan_title(latest, catalogue, lang) if latest is not None else esim.iccid
 
 
 def freshness_note(freshness: Freshness, lang: str) -> str:
@@ -196,74 +124,56 @@ def freshness_note(freshness: Freshness, lang: str) -> str:
     return _("⚠️ Couldn't refresh just now; this was updated {ago}.").format(ago=ago)
 
 
-def order_price(order: Order, lang: str) -> str:
-    return format_price(Price(order.price, order.price_currency), lang)
-
-
 # -- the list -------------------------------------------------------------------------------
 
 
-def build_entries(
-    esims: Sequence[Esim],
-    orders: Sequence[Order],
-    bundles: Mapping[str, Sequence[EsimBundle]],
-    catalogue: Catalogue,
-    translator: Translator,
-    lang: str,
-) -> list[Entry]:
-    """eSIMs (state in words, % of data left) and orders without an eSIM, newest first.
+@dataclass(frozen=True, slots=True)
+class _Line:
+    """One entry of the list as shown."""
 
-    Only stored state: listing never calls eSIM Go.
-    """
-    by_iccid: dict[str, list[Order]] = {}
-    for order in orders:
-        if order.iccid:
-            by_iccid.setdefault(order.iccid, []).append(order)
-    entries: list[Entry] = []
-    for esim in esims:
-        mine = by_iccid.get(esim.iccid, [])
-        rows = bundles.get(esim.iccid, ())
-        current = group_bundles(rows).current
-        title = esim_title(esim, mine, current, catalogue, lang)
-        when = max([esim.created_at, *(o.created_at for o in mine)])
-        status = esim_status(esim, rows, translator, lang)
-        left = percent_left(current, lang, translator) if current is not None else None
-        if left is not None:
-            status = f"{status} · {left}"
-        entries.append(Entry("esim", esim.id, title, status, when))
-    owned = {esim.iccid for esim in esims}
-    for order in orders:
-        if order.iccid and order.iccid in owned:
-            continue
-        title = plan_title(order, catalogue, lang)
-        entries.append(Entry("order", order.id, title, order_status(order), order.created_at))
-    entries.sort(key=lambda e: (e.when, e.kind == "esim", e.id), reverse=True)
-    return entries
+    callback: MyEsimsCallback
+    title: str
+    status: str
+    when: datetime
 
 
-def _open(entry: Entry, page: int) -> MyEsimsCallback:
-    return MyEsimsCallback(action=entry.kind, id=entry.id, page=page)
+def _line(item: EsimEntry | OrderView, words: Wording, page: int) -> _Line:
+    if isinstance(item, OrderView):
+        callback = MyEsimsCallback(action="order", id=item.id, page=page)
+        return _Line(callback, words.order_title(item), order_status(item), item.created_at)
+    current = group_bundles(item.bundles).current
+    title = words.esim_title(item.orders, current) or item.esim.iccid
+    status = words.esim_status(item.esim, item.bundles)
+    left = percent_left(current, words.lang, words.translator) if current is not None else None
+    if left is not None:
+        status = f"{status} · {left}"
+    callback = MyEsimsCallback(action="esim", id=item.esim.id, page=page)
+    return _Line(callback, title, status, item.when)
 
 
-def list_screen(entries: Sequence[Entry], lang: str, page: int = 0) -> Screen:
-    if not entries:
+def list_screen(items: Sequence[EsimEntry | OrderView], words: Wording, page: int = 0) -> Screen:
+    """eSIMs (state in words, % of data left) and orders without an eSIM, newest first."""
+    if not items:
         return empty_screen()
-    page, pages = clamp_page(page, len(entries), ENTRIES_PER_PAGE)
-    shown = entries[page * ENTRIES_PER_PAGE : (page + 1) * ENTRIES_PER_PAGE]
+    page, pages = clamp_page(page, len(items), ENTRIES_PER_PAGE)
+    shown = [
+        _line(item, words, page)
+        for item in items[page * ENTRIES_PER_PAGE : (page + 1) * ENTRIES_PER_PAGE]
+    ]
     lines = [_("📱 <b>My eSIMs and orders</b>"), ""]
-    for entry in shown:
+    for line in shown:
         lines.append(
             _("<b>{title}</b>\n{status} · {date}").format(
-                title=html.escape(entry.title),
-                status=html.escape(entry.status),
-                date=format_day(entry.when, lang),
+                title=html.escape(line.title),
+                status=html.escape(line.status),
+                date=date_medium(line.when, words.lang),
             )
         )
     lines += ["", _("Tap one to see its details.")]
     # The date tells apart two orders of the same plan (a refunded one and its re-purchase).
     rows = [
-        [button(f"{entry.title} · {format_short_day(entry.when, lang)}", _open(entry, page))]
-        for entry in shown
+        [button(f"{line.title} · {date_short(line.when, words.lang)}", line.callback)]
+        for line in shown
     ]
     if pages > 1:
         nav = []
@@ -290,57 +200,57 @@ def empty_screen() -> Screen:
 # -- details --------------------------------------------------------------------------------
 
 
-def _history_line(order: Order, catalogue: Catalogue, lang: str) -> str:
+def _history_line(order: OrderView, words: Wording) -> str:
     return _("• {date} — {plan} — {price} — {status} (order <code>{order}</code>)").format(
-        date=format_day(order.created_at, lang),
-        plan=html.escape(plan_title(order, catalogue, lang)),
-        price=order_price(order, lang),
+        date=date_medium(order.created_at, words.lang),
+        plan=html.escape(words.order_title(order)),
+        price=words.price(order),
         status=html.escape(order_status(order)),
         order=html.escape(order.public_id),
     )
 
 
-def esim_screen(
-    esim: Esim,
-    orders: Sequence[Order],
-    bundles: Sequence[EsimBundle],
-    catalogue: Catalogue,
-    translator: Translator,
-    lang: str,
-    freshness: Freshness,
-    page: int = 0,
-) -> Screen:
-    """An eSIM: its plan and usage, queued and finished plans, purchases; QR, install, top up."""
-    groups = group_bundles(bundles)
+def _plans_lines(detail: EsimDetail, words: Wording) -> list[str]:
+    """The plan shown with its usage, then queued and finished plans."""
+    groups = group_bundles(detail.bundles)
     current = groups.current
-    lines = [
-        f"<b>{html.escape(esim_title(esim, orders, current, catalogue, lang))}</b>",
-        _("Status: {status}").format(
-            status=html.escape(esim_status(esim, bundles, translator, lang))
-        ),
-    ]
+    lines = []
     if current is not None:
-        lines.append(html.escape(plan_line(current, lang, translator)))
+        lines.append(html.escape(plan_line(current, words.lang, words.translator)))
     if groups.queued:
         lines += ["", _("<b>Queued</b> — each starts when the plan before it ends:")]
         lines += [
-            "• " + html.escape(bundle_title(b.bundle_name, orders, catalogue, lang))
+            "• " + html.escape(words.bundle_title(b.bundle_name, detail.orders))
             for b in groups.queued
         ]
     finished = [b for b in groups.finished if b is not current][:FINISHED_LIMIT]
     if finished:
         lines += ["", _("<b>Finished</b>")]
         for b in finished:
-            plan = bundle_title(b.bundle_name, orders, catalogue, lang)
-            outcome = finished_line(b, lang, translator)
+            plan = words.bundle_title(b.bundle_name, detail.orders)
+            outcome = finished_line(b, words.lang, words.translator)
             lines.append(f"• {html.escape(plan)} — {html.escape(outcome)}")
-    lines += ["", _("ICCID: <code>{iccid}</code>").format(iccid=html.escape(esim.iccid))]
+    return lines
+
+
+def esim_screen(detail: EsimDetail, words: Wording, page: int = 0) -> Screen:
+    """An eSIM: its plan and usage, queued and finished plans, purchases; QR, install, top up."""
+    esim, orders = detail.esim, detail.orders
+    title = words.esim_title(orders, group_bundles(detail.bundles).current) or esim.iccid
+    lines = [
+        f"<b>{html.escape(title)}</b>",
+        _("Status: {status}").format(status=html.escape(words.esim_status(esim, detail.bundles))),
+        *_plans_lines(detail, words),
+        "",
+        _("ICCID: <code>{iccid}</code>").format(iccid=html.escape(esim.iccid)),
+    ]
     if orders:
         lines += ["", _("<b>Purchases</b>")]
-        lines += [_history_line(order, catalogue, lang) for order in orders[:HISTORY_LIMIT]]
-    lines += ["", "<i>" + html.escape(freshness_note(freshness, lang)) + "</i>"]
+        lines += [_history_line(order, words) for order in orders[:HISTORY_LIMIT]]
+    note = freshness_note(detail.freshness, words.lang)
+    lines += ["", "<i>" + html.escape(note) + "</i>"]
     rows: list[list[InlineKeyboardButton]] = []
-    if esim.lpa or (esim.smdp_address and esim.matching_id):
+    if esim.has_qr:
         rows.append([button(_("🔳 Show QR again"), MyEsimsCallback(action="qr", id=esim.id))])
     rows.append([button(_("📖 How to install"), InstallHelpCallback(esim_id=esim.id))])
     rows.append([button(_("➕ Top up"), TopUpCallback(esim_id=esim.id))])
@@ -361,13 +271,13 @@ _ORDER_NOTES: dict[str, str] = {
 }
 
 
-def order_screen(order: Order, catalogue: Catalogue, lang: str, page: int = 0) -> Screen:
+def order_screen(order: OrderView, words: Wording, page: int = 0) -> Screen:
     """An order without an eSIM row: what it was, its status in words, what happens next."""
     lines = [
         _("<b>Order <code>{order}</code></b>").format(order=html.escape(order.public_id)),
-        _("Plan: {plan}").format(plan=html.escape(plan_title(order, catalogue, lang))),
-        _("Price: {price}").format(price=order_price(order, lang)),
-        _("Date: {date}").format(date=format_day(order.created_at, lang)),
+        _("Plan: {plan}").format(plan=html.escape(words.order_title(order))),
+        _("Price: {price}").format(price=words.price(order)),
+        _("Date: {date}").format(date=date_medium(order.created_at, words.lang)),
         _("Status: {status}").format(status=html.escape(order_status(order))),
     ]
     if order.iccid:
@@ -376,7 +286,7 @@ def order_screen(order: Order, catalogue: Catalogue, lang: str, page: int = 0) -
     if note is not None:
         lines += ["", _(note)]
     rows: list[list[InlineKeyboardButton]] = []
-    if order.qr_code:
+    if order.lpa:
         rows.append([button(_("🔳 Show QR again"), MyEsimsCallback(action="oqr", id=order.id))])
         rows.append([button(_("📖 How to install"), InstallHelpCallback())])
     rows.append([back_button(MyEsimsCallback(action="list", page=page))])

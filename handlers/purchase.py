@@ -9,11 +9,10 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
-from datetime import UTC, datetime
-from typing import Literal
 
 from aiogram import Bot, F, Router
 from aiogram.filters.callback_data import CallbackData
+from aiogram.methods import SendInvoice
 from aiogram.types import (
     CallbackQuery,
     InlineKeyboardMarkup,
@@ -26,18 +25,16 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.config import Settings
-from bot.messenger import AiogramMessenger
-from db.models import Esim, Order, OrderStatus
 from handlers import render
-from handlers.callbacks import BundleCallback, MenuCallback
+from handlers.callbacks import BundleCallback, MenuCallback, OrderCallback, TopUpCallback
 from handlers.common import show
-from handlers.myesims_render import TopUpCallback
+from handlers.guards import alert
 from handlers.render import Screen, button
-from services.admin_alerts import AdminAlerts
-from services.catalogue import CatalogueService
-from services.esimgo.models import Bundle
-from services.orders import TOPUP, OrderService, PaymentOutcome, PreCheckoutRefusal, Prepared
+from services.catalogue import Catalogue, CatalogueService
+from services.checkout import Buyer, CancelOutcome, Checkout, PayOutcome, Quote, TopUpEsim
+from services.formatting import bundle_size, bundle_title
+from services.i18n import N_, Translator
+from services.orders import TOPUP, OrderService, PaymentOutcome, PreCheckoutRefusal
 from services.pricing import Price, format_price
 
 log = logging.getLogger(__name__)
@@ -46,57 +43,52 @@ log = logging.getLogger(__name__)
 TITLE_LIMIT = 32
 DESCRIPTION_LIMIT = 255
 
-
-class OrderCallback(CallbackData, prefix="po"):
-    """Pay for or cancel one order (public id); the owner is checked on every press."""
-
-    action: Literal["pay", "cancel"]
-    order: str
-
-
-def _order_price(order: Order) -> Price:
-    return Price(order.price, order.price_currency)
-
-
-def _plan_title(catalogue: CatalogueService, bundle: Bundle, lang: str, iso: str) -> str:
-    if bundle.is_multi_country:
-        place = f"🌍 {render.bundle_area(bundle, lang)}"
-    else:
-        place = render.country_label(catalogue.catalogue, bundle.coverage[0].iso, lang)
-    return " · ".join(
-        [place, render.format_data(bundle, lang), render.format_days(bundle.duration_days)]
-    )
+PAY_REFUSALS = {
+    PayOutcome.NOT_FOUND: N_("This order is not available."),
+    PayOutcome.WITHDRAWN: N_("This plan is no longer available. Please choose another one."),
+    PayOutcome.ESIM_GONE: N_(
+        "This eSIM is no longer in your account, so it cannot be topped up. "
+        "Open /myesims for yours."
+    ),
+    PayOutcome.EXPIRED: N_("This order has expired. Please start again from the plan."),
+    PayOutcome.ALREADY_PAID: N_("This order is already paid."),
+    PayOutcome.UNAVAILABLE: N_(
+        "😔 This plan is temporarily unavailable. Please try again later or pick another one."
+    ),
+}
 
 
-def esim_tail(esim: Esim) -> str:
-    """How the user tells eSIMs apart: the last digits of the ICCID ("…4826")."""
-    return "…" + esim.iccid[-4:]
+def buyer_of(query: CallbackQuery) -> Buyer:
+    """Whoever pressed; the order's messages go to the chat the button is in."""
+    user = query.from_user
+    chat_id = query.message.chat.id if query.message is not None else user.id
+    return Buyer(user.id, user.username, chat_id)
 
 
 def confirmation_screen(
-    catalogue: CatalogueService,
+    catalogue: Catalogue,
+    translator: Translator,
     lang: str,
-    bundle: Bundle,
-    order: Order,
+    quote: Quote,
     *,
     old_price: int | None = None,
-    esim: Esim | None = None,
 ) -> Screen:
     """Plan, countries, price and the validity rule, with Pay / Back / Cancel.
 
-    With `esim` (a top-up) it names the eSIM the plan goes onto, and Back leads to its plans.
+    For a top-up it names the eSIM the plan goes onto, and Back leads to its plans.
     """
-    iso = order.country_code or ""
-    price = format_price(_order_price(order), lang)
+    bundle, esim = quote.bundle, quote.esim
+    iso = quote.country_code or ""
+    price = format_price(quote.price, lang)
     lines = [_("🧾 <b>Confirm your order</b>"), ""]
     if esim is not None:
         lines.append(
-            _("➕ Top-up for your eSIM ending in {tail}").format(tail=html.escape(esim_tail(esim)))
+            _("➕ Top-up for your eSIM ending in {tail}").format(tail=html.escape(esim.tail))
         )
     lines += [
-        _("📦 Plan: {plan}").format(plan=html.escape(_plan_title(catalogue, bundle, lang, iso))),
+        _("📦 Plan: {plan}").format(plan=html.escape(bundle_title(bundle, lang, translator))),
         _("🌍 Countries: {countries}").format(
-            countries=render.coverage_text(catalogue.catalogue, bundle, lang, iso)
+            countries=render.coverage_text(catalogue, bundle, lang, iso)
         ),
         ngettext(
             "🗓 Valid {n} day from first use",
@@ -106,39 +98,42 @@ def confirmation_screen(
         _("💰 Price: {price}").format(price=html.escape(price)),
     ]
     if old_price is not None:
-        old = format_price(Price(old_price, order.price_currency), lang)
+        old = format_price(Price(old_price, quote.price.currency), lang)
         lines += [
             "",
             _("⚠️ The price has changed from {old} to {new}. Please confirm the new price.").format(
                 old=html.escape(old), new=html.escape(price)
             ),
         ]
+    lines += ["", _next_step(esim)]
+    return Screen("\n".join(lines), _confirmation_keyboard(quote, price))
+
+
+def _next_step(esim: TopUpEsim | None) -> str:
+    if esim is None:
+        return _("You pay in Telegram; the eSIM arrives here as a QR code right after.")
+    return _(
+        "You pay in Telegram; the plan goes onto this eSIM right after. Nothing needs "
+        "installing: the eSIM stays as it is on your phone."
+    )
+
+
+def _confirmation_keyboard(quote: Quote, price: str) -> InlineKeyboardMarkup:
+    """Pay, then Back (to the eSIM's plans for a top-up, else to the plan's card) and Cancel."""
     back: CallbackData
-    if esim is not None:
-        lines += [
-            "",
-            _(
-                "You pay in Telegram; the plan goes onto this eSIM right after. Nothing needs "
-                "installing: the eSIM stays as it is on your phone."
-            ),
-        ]
-        back = TopUpCallback(esim_id=esim.id)
+    if quote.esim is not None:
+        back = TopUpCallback(esim_id=quote.esim.id)
     else:
-        lines += ["", _("You pay in Telegram; the eSIM arrives here as a QR code right after.")]
-        back = BundleCallback(action="show", bundle=bundle.name, iso=iso)
+        back = BundleCallback(
+            action="show", bundle=quote.bundle.name, iso=quote.country_code or ""
+        )
+    pay = OrderCallback(action="pay", order=quote.public_id)
+    cancel = OrderCallback(action="cancel", order=quote.public_id)
     rows = [
-        [
-            button(
-                _("💳 Pay {price}").format(price=price),
-                OrderCallback(action="pay", order=order.public_id),
-            )
-        ],
-        [
-            render.back_button(back),
-            button(_("✖️ Cancel"), OrderCallback(action="cancel", order=order.public_id)),
-        ],
+        [button(_("💳 Pay {price}").format(price=price), pay)],
+        [render.back_button(back), button(_("✖️ Cancel"), cancel)],
     ]
-    return Screen("\n".join(lines), InlineKeyboardMarkup(inline_keyboard=rows))
+    return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
 def _single_screen(text: str) -> Screen:
@@ -149,182 +144,102 @@ def _single_screen(text: str) -> Screen:
 async def on_buy(
     query: CallbackQuery,
     callback_data: BundleCallback,
-    session: AsyncSession,
-    language: str,
+    checkout: Checkout,
     catalogue: CatalogueService,
-    orders: OrderService,
+    translator: Translator,
+    language: str,
     callback_answer: CallbackAnswer,
 ) -> None:
     bundle = catalogue.catalogue.by_name(callback_data.bundle)
     if bundle is None:
-        callback_answer.text = _("This plan is no longer available. Please choose another one.")
-        callback_answer.show_alert = True
+        alert(callback_answer, _("This plan is no longer available. Please choose another one."))
         return
-    order = await start_order(
-        query, session, orders, catalogue, bundle, callback_data.iso or None, language
-    )
-    await show(query, confirmation_screen(catalogue, language, bundle, order))
-
-
-async def start_order(
-    query: CallbackQuery,
-    session: AsyncSession,
-    orders: OrderService,
-    catalogue: CatalogueService,
-    bundle: Bundle,
-    iso: str | None,
-    language: str,
-    topup_iccid: str | None = None,
-) -> Order:
-    """The order awaiting payment for whoever pressed; a one-country plan names its country."""
-    if iso is None and not bundle.is_multi_country and bundle.coverage:
-        iso = bundle.coverage[0].iso
-    user = query.from_user
-    return await orders.start(
-        session,
-        bundle=bundle,
-        user_id=user.id,
-        username=user.username,
-        chat_id=query.message.chat.id if query.message is not None else user.id,
-        language=language,
-        country_code=iso,
-        country_name=catalogue.catalogue.country_name(iso, "en") if iso else None,
-        topup_iccid=topup_iccid,
-    )
+    quote = await checkout.start(bundle, buyer_of(query), callback_data.iso or None, language)
+    await show(query, confirmation_screen(catalogue.catalogue, translator, language, quote))
 
 
 async def on_cancel(
     query: CallbackQuery,
     callback_data: OrderCallback,
-    session: AsyncSession,
-    orders: OrderService,
+    checkout: Checkout,
     callback_answer: CallbackAnswer,
 ) -> None:
-    order = await orders.owned(session, callback_data.order, query.from_user.id)
-    if order is None:
-        callback_answer.text = _("This order is not available.")
-        callback_answer.show_alert = True
-        return
-    if await orders.cancel(session, order) or order.status == OrderStatus.CANCELLED.value:
+    outcome = await checkout.cancel(callback_data.order, query.from_user.id)
+    if outcome is CancelOutcome.CANCELLED:
         await show(query, _single_screen(_("Order cancelled. You have not been charged.")))
-        return
-    callback_answer.text = _("This order is already paid and can no longer be cancelled.")
-    callback_answer.show_alert = True
+    elif outcome is CancelOutcome.NOT_FOUND:
+        alert(callback_answer, _("This order is not available."))
+    else:
+        alert(callback_answer, _("This order is already paid and can no longer be cancelled."))
 
 
 async def on_pay(
     query: CallbackQuery,
     callback_data: OrderCallback,
     bot: Bot,
-    session: AsyncSession,
-    language: str,
-    settings: Settings,
+    checkout: Checkout,
     catalogue: CatalogueService,
-    orders: OrderService,
-    alerts: AdminAlerts,
+    translator: Translator,
+    language: str,
+    provider_token: str | None,
     callback_answer: CallbackAnswer,
 ) -> None:
-    order = await orders.owned(session, callback_data.order, query.from_user.id)
-    if order is None:
-        callback_answer.text = _("This order is not available.")
-        callback_answer.show_alert = True
-        return
-    bundle = catalogue.catalogue.by_name(order.bundle_name)
-    if bundle is None:
-        await orders.cancel(session, order, reason="bundle withdrawn")
-        callback_answer.text = _("This plan is no longer available. Please choose another one.")
-        callback_answer.show_alert = True
-        return
-    prepared = await orders.prepare_invoice(session, order)
-    order = prepared.order
-    if prepared.outcome is Prepared.ESIM_GONE:
-        callback_answer.text = _(
-            "This eSIM is no longer in your account, so it cannot be topped up. "
-            "Open /myesims for yours."
-        )
-        callback_answer.show_alert = True
-        return
-    if prepared.outcome is Prepared.NOT_PAYABLE:
-        if order.status == OrderStatus.CANCELLED.value:
-            text = _("This order has expired. Please start again from the plan.")
-        else:
-            text = _("This order is already paid.")
-        callback_answer.text = text
-        callback_answer.show_alert = True
-        return
-    if prepared.outcome in (Prepared.UNAVAILABLE, Prepared.LOW_BALANCE):
-        if prepared.outcome is Prepared.LOW_BALANCE:
-            today = datetime.now(UTC).date().isoformat()
-            await alerts.alert_once(
-                AiogramMessenger(bot),
-                f"low-balance:{today}",
-                f"⚠️ eSIM Go balance is {prepared.balance}: too low for {order.bundle_name} "
-                f"(cost {order.cost}). Sales of it are paused until the account is topped up.",
-            )
-        callback_answer.text = _(
-            "😔 This plan is temporarily unavailable. Please try again later or pick another one."
-        )
-        callback_answer.show_alert = True
-        return
-    if prepared.outcome is Prepared.PRICE_CHANGED:
+    """Price and stock confirmed with eSIM Go, then the invoice (or why there is none)."""
+    step = await checkout.pay(callback_data.order, query.from_user.id)
+    if step.quote is None:
+        alert(callback_answer, _(PAY_REFUSALS[step.outcome]))
+    elif step.outcome is PayOutcome.PRICE_CHANGED:
         screen = confirmation_screen(
-            catalogue, language, bundle, order, old_price=prepared.old_price, esim=prepared.esim
+            catalogue.catalogue, translator, language, step.quote, old_price=step.old_price
         )
         await show(query, screen)
-        return
-    await _send_invoice(bot, query, settings, catalogue, language, bundle, order, prepared.esim)
+    else:
+        chat_id = buyer_of(query).chat_id
+        await bot(_invoice(chat_id, step.quote, translator, language, provider_token))
+        log.info("order %s: invoice sent (%s)", step.quote.public_id, step.quote.price)
+        await show(query, _waiting_screen(step.quote))
 
 
-def _provider_token(settings: Settings) -> str | None:
-    return settings.payment_provider_token.get_secret_value() or None
-
-
-async def _send_invoice(
-    bot: Bot,
-    query: CallbackQuery,
-    settings: Settings,
-    catalogue: CatalogueService,
-    lang: str,
-    bundle: Bundle,
-    order: Order,
-    esim: Esim | None,
-) -> None:
-    chat_id = query.message.chat.id if query.message is not None else query.from_user.id
-    plan = _plan_title(catalogue, bundle, lang, order.country_code or "")
-    short = f"{render.format_data(bundle, lang)} · {render.format_days(bundle.duration_days)}"
-    if esim is not None:
+def _invoice(
+    chat_id: int, quote: Quote, translator: Translator, lang: str, provider_token: str | None
+) -> SendInvoice:
+    """sendInvoice's fields for the quoted order; the payload is its public id."""
+    plan = bundle_title(quote.bundle, lang, translator)
+    short = bundle_size(quote.bundle, lang, translator)
+    if quote.esim is not None:
         title = _("Top-up {plan}").format(plan=short)
         description = _(
             "Travel data plan: {plan}, onto your eSIM ending in {tail}. Valid from first use. "
             "Order {order}. Added right after payment; nothing to install."
-        ).format(plan=plan, tail=esim_tail(esim), order=order.public_id)
+        ).format(plan=plan, tail=quote.esim.tail, order=quote.public_id)
     else:
         title = _("eSIM {plan}").format(plan=short)
         description = _(
             "Travel data eSIM: {plan}. Valid from first use. Order {order}. "
             "Delivered here as a QR code right after payment."
-        ).format(plan=plan, order=order.public_id)
-    stars = order.price_currency == "XTR"
-    await bot.send_invoice(
+        ).format(plan=plan, order=quote.public_id)
+    return SendInvoice(
         chat_id=chat_id,
         title=title[:TITLE_LIMIT],
         description=description[:DESCRIPTION_LIMIT],
-        payload=order.public_id,
-        currency=order.price_currency,
-        prices=[LabeledPrice(label=plan[:TITLE_LIMIT], amount=order.price)],
-        provider_token=None if stars else _provider_token(settings),
+        payload=quote.public_id,
+        currency=quote.price.currency,
+        prices=[LabeledPrice(label=plan[:TITLE_LIMIT], amount=quote.price.amount)],
+        provider_token=None if quote.price.is_stars else provider_token,
     )
-    log.info("order %s: invoice sent (%s %s)", order.public_id, order.price, order.price_currency)
+
+
+def _waiting_screen(quote: Quote) -> Screen:
     waiting = "\n".join(
         [
             _("🧾 Order <code>{order}</code>: the invoice is below ⬇️").format(
-                order=order.public_id
+                order=quote.public_id
             ),
             _("It can be paid within 24 hours."),
         ]
     )
-    cancel = button(_("✖️ Cancel"), OrderCallback(action="cancel", order=order.public_id))
-    await show(query, Screen(waiting, InlineKeyboardMarkup(inline_keyboard=[[cancel]])))
+    cancel = button(_("✖️ Cancel"), OrderCallback(action="cancel", order=quote.public_id))
+    return Screen(waiting, InlineKeyboardMarkup(inline_keyboard=[[cancel]]))
 
 
 def refusal_text(refusal: PreCheckoutRefusal) -> str:

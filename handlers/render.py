@@ -9,16 +9,13 @@ from __future__ import annotations
 import html
 import logging
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
-from babel.numbers import format_decimal
 
 from handlers.callbacks import (
     ORIGIN_BUY,
@@ -35,8 +32,10 @@ from handlers.callbacks import (
     region_origin,
 )
 from services.catalogue import Catalogue
-from services.countries import flag, region_name, sorted_by_name
+from services.countries import region_name, sorted_by_name
 from services.esimgo.models import Bundle
+from services.formatting import WORLD, bundle_area, bundle_place, data_size, days, flagged
+from services.i18n import Translator
 from services.pricing import PricingService, format_price
 
 logger = logging.getLogger(__name__)
@@ -49,7 +48,6 @@ BUNDLES_PER_PAGE = 10
 COVERAGE_NAMES = 3
 QUERY_ECHO_CHARS = 40
 LANGUAGE_NAMES = {"en": "🇬🇧 English", "ru": "🇷🇺 Русский"}
-_UNLIMITED_TIER = re.compile(r"Unlimited\s+(Lite|Essential|Plus|Max)\b", re.IGNORECASE)
 _REGION_ICONS = {
     "Europe": "🇪🇺",
     "Asia": "🌏",
@@ -106,40 +104,13 @@ def _pager(
 # -- formatting -----------------------------------------------------------------------------
 
 
-def format_data(bundle: Bundle, lang: str) -> str:
-    """ "1 GB", "1,5 ГБ", "500 MB" or "Unlimited Lite"; 1 GB = 1000 MB as eSIM Go counts."""
-    if bundle.unlimited:
-        tier = _UNLIMITED_TIER.search(bundle.description)
-        label = _("Unlimited")
-        return f"{label} {tier.group(1).title()}" if tier else label
-    if bundle.data_mb >= 1000:
-        amount = format_decimal(Decimal(bundle.data_mb) / 1000, format="#,##0.#", locale=lang)
-        return _("{amount} GB").format(amount=amount)
-    return _("{amount} MB").format(amount=format_decimal(bundle.data_mb, locale=lang))
-
-
-def format_days(days: int) -> str:
-    return ngettext("{n} day", "{n} days", days).format(n=days)
-
-
 def country_label(catalogue: Catalogue, iso: str, lang: str) -> str:
-    emoji = flag(iso)
-    name = catalogue.country_name(iso, lang)
-    return f"{emoji} {name}" if emoji else name
+    return flagged(iso, catalogue.country_name(iso, lang))
 
 
 def region_label(region: str, lang: str) -> str:
     icon = _REGION_ICONS.get(region, "🌎")
     return f"{icon} {region_name(region, lang)}"
-
-
-def bundle_area(bundle: Bundle, lang: str) -> str:
-    """What a multi-country bundle is called: its region ("Asia") or "39 countries"."""
-    for country in bundle.countries:
-        if not (len(country.iso) == 2 and country.iso.isalpha()):
-            return region_name(country.name, lang)
-    count = len(bundle.coverage)
-    return ngettext("{count} country", "{count} countries", count).format(count=count)
 
 
 def coverage_text(catalogue: Catalogue, bundle: Bundle, lang: str, first: str = "") -> str:
@@ -160,15 +131,17 @@ def price_text(pricing: PricingService, bundle: Bundle, lang: str) -> str:
     return format_price(pricing.retail_price(bundle.price), lang)
 
 
-def bundle_label(bundle: Bundle, pricing: PricingService, lang: str, *, shared: bool) -> str:
+def bundle_label(
+    bundle: Bundle, pricing: PricingService, translator: Translator, lang: str, *, shared: bool
+) -> str:
     """The button text: `1 GB · 7 days · 50 ⭐`, with the region first for shared bundles."""
-    parts = [format_data(bundle, lang), format_days(bundle.duration_days)]
+    parts = [data_size(bundle, lang, translator), days(bundle.duration_days, lang, translator)]
     parts.append(price_text(pricing, bundle, lang))
     label = " · ".join(parts)
     if bundle.unlimited:
         label = "♾ " + label
     if shared:
-        label = f"🌍 {bundle_area(bundle, lang)} · {label}"
+        label = f"{WORLD} {bundle_area(bundle, lang, translator)} · {label}"
     return label
 
 
@@ -197,10 +170,6 @@ def main_menu() -> Screen:
         ]
     )
     return Screen(text, markup)
-
-
-def menu_keyboard() -> InlineKeyboardMarkup:
-    return main_menu().markup
 
 
 def help_screen() -> Screen:
@@ -348,6 +317,7 @@ def bundle_rows(
     own: Sequence[Bundle],
     shared: Sequence[Bundle],
     pricing: PricingService,
+    translator: Translator,
     lang: str,
     page: int,
     *,
@@ -369,7 +339,7 @@ def bundle_rows(
             continue
         bundle, is_shared = item
         try:
-            label = bundle_label(bundle, pricing, lang, shared=is_shared)
+            label = bundle_label(bundle, pricing, translator, lang, shared=is_shared)
             rows.append([button(label, pick(bundle, page))])
         except ValueError:  # a bundle name too long for callback data; skip, never crash
             logger.warning("bundle %r cannot be shown as a button", bundle.name)
@@ -381,6 +351,7 @@ def bundle_rows(
 def country_screen(
     catalogue: Catalogue,
     pricing: PricingService,
+    translator: Translator,
     lang: str,
     iso: str,
     origin: str,
@@ -404,7 +375,7 @@ def country_screen(
         return CountryCallback(iso=iso, origin=origin, page=page)
 
     buttons = bundle_rows(
-        own, shared, pricing, lang, page, header=bool(shared), pick=pick, turn=make
+        own, shared, pricing, translator, lang, page, header=bool(shared), pick=pick, turn=make
     )
     buttons.append([back_button(back)])
     name = html.escape(country_label(catalogue, iso, lang))
@@ -420,6 +391,7 @@ def country_screen(
 def bundle_screen(
     catalogue: Catalogue,
     pricing: PricingService,
+    translator: Translator,
     lang: str,
     bundle: Bundle,
     *,
@@ -428,15 +400,12 @@ def bundle_screen(
     page: int,
 ) -> Screen:
     """The card of one plan: what, where, how fast, for how long, for how much; Buy and Back."""
-    if bundle.is_multi_country:
-        title = f"🌍 {bundle_area(bundle, lang)}"
-    else:
-        title = country_label(catalogue, bundle.coverage[0].iso, lang)
-    data = format_data(bundle, lang)
-    days = format_days(bundle.duration_days)
+    title = bundle_place(bundle, lang, translator)
+    data = data_size(bundle, lang, translator)
+    validity = days(bundle.duration_days, lang, translator)
     price = price_text(pricing, bundle, lang)
     lines = [
-        f"<b>{html.escape(title)} · {html.escape(data)} · {html.escape(days)}</b>",
+        f"<b>{html.escape(title)} · {html.escape(data)} · {html.escape(validity)}</b>",
         "",
         _("📶 Data: {data}").format(data=html.escape(data)),
         ngettext(

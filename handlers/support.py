@@ -8,44 +8,37 @@ from __future__ import annotations
 
 import html
 import logging
-from typing import Literal
+from collections.abc import Collection, Sequence
 
-from aiogram import Bot, F, Router
+from aiogram import F, Router
 from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.enums import ChatType
 from aiogram.filters import Command
-from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
-from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.config import Settings
-from bot.messenger import AiogramMessenger
-from db.models import Order
-from db.repositories.esims import MyEsimsRepository
-from handlers.callbacks import MenuCallback
+from handlers.callbacks import MenuCallback, SupportCallback
 from handlers.common import show
 from handlers.filters import is_command_or_in_a_form
-from handlers.myesims_render import format_day, order_price, order_status, plan_title
+from handlers.guards import OwnedOnly
+from handlers.myesims_render import Wording, order_status
 from handlers.render import Screen, back_button, button
 from services.admin_alerts import AdminAlerts
 from services.catalogue import CatalogueService
+from services.formatting import date_medium
+from services.i18n import N_, Translator
+from services.messenger import Messenger
+from services.myesims import MyEsimsService, OrderView
+from services.pricing import format_price
 
 logger = logging.getLogger(__name__)
 
 RECENT_ORDERS = 10
 # Telegram messages hold 4096 characters; the admin's copy adds a header to the question.
 QUESTION_LIMIT = 3000
-
-
-class SupportCallback(CallbackData, prefix="sup"):
-    """Pick an order to ask about (`id`), a general question, or cancel."""
-
-    action: Literal["order", "other", "cancel"]
-    id: int = 0
+NOT_YOURS = N_("This order is not available. Send /paysupport again.")
 
 
 class SupportForm(StatesGroup):
@@ -58,7 +51,7 @@ def _cancel_markup() -> InlineKeyboardMarkup:
     )
 
 
-def _support_screen(orders: list[Order], catalogue: CatalogueService, language: str) -> Screen:
+def _support_screen(orders: Sequence[OrderView], words: Wording) -> Screen:
     lines = [
         _("💬 <b>Help with a payment</b>"),
         _(
@@ -78,8 +71,7 @@ def _support_screen(orders: list[Order], catalogue: CatalogueService, language: 
     rows = [
         [
             button(
-                f"{plan_title(order, catalogue.catalogue, language)} · "
-                f"{format_day(order.created_at, language)}",
+                f"{words.order_title(order)} · {date_medium(order.created_at, words.lang)}",
                 SupportCallback(action="order", id=order.id),
             )
         ]
@@ -92,44 +84,39 @@ def _support_screen(orders: list[Order], catalogue: CatalogueService, language: 
 
 async def on_paysupport(
     message: Message,
-    session: AsyncSession,
+    myesims: MyEsimsService,
     catalogue: CatalogueService,
+    translator: Translator,
     language: str,
     state: FSMContext,
 ) -> None:
     if message.from_user is None:
         return
     await state.clear()
-    orders = await MyEsimsRepository(session).orders(message.from_user.id, RECENT_ORDERS)
-    await show(message, _support_screen(list(orders), catalogue, language))
+    orders = await myesims.recent_orders(message.from_user.id, RECENT_ORDERS)
+    words = Wording(catalogue.catalogue, translator, language)
+    await show(message, _support_screen(orders, words))
 
 
 async def on_pick(
     query: CallbackQuery,
-    callback_data: SupportCallback,
-    session: AsyncSession,
-    catalogue: CatalogueService,
-    language: str,
     state: FSMContext,
-    callback_answer: CallbackAnswer,
+    catalogue: CatalogueService,
+    translator: Translator,
+    language: str,
+    owned: OrderView | None = None,
 ) -> None:
-    order_id: int | None = None
-    if callback_data.action == "order":
-        order = await MyEsimsRepository(session).order(callback_data.id, query.from_user.id)
-        if order is None:
-            callback_answer.text = _("This order is not available. Send /paysupport again.")
-            callback_answer.show_alert = True
-            return
-        order_id = order.id
+    """An order (the presser's own: OwnedOnly) or a general question: now type it."""
+    about = _("Your question for our support team.")
+    if owned is not None:
+        plan = Wording(catalogue.catalogue, translator, language).order_title(owned)
         about = _("Your question about order <code>{order}</code> ({plan}, {status}).").format(
-            order=html.escape(order.public_id),
-            plan=html.escape(plan_title(order, catalogue.catalogue, language)),
-            status=html.escape(order_status(order)),
+            order=html.escape(owned.public_id),
+            plan=html.escape(plan),
+            status=html.escape(order_status(owned)),
         )
-    else:
-        about = _("Your question for our support team.")
     await state.set_state(SupportForm.question)
-    await state.update_data(order_id=order_id)
+    await state.update_data(order_id=owned.id if owned is not None else None)
     text = about + "\n\n" + _("✍️ Type your question in one message and send it.")
     await show(query, Screen(text, _cancel_markup()))
 
@@ -141,7 +128,7 @@ async def on_cancel(query: CallbackQuery, state: FSMContext) -> None:
     await show(query, Screen(text, markup))
 
 
-def _admin_text(message: Message, order: Order | None, language: str, question: str) -> str:
+def _admin_text(message: Message, order: OrderView | None, language: str, question: str) -> str:
     """The request as the admins see it (in English, the operators' language)."""
     sender = message.from_user
     who = html.escape(sender.full_name) if sender else "?"
@@ -154,7 +141,7 @@ def _admin_text(message: Message, order: Order | None, language: str, question: 
     if order is not None:
         lines.append(
             f"Order: <code>{html.escape(order.public_id)}</code> · status {order.status} · "
-            f"{html.escape(order.bundle_name)} · {order_price(order, 'en')}"
+            f"{html.escape(order.bundle_name)} · {format_price(order.price, 'en')}"
         )
         if order.iccid:
             lines.append(f"ICCID: <code>{html.escape(order.iccid)}</code>")
@@ -168,24 +155,22 @@ def _admin_text(message: Message, order: Order | None, language: str, question: 
 
 async def on_question(
     message: Message,
-    bot: Bot,
-    session: AsyncSession,
-    session_factory: async_sessionmaker[AsyncSession],
-    settings: Settings,
+    myesims: MyEsimsService,
+    alerts: AdminAlerts,
+    messenger: Messenger,
+    admin_ids: Collection[int],
     language: str,
     state: FSMContext,
 ) -> None:
     if message.from_user is None or not message.text:
         return
-    data = await state.get_data()
-    order_id = data.get("order_id")
+    order_id = (await state.get_data()).get("order_id")
     order = None
     if isinstance(order_id, int):
-        order = await MyEsimsRepository(session).order(order_id, message.from_user.id)
+        order = await myesims.order(order_id, message.from_user.id)
     question = message.text[:QUESTION_LIMIT]
-    alerts = AdminAlerts(session_factory, settings.admin_ids)
-    await alerts.alert(AiogramMessenger(bot), _admin_text(message, order, language, question))
-    if not settings.admin_ids:
+    await alerts.alert(messenger, _admin_text(message, order, language, question))
+    if not admin_ids:
         logger.warning("Support request from %s but ADMIN_IDS is empty", message.from_user.id)
     await state.clear()
     text = _("✅ Thank you! Your question has been sent to our support team. We will reply here.")
@@ -233,6 +218,7 @@ def create_router() -> Router:
     # clear that state (see on_command_while_asking).
     router = Router(name="support")
     router.message.filter(is_command_or_in_a_form)
+    router.callback_query.middleware(OwnedOnly(NOT_YOURS))
     router.message.register(on_paysupport, Command("paysupport"))
     router.message.register(on_terms, Command("terms"))
     router.callback_query.register(on_cancel, SupportCallback.filter(F.action == "cancel"))

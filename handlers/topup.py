@@ -9,64 +9,52 @@ from __future__ import annotations
 import html
 
 from aiogram import Router
-from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import Esim
 from handlers import render
-from handlers.callbacks import MenuCallback
+from handlers.callbacks import (
+    MenuCallback,
+    MyEsimsCallback,
+    TopUpCallback,
+    TopUpPageCallback,
+    TopUpPickCallback,
+)
 from handlers.common import show
-from handlers.myesims_render import MyEsimsCallback, TopUpCallback
-from handlers.purchase import confirmation_screen, esim_tail, start_order
+from handlers.guards import alert, refuse
+from handlers.purchase import buyer_of, confirmation_screen
 from handlers.render import Screen, back_button, button
-from services.catalogue import CatalogueService
+from services.catalogue import Catalogue, CatalogueService
+from services.checkout import Checkout, PickOutcome, PickStep, TopUpEsim, TopUpPlans
 from services.esimgo.models import Bundle
-from services.orders import Compatibility, OrderService, TopUpStatus, TopUpTarget
+from services.formatting import WORLD, bundle_area
+from services.i18n import N_, Translator
+from services.orders import TopUpStatus
 from services.pricing import PricingService
 
 
-class TopUpPageCallback(CallbackData, prefix="tupp"):
-    """One page of the plans offered for an eSIM (the first page is `TopUpCallback`)."""
-
-    esim_id: int
-    page: int = 0
-
-
-class TopUpPickCallback(CallbackData, prefix="tup"):
-    """A bundle chosen for an eSIM: compatibility check, then the confirm card."""
-
-    esim_id: int
-    bundle: str
-    page: int = 0
+def _place(catalogue: Catalogue, plans: TopUpPlans, translator: Translator, lang: str) -> str:
+    if plans.iso is not None:
+        return render.country_label(catalogue, plans.iso, lang)
+    if plans.area is not None:
+        return f"{WORLD} {bundle_area(plans.area, lang, translator)}"
+    return WORLD
 
 
-def topup_callback_data(esim: Esim) -> str:
-    """The "Top up" button's data for an eSIM (notifications; /myesims uses the same factory)."""
-    return TopUpCallback(esim_id=esim.id).pack()
-
-
-def open_esim_callback_data(esim_id: int) -> str:
-    """The button under a delivered top-up that opens the eSIM in /myesims."""
-    return MyEsimsCallback(action="esim", id=esim_id).pack()
-
-
-def _place(catalogue: CatalogueService, target: TopUpTarget, lang: str) -> str:
-    if target.iso is not None:
-        return render.country_label(catalogue.catalogue, target.iso, lang)
-    if target.area is not None:
-        return f"🌍 {render.bundle_area(target.area, lang)}"
-    return "🌍"
+UNCHECKED = N_(
+    "😔 We cannot check this plan against your eSIM right now. Please try again in a few minutes."
+)
 
 
 def plans_screen(
-    catalogue: CatalogueService,
+    catalogue: Catalogue,
     pricing: PricingService,
+    translator: Translator,
     lang: str,
-    target: TopUpTarget,
-    esim: Esim,
+    plans: TopUpPlans,
+    esim: TopUpEsim,
+    *,
     page: int,
     notice: str | None = None,
 ) -> Screen:
@@ -78,19 +66,27 @@ def plans_screen(
     def turn(page: int) -> TopUpPageCallback:
         return TopUpPageCallback(esim_id=esim.id, page=page)
 
-    header = bool(target.own and target.shared)
+    header = bool(plans.own and plans.shared)
     rows = render.bundle_rows(
-        target.own, target.shared, pricing, lang, page, header=header, pick=pick, turn=turn
+        plans.own,
+        plans.shared,
+        pricing,
+        translator,
+        lang,
+        page,
+        header=header,
+        pick=pick,
+        turn=turn,
     )
     rows.append([back_button(MyEsimsCallback(action="esim", id=esim.id))])
     lines = []
     if notice:
         lines += [notice, ""]
     lines += [
-        _("➕ <b>Top up your eSIM ending in {tail}</b>").format(tail=html.escape(esim_tail(esim))),
+        _("➕ <b>Top up your eSIM ending in {tail}</b>").format(tail=html.escape(esim.tail)),
         "",
         _("Plans for {place} that can go onto this eSIM.").format(
-            place=html.escape(_place(catalogue, target, lang))
+            place=html.escape(_place(catalogue, plans, translator, lang))
         ),
         _("Nothing to install: the new plan is added to the eSIM you already have."),
         "",
@@ -111,7 +107,7 @@ def _deleted_screen() -> Screen:
     return Screen(text, InlineKeyboardMarkup(inline_keyboard=rows))
 
 
-def _no_plans_screen(esim: Esim) -> Screen:
+def _no_plans_screen(esim_id: int) -> Screen:
     text = _(
         "😔 We cannot offer plans for this eSIM right now: we do not know which country it was "
         "bought for, or nothing is sold there at the moment. Please try again later or buy a "
@@ -119,97 +115,96 @@ def _no_plans_screen(esim: Esim) -> Screen:
     )
     rows = [
         [button(_("🛒 Buy eSIM"), MenuCallback(action="buy"))],
-        [back_button(MyEsimsCallback(action="esim", id=esim.id))],
+        [back_button(MyEsimsCallback(action="esim", id=esim_id))],
     ]
     return Screen(text, InlineKeyboardMarkup(inline_keyboard=rows))
 
 
-def _refuse(callback_answer: CallbackAnswer) -> None:
-    callback_answer.text = _("This eSIM or order is not available. Open /myesims for yours.")
-    callback_answer.show_alert = True
-
-
-async def _target(
+async def _show_plans(
     query: CallbackQuery,
-    esim_id: int,
-    session: AsyncSession,
-    orders: OrderService,
     callback_answer: CallbackAnswer,
-) -> tuple[TopUpTarget, Esim] | None:
-    """The eSIM and its plans; None when something else was shown instead (or refused)."""
-    target = await orders.topup_target(session, esim_id, query.from_user.id)
-    esim = target.esim
-    if target.status is TopUpStatus.NOT_FOUND or esim is None:
-        _refuse(callback_answer)
-        return None
-    if target.status is TopUpStatus.DELETED:
+    plans: TopUpPlans,
+    page: int,
+    look: tuple[CatalogueService, PricingService, Translator, str],
+    notice: str | None = None,
+) -> None:
+    """The eSIM's plans, or why there are none (refused if it is not the presser's)."""
+    catalogue, pricing, translator, lang = look
+    esim = plans.esim
+    if plans.status is TopUpStatus.NOT_FOUND or esim is None:
+        refuse(callback_answer)
+    elif plans.status is TopUpStatus.DELETED:
         await show(query, _deleted_screen())
-        return None
-    if target.status is TopUpStatus.NO_PLANS:
-        await show(query, _no_plans_screen(esim))
-        return None
-    return target, esim
+    elif plans.status is TopUpStatus.NO_PLANS:
+        await show(query, _no_plans_screen(esim.id))
+    else:
+        screen = plans_screen(
+            catalogue.catalogue, pricing, translator, lang, plans, esim, page=page, notice=notice
+        )
+        await show(query, screen)
 
 
 async def on_topup(
     query: CallbackQuery,
     callback_data: TopUpCallback | TopUpPageCallback,
-    session: AsyncSession,
-    language: str,
+    checkout: Checkout,
     catalogue: CatalogueService,
     pricing: PricingService,
-    orders: OrderService,
+    translator: Translator,
+    language: str,
     callback_answer: CallbackAnswer,
 ) -> None:
     """Top up pressed (first page of plans) or a page of them turned."""
-    found = await _target(query, callback_data.esim_id, session, orders, callback_answer)
-    if found is not None:
-        target, esim = found
-        page = callback_data.page if isinstance(callback_data, TopUpPageCallback) else 0
-        await show(query, plans_screen(catalogue, pricing, language, target, esim, page))
+    plans = await checkout.topup_plans(callback_data.esim_id, query.from_user.id)
+    page = callback_data.page if isinstance(callback_data, TopUpPageCallback) else 0
+    look = (catalogue, pricing, translator, language)
+    await _show_plans(query, callback_answer, plans, page, look)
 
 
 async def on_pick(
     query: CallbackQuery,
     callback_data: TopUpPickCallback,
-    session: AsyncSession,
-    language: str,
+    checkout: Checkout,
     catalogue: CatalogueService,
     pricing: PricingService,
-    orders: OrderService,
+    translator: Translator,
+    language: str,
     callback_answer: CallbackAnswer,
 ) -> None:
-    """Ask eSIM Go whether the plan fits this eSIM before any order or invoice exists."""
-    found = await _target(query, callback_data.esim_id, session, orders, callback_answer)
-    if found is None:
-        return
-    target, esim = found
-    page = callback_data.page
-    bundle = catalogue.catalogue.by_name(callback_data.bundle)
-    if bundle is None or not target.offers(bundle.name):
-        callback_answer.text = _("This plan is no longer available. Please choose another one.")
-        await show(query, plans_screen(catalogue, pricing, language, target, esim, page))
-        return
-    compatibility = await orders.check_compatible(esim.iccid, bundle.name)
-    if compatibility is Compatibility.UNAVAILABLE:
-        callback_answer.text = _(
-            "😔 We cannot check this plan against your eSIM right now. "
-            "Please try again in a few minutes."
+    """A plan picked: checked against the eSIM with eSIM Go, then the confirmation."""
+    buyer = buyer_of(query)
+    step = await checkout.pick_topup(callback_data.esim_id, callback_data.bundle, buyer, language)
+    if step.quote is not None:
+        await show(
+            query, confirmation_screen(catalogue.catalogue, translator, language, step.quote)
         )
-        callback_answer.show_alert = True
-        return
-    if compatibility is Compatibility.INCOMPATIBLE:
-        label = render.bundle_label(bundle, pricing, language, shared=bundle.is_multi_country)
-        notice = _(
-            "⚠️ The plan {plan} cannot be added to this eSIM: it runs on a different network "
-            "provider. Please choose another plan."
-        ).format(plan=html.escape(label))
-        await show(query, plans_screen(catalogue, pricing, language, target, esim, page, notice))
-        return
-    order = await start_order(
-        query, session, orders, catalogue, bundle, target.iso, language, topup_iccid=esim.iccid
+    elif step.outcome is PickOutcome.UNCHECKED:
+        alert(callback_answer, _(UNCHECKED))
+    else:
+        notice = _pick_notice(step, callback_answer, pricing, translator, language)
+        look = (catalogue, pricing, translator, language)
+        await _show_plans(query, callback_answer, step.plans, callback_data.page, look, notice)
+
+
+def _pick_notice(
+    step: PickStep,
+    callback_answer: CallbackAnswer,
+    pricing: PricingService,
+    translator: Translator,
+    lang: str,
+) -> str | None:
+    """Why the picked plan was not taken, above the plans shown again."""
+    if step.outcome is PickOutcome.NOT_OFFERED:
+        callback_answer.text = _("This plan is no longer available. Please choose another one.")
+    if step.outcome is not PickOutcome.INCOMPATIBLE or step.bundle is None:
+        return None
+    label = render.bundle_label(
+        step.bundle, pricing, translator, lang, shared=step.bundle.is_multi_country
     )
-    await show(query, confirmation_screen(catalogue, language, bundle, order, esim=esim))
+    return _(
+        "⚠️ The plan {plan} cannot be added to this eSIM: it runs on a different network "
+        "provider. Please choose another plan."
+    ).format(plan=html.escape(label))
 
 
 def create_router() -> Router:

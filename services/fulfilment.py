@@ -21,9 +21,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 
-from babel.numbers import format_decimal
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -32,7 +30,6 @@ from db.models import Esim, Order, OrderStatus
 from db.repositories.orders import OrderRepository
 from services.admin_alerts import AdminAlerts
 from services.catalogue import CatalogueService
-from services.countries import country_name, flag
 from services.esimgo.client import EsimGoClient
 from services.esimgo.errors import (
     AuthError,
@@ -43,7 +40,8 @@ from services.esimgo.errors import (
     OrderOutcomeUnknownError,
     RateLimitedError,
 )
-from services.esimgo.models import Bundle, EsimCredentials, OrderResult
+from services.esimgo.models import EsimCredentials, OrderResult
+from services.formatting import order_title
 from services.i18n import N_, Translator
 from services.install import delivery_caption, delivery_keyboard
 from services.messenger import (
@@ -65,12 +63,6 @@ log = logging.getLogger(__name__)
 # outcome is unknown (look for the order before buying again).
 REJECTED = "rejected: "
 UNKNOWN = "unknown: "
-
-# The browsing screens' words for a plan (translated in browse.po).
-UNLIMITED = N_("Unlimited")
-GIGABYTES = N_("{amount} GB")
-MEGABYTES = N_("{amount} MB")
-DAY, DAYS = "{n} day", "{n} days"
 
 REFUNDED_TEXT = N_(
     "😔 We could not issue your eSIM (order <code>{order}</code>). "
@@ -98,28 +90,6 @@ TOPUP_DELIVERED_TEXT = N_(
     "already have. The plan starts when the eSIM first uses data in a covered country."
 )
 OPEN_ESIM = N_("📱 Open in My eSIMs")
-
-
-def plan_title(order: Order, bundle: Bundle | None, translator: Translator) -> str:
-    """ "🇬🇧 United Kingdom · 1 GB · 7 days" in the order's language, for the delivery caption."""
-    lang = order.language
-    parts: list[str] = []
-    if order.country_code:
-        name = country_name(order.country_code, lang, order.country_name)
-        parts.append(f"{flag(order.country_code)} {name}".strip())
-    if bundle is None:
-        return " · ".join([*parts, order.bundle_name])
-    if bundle.unlimited:
-        parts.append(translator.gettext(UNLIMITED, lang))
-    elif bundle.data_mb >= 1000:
-        amount = format_decimal(Decimal(bundle.data_mb) / 1000, format="#,##0.#", locale=lang)
-        parts.append(translator.gettext(GIGABYTES, lang).format(amount=amount))
-    else:
-        amount = format_decimal(bundle.data_mb, locale=lang)
-        parts.append(translator.gettext(MEGABYTES, lang).format(amount=amount))
-    days = bundle.duration_days
-    parts.append(translator.ngettext(DAY, DAYS, days, lang).format(n=days))
-    return " · ".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -714,7 +684,7 @@ class FulfilmentWorker:
         bundle = self._catalogue.catalogue.by_name(order.bundle_name) if self._catalogue else None
         iccid = order.iccid or ""
         text = self._translator.gettext(TOPUP_DELIVERED_TEXT, lang).format(
-            plan=f"<b>{html.escape(plan_title(order, bundle, self._translator))}</b>",
+            plan=f"<b>{html.escape(order_title(order, bundle, lang, self._translator))}</b>",
             tail=f"…{html.escape(iccid[-4:])}",
         )
         if self._open_esim_callback is None:
@@ -732,7 +702,7 @@ class FulfilmentWorker:
         caption = delivery_caption(
             self._translator,
             lang,
-            plan_title=plan_title(order, bundle, self._translator),
+            plan_title=order_title(order, bundle, lang, self._translator),
             iccid=order.iccid or "",
             smdp_address=order.smdp_address or "",
             matching_id=order.activation_code or "",

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import html
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Protocol
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.base import utcnow
-from db.models import Esim, EsimBundle, NotificationSent, User
+from db.models import EsimBundle, NotificationSent, User
 from services.admin_alerts import AdminAlerts
 from services.catalogue import CatalogueService
-from services.countries import country_name, flag
+from services.formatting import bundle_title, data_amount, day_and_full_month
 from services.i18n import Translator, normalize_language
 from services.messenger import (
     Button,
@@ -26,21 +27,39 @@ from services.messenger import (
     MessengerError,
     RecipientUnavailableError,
 )
-from services.usage import (
-    FINISHED_STATES,
-    format_bytes,
-    format_long_day,
-    is_installed,
-    used_fraction,
-)
+from services.usage import FINISHED_STATES, BundleLike, is_installed, used_fraction
 
 log = logging.getLogger(__name__)
 
 EXPIRY_WARNING = timedelta(hours=24)
 USED_WARNING = Decimal("0.8")
 
-# Builds the callback data of a "Top up" button for an eSIM; supplied by the handler layer.
-TopUpCallback = Callable[[Esim], str]
+# Builds the callback data of a "Top up" button for an eSIM (by id); the handler layer's.
+TopUpCallback = Callable[[int], str]
+
+
+class NotifiedEsim(Protocol):
+    """What notifications need of an eSIM (db Esim and the /myesims view fit)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def iccid(self) -> str: ...
+    @property
+    def telegram_user_id(self) -> int: ...
+    @property
+    def profile_status(self) -> str | None: ...
+    @property
+    def first_installed_at(self) -> datetime | None: ...
+
+
+class NotifiedBundle(BundleLike, Protocol):
+    """What notifications need of a plan on an eSIM (db EsimBundle and its view fit)."""
+
+    @property
+    def assignment_key(self) -> str: ...
+    @property
+    def bundle_name(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +80,9 @@ class Notifier:
         self,
         session_factory: async_sessionmaker[AsyncSession],
         translator: Translator,
-        catalogue: CatalogueService | None = None,
+        catalogue: CatalogueService,
+        alerts: AdminAlerts,
         *,
-        admin_ids: Collection[int] = (),
-        alerts: AdminAlerts | None = None,
         default_language: str = "en",
         topup_callback: TopUpCallback | None = None,
         clock: Callable[[], datetime] = utcnow,
@@ -72,7 +90,7 @@ class Notifier:
         self._session_factory = session_factory
         self._translator = translator
         self._catalogue = catalogue
-        self._admin = alerts or AdminAlerts(session_factory, admin_ids)
+        self._admin = alerts
         self._default_language = default_language
         self._topup_callback = topup_callback
         self._clock = clock
@@ -138,34 +156,22 @@ class Notifier:
         log.info("notified %s: %s", recipient.user_id, key)
         return True
 
-    def _topup_keyboard(self, esim: Esim, label: str) -> Keyboard | None:
+    def _topup_keyboard(self, esim: NotifiedEsim, label: str) -> Keyboard | None:
         if self._topup_callback is None:
             return None
-        return [[Button(text=label, callback_data=self._topup_callback(esim))]]
+        return [[Button(text=label, callback_data=self._topup_callback(esim.id))]]
 
     def bundle_label(self, bundle_name: str, lang: str) -> str:
-        """A plan as people say it: `🇬🇧 United Kingdom · 1 GB · 7 days` (HTML-escaped)."""
-        found = self._catalogue.catalogue.by_name(bundle_name) if self._catalogue else None
+        """A plan as the screens call it: `🇬🇧 United Kingdom · 1 GB · 7 days` (HTML-escaped)."""
+        found = self._catalogue.catalogue.by_name(bundle_name)
         if found is None:
             return html.escape(bundle_name)
-        if found.is_multi_country or not found.countries:
-            place = found.description or found.name
-        else:
-            iso = found.countries[0].iso
-            place = f"{flag(iso)} {country_name(iso, lang, default=found.countries[0].name)}"
-        if found.unlimited:
-            data = self._("Unlimited data", lang)
-        else:
-            data = format_bytes(found.data_mb * 1_000_000, lang, self._translator)
-        days = self._translator.ngettext("{n} day", "{n} days", found.duration_days, lang).format(
-            n=found.duration_days
-        )
-        return html.escape(f"{place} · {data} · {days}")
+        return html.escape(bundle_title(found, lang, self._translator))
 
     # -- user notifications ------------------------------------------------------------------
 
     async def evaluate(
-        self, messenger: Messenger, esim: Esim, bundles: Sequence[EsimBundle]
+        self, messenger: Messenger, esim: NotifiedEsim, bundles: Sequence[NotifiedBundle]
     ) -> list[str]:
         """Send every notification the eSIM's stored state now calls for; returns the keys sent."""
         who = await self.recipient(esim.telegram_user_id)
@@ -188,57 +194,63 @@ class Notifier:
         return sent
 
     async def _evaluate_bundle(
-        self, messenger: Messenger, esim: Esim, bundle: EsimBundle, who: Recipient, now: datetime
+        self,
+        messenger: Messenger,
+        esim: NotifiedEsim,
+        bundle: NotifiedBundle,
+        who: Recipient,
+        now: datetime,
     ) -> list[str]:
         lang = who.language
-        state = bundle.state.lower()
         base = f"bundle:{esim.iccid}:{bundle.assignment_key}"
-        label = self.bundle_label(bundle.bundle_name, lang)
         topup = self._topup_keyboard(esim, self._("Top up", lang))
         sent: list[str] = []
-
-        async def once(kind: str, text: str, keyboard: Keyboard | None = None) -> None:
+        for kind, text, offers_topup in self._bundle_news(bundle, lang, now):
+            key = f"{base}:{kind}"
+            keyboard = topup if offers_topup else None
             if await self.send_once(
-                messenger, key=f"{base}:{kind}", recipient=who, text=text, keyboard=keyboard
+                messenger, key=key, recipient=who, text=text, keyboard=keyboard
             ):
-                sent.append(f"{base}:{kind}")
+                sent.append(key)
+        return sent
 
+    def _bundle_news(
+        self, bundle: NotifiedBundle, lang: str, now: datetime
+    ) -> list[tuple[str, str, bool]]:
+        """What the plan's state calls for: (kind, text, with a Top up button)."""
+        state = bundle.state.lower()
+        plan = self.bundle_label(bundle.bundle_name, lang)
+        end = bundle.end_at
+        until = day_and_full_month(end, lang) if end is not None else ""
         fraction = used_fraction(bundle)
         used_up = state == "depleted" or (fraction is not None and fraction >= 1)
-        if state == "active" and not used_up:
-            if bundle.end_at is not None:
-                text = self._(
-                    "🚀 Your plan {plan} has started. It is valid until {date}.", lang
-                ).format(plan=label, date=format_long_day(bundle.end_at, lang))
-            else:
-                text = self._("🚀 Your plan {plan} has started.", lang).format(plan=label)
-            await once("started", text)
+        live = state == "active" and not used_up
+        news: list[tuple[str, str, bool]] = []
+        if live and end is not None:
+            text = self._("🚀 Your plan {plan} has started. It is valid until {date}.", lang)
+            news.append(("started", text.format(plan=plan, date=until), False))
+        elif live:
+            text = self._("🚀 Your plan {plan} has started.", lang)
+            news.append(("started", text.format(plan=plan), False))
         if used_up and state not in {"expired", "revoked", "lapsed"}:
             text = self._(
                 "⛔ Your plan {plan} is used up. Top up to stay online — "
                 "the new plan goes onto the same eSIM, nothing to install.",
                 lang,
-            ).format(plan=label)
-            await once("used100", text, topup)
-        elif fraction is not None and fraction >= USED_WARNING and state == "active":
-            left = format_bytes(max((bundle.remaining_bytes or 0), 0), lang, self._translator)
-            text = self._("⚠️ You have used 80 % of your plan {plan}: {left} left.", lang).format(
-                plan=label, left=left
             )
-            await once("used80", text, topup)
-        if (
-            state == "active"
-            and not used_up
-            and bundle.end_at is not None
-            and now < bundle.end_at <= now + EXPIRY_WARNING
-        ):
-            text = self._(
-                "⏰ Your plan {plan} ends in less than 24 hours, on {date}.", lang
-            ).format(plan=label, date=format_long_day(bundle.end_at, lang))
-            await once("expiry24h", text, topup)
-        return sent
+            news.append(("used100", text.format(plan=plan), True))
+        elif fraction is not None and fraction >= USED_WARNING and state == "active":
+            left = data_amount(max((bundle.remaining_bytes or 0), 0), lang, self._translator)
+            text = self._("⚠️ You have used 80 % of your plan {plan}: {left} left.", lang)
+            news.append(("used80", text.format(plan=plan, left=left), True))
+        if live and end is not None and now < end <= now + EXPIRY_WARNING:
+            text = self._("⏰ Your plan {plan} ends in less than 24 hours, on {date}.", lang)
+            news.append(("expiry24h", text.format(plan=plan, date=until), True))
+        return news
 
-    async def deletion_scheduled(self, messenger: Messenger, esim: Esim, when: datetime) -> bool:
+    async def deletion_scheduled(
+        self, messenger: Messenger, esim: NotifiedEsim, when: datetime
+    ) -> bool:
         """The eSIM had no plan for months and eSIM Go will delete it unless it is topped up."""
         who = await self.recipient(esim.telegram_user_id)
         lang = who.language
@@ -247,7 +259,7 @@ class Notifier:
             "🗑 Your eSIM ending in {tail} has had no active plan for a long time and will be "
             "deleted around {date}. Top up to keep it.",
             lang,
-        ).format(tail=html.escape(esim.iccid[-4:]), date=format_long_day(deadline, lang))
+        ).format(tail=html.escape(esim.iccid[-4:]), date=day_and_full_month(deadline, lang))
         keyboard = self._topup_keyboard(esim, self._("Top up to keep it", lang))
         key = f"esim:{esim.iccid}:deletion:{when.date().isoformat()}"
         return await self.send_once(

@@ -344,7 +344,7 @@ class OrderService:
         )
         await session.commit()
         if won:
-            order.status = OrderStatus.CANCELLED.value
+            order.status = OrderStatus.CANCELLED
             log.info("order %s: awaiting_payment → cancelled (%s)", order.public_id, reason)
         return won
 

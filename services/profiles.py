@@ -1,17 +1,26 @@
-"""Users' rows read and written for many updates at once: one query serves a burst of them."""
+"""The people who talk to the bot: their stored profile and chosen language, kept in a short-lived
+cache so that most updates need no database, and read and written for many updates at once."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.repositories.users import Profile, StoredUser, UserRepository
+from services.i18n import SUPPORTED_LANGUAGES, normalize_language
 
 log = logging.getLogger(__name__)
+
+# Long enough that a user tapping through menus costs one database read, short enough that a
+# language chosen on another replica (or a send failure seen there) shows soon.
+KNOWN_USER_TTL_SECONDS = 30.0
+KNOWN_USERS_MAX = 50_000
 
 K = TypeVar("K")
 T = TypeVar("T")
@@ -83,3 +92,114 @@ class UserRows:
             await UserRepository(session).save_profiles(profiles)
             await session.commit()
         return dict.fromkeys(profiles)
+
+
+@dataclass(frozen=True, slots=True)
+class KnownUser:
+    """A user row as last stored: this profile, this chosen language, not marked blocked."""
+
+    profile: Profile
+    language: str | None
+
+
+class KnownUsers:
+    """Users whose row is known to be up to date, for a while."""
+
+    def __init__(
+        self,
+        ttl_seconds: float = KNOWN_USER_TTL_SECONDS,
+        max_size: int = KNOWN_USERS_MAX,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._ttl = ttl_seconds
+        self._max_size = max_size
+        self._clock = clock
+        self._entries: dict[int, tuple[float, KnownUser]] = {}
+        # Bumped by forget(): a row read before then may be stale and is not kept.
+        self.generation = 0
+
+    def get(self, user_id: int) -> KnownUser | None:
+        entry = self._entries.get(user_id)
+        if entry is None:
+            return None
+        expires, user = entry
+        if expires <= self._clock():
+            del self._entries[user_id]
+            return None
+        return user
+
+    def put(self, user_id: int, user: KnownUser, read_in_generation: int) -> None:
+        if read_in_generation != self.generation:
+            return
+        self._entries.pop(user_id, None)
+        if len(self._entries) >= self._max_size:
+            # Dicts keep insertion order: the first entry is the one stored longest ago.
+            del self._entries[next(iter(self._entries))]
+        self._entries[user_id] = (self._clock() + self._ttl, user)
+
+    def forget(self, user_id: int) -> None:
+        self.generation += 1
+        self._entries.pop(user_id, None)
+
+
+@dataclass(frozen=True, slots=True)
+class Visit:
+    """A user seen in an update: the language to answer in, and their row's pending write."""
+
+    language: str
+    stored: asyncio.Future[None] | None
+
+
+class UserProfiles:
+    """Stores who is talking (a row written only when it changed, unmarked as blocked), answers
+    in their chosen language, and remembers a /language choice."""
+
+    def __init__(
+        self, session_factory: async_sessionmaker[AsyncSession], default_language: str
+    ) -> None:
+        self._session_factory = session_factory
+        self._default = default_language
+        self._rows = UserRows(session_factory)
+        self.known = KnownUsers()
+
+    async def visit(self, user_id: int, profile: Profile, telegram_language: str | None) -> Visit:
+        """The language for this update; the row's write (if it must change) runs meanwhile:
+        `settle()` it once the update is answered."""
+        known = self.known.get(user_id)
+        stored = None
+        if known is None or known.profile != profile:
+            generation = self.known.generation
+            found = await self._rows.stored(user_id)
+            if found is None or found.profile != profile or found.blocked:
+                stored = self._rows.save(user_id, profile)
+            known = KnownUser(profile, found.language if found is not None else None)
+            self.known.put(user_id, known, generation)
+        return Visit(self.language(known.language, telegram_language), stored)
+
+    async def settle(self, user_id: int, visit: Visit) -> None:
+        """Wait for the visit's write; a failed one is tried again on the user's next update."""
+        if visit.stored is None:
+            return
+        try:
+            await visit.stored
+        except Exception as exc:
+            log.debug("profile of %s not stored: %s", user_id, exc)  # logged by UserRows
+            self.known.forget(user_id)
+
+    def language(self, chosen: str | None, telegram_language: str | None) -> str:
+        """The user's own choice, else their Telegram language if we speak it, else the
+        default."""
+        if chosen in SUPPORTED_LANGUAGES:
+            return chosen
+        return normalize_language(telegram_language, self._default)
+
+    async def store_language(self, user_id: int, language: str) -> None:
+        """Remember the user's /language choice."""
+        async with self._session_factory() as session:
+            await UserRepository(session).set_language(user_id, language)
+            await session.commit()
+        self.known.forget(user_id)
+
+    def forget(self, user_id: int) -> None:
+        """Their cached row may be stale (a failed send may have marked them blocked)."""
+        self.known.forget(user_id)

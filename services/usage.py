@@ -9,17 +9,12 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Generic, Protocol, TypeVar
 
-from babel.dates import format_date
-from babel.numbers import format_decimal
-
+from services.formatting import data_amount, day_and_month
 from services.i18n import N_, Translator
 
 BAR_WIDTH = 8
 FILLED = "▓"
 EMPTY = "░"
-# eSIM Go counts data in decimal units: 1 GB = 10^9 bytes.
-_GB = 1_000_000_000
-_MB = 1_000_000
 
 LIVE_STATES = frozenset({"processing", "queued", "active"})
 FINISHED_STATES = frozenset({"expired", "depleted", "revoked", "lapsed"})
@@ -108,28 +103,6 @@ def usage_bar(fraction: Decimal, width: int = BAR_WIDTH) -> str:
     return FILLED * filled + EMPTY * (width - filled)
 
 
-def format_bytes(amount: int, lang: str, translator: Translator) -> str:
-    """2.4 GB / 2,4 ГБ; below 1 GB in whole MB."""
-    amount = max(amount, 0)
-    if amount >= _GB:
-        value = (Decimal(amount) / _GB).quantize(Decimal("0.1"), ROUND_HALF_UP)
-        number = format_decimal(value, format="#,##0.#", locale=lang)
-        return translator.gettext("{amount} GB", lang).format(amount=number)
-    value = (Decimal(amount) / _MB).to_integral_value(ROUND_HALF_UP)
-    number = format_decimal(value, format="#,##0", locale=lang)
-    return translator.gettext("{amount} MB", lang).format(amount=number)
-
-
-def format_day(moment: datetime, lang: str) -> str:
-    """12 Dec / 12 дек."""
-    return format_date(moment.date(), format="d MMM", locale=lang)
-
-
-def format_long_day(moment: datetime, lang: str) -> str:
-    """12 December / 12 декабря: for sentences, where "дек." would end in a double stop."""
-    return format_date(moment.date(), format="d MMMM", locale=lang)
-
-
 def format_percent(fraction: Decimal, lang: str) -> str:
     whole = int((fraction * 100).to_integral_value(ROUND_HALF_UP))
     return f"{whole}\u00a0%"
@@ -146,13 +119,15 @@ def usage_line(bundle: BundleLike, lang: str, translator: Translator) -> str:
         parts.append(f"{usage_bar(fraction)} {format_percent(fraction, lang)}")
         parts.append(
             translator.gettext("{left} of {total} left", lang).format(
-                left=format_bytes(remaining, lang, translator),
-                total=format_bytes(bundle.initial_bytes, lang, translator),
+                left=data_amount(remaining, lang, translator),
+                total=data_amount(bundle.initial_bytes, lang, translator),
             )
         )
     if bundle.end_at is not None and bundle.state.lower() in LIVE_STATES:
         parts.append(
-            translator.gettext("until {date}", lang).format(date=format_day(bundle.end_at, lang))
+            translator.gettext("until {date}", lang).format(
+                date=day_and_month(bundle.end_at, lang)
+            )
         )
     elif bundle.state.lower() in {"queued", "processing"}:
         parts.append(translator.gettext("starts on first use", lang))
@@ -179,7 +154,7 @@ def finished_line(bundle: BundleLike, lang: str, translator: Translator) -> str:
         return translator.gettext(STATE_LABELS[EsimState.USED_UP], lang)
     if bundle.end_at is not None:
         return translator.gettext("expired on {date}", lang).format(
-            date=format_day(bundle.end_at, lang)
+            date=day_and_month(bundle.end_at, lang)
         )
     return translator.gettext(STATE_LABELS[EsimState.EXPIRED], lang)
 

@@ -369,6 +369,7 @@ async def bot_env(
 ) -> AsyncIterator[BotEnv]:
     """The real dispatcher, bot, services and a synced catalogue, over loopback fakes."""
     # Imported here so a half-written app module breaks only the tests that use the bot.
+    from bot import tuning
     from bot.app import close_deps, create_bot, create_deps
     from bot.config import load_settings
     from bot.dispatcher import create_dispatcher
@@ -383,11 +384,12 @@ async def bot_env(
         admin_ids=frozenset({ADMIN_ID}),
         **bot_env_settings,
     )
-    deps = await create_deps(settings)
     bot = create_bot(settings)
+    deps = await create_deps(settings, bot)
     try:
         await deps.catalogue.sync()
         dispatcher = create_dispatcher(deps)
+        tuning.apply(bot, dispatcher)  # as `esimbot run` does
         yield BotEnv(dispatcher, bot, fake_telegram, fake_esimgo, deps, error_records)
     finally:
         await bot.session.close()

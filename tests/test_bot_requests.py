@@ -6,7 +6,7 @@ import json
 from collections.abc import AsyncIterator
 
 import pytest
-from aiogram import Bot
+from aiogram import Bot, Dispatcher
 from aiogram.types import (
     BufferedInputFile,
     InlineKeyboardButton,
@@ -15,6 +15,7 @@ from aiogram.types import (
     Update,
 )
 
+from bot import tuning
 from bot.app import create_bot
 from bot.config import load_settings
 from tests.fakes.telegram import DEFAULT_TOKEN, FakeTelegram
@@ -31,6 +32,7 @@ async def bot(fake_telegram: FakeTelegram) -> AsyncIterator[Bot]:
         telegram_api_base=fake_telegram.base_url,
     )
     bot = create_bot(settings)
+    tuning.apply(bot, Dispatcher())
     yield bot
     await bot.session.close()
 

@@ -16,7 +16,7 @@ from bot.messenger import AiogramMessenger
 from db.base import utcnow
 from db.models import Esim, Order, OrderStatus
 from db.repositories.orders import OrderRepository
-from handlers.myesims import install_help_callback_data
+from handlers.callbacks import install_help_callback_data
 from services.catalogue import CatalogueService
 from services.esimgo.client import EsimGoClient, Timeouts
 from services.fulfilment import FulfilmentWorker, WorkerSettings

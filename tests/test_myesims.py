@@ -12,8 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import Esim, EsimBundle, Order, OrderStatus
 from db.repositories.esims import MyEsimsRepository
-from handlers.callbacks import MenuCallback
-from handlers.myesims_render import InstallHelpCallback, MyEsimsCallback
+from handlers.callbacks import InstallHelpCallback, MenuCallback, MyEsimsCallback
 from tests.fakes.telegram import ApiCall
 from tests.helpers import BotEnv, answers, make_user
 

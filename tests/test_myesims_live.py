@@ -3,6 +3,7 @@ the state in words, queued and finished plans; the list shows stored state only.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -12,7 +13,7 @@ from babel.dates import format_date
 from sqlalchemy import select, update
 
 from db.models import Esim, EsimBundle, Order, OrderStatus
-from handlers.myesims_render import MyEsimsCallback, TopUpCallback
+from handlers.callbacks import MyEsimsCallback, TopUpCallback
 from tests.fakes.telegram import StoredMessage
 from tests.helpers import BotEnv, make_user
 from tests.tracking_helpers import ICCID, seed_esim
@@ -179,6 +180,26 @@ async def test_the_list_shows_state_and_data_left_from_stored_data_only(
     assert bot_env.screen(alice).button("Thailand").get("callback_data") == (
         MyEsimsCallback(action="esim", id=esim_id).pack()
     )
+
+
+async def test_no_database_connection_is_held_while_esim_go_answers(bot_env: BotEnv) -> None:
+    fake = bot_env.fake_esimgo
+    live_esim(bot_env)
+    fake.assign_bundle(ICCID, TH_1GB)
+    esim_id = await seed(bot_env, TH_1GB)
+    await age_last_poll(bot_env, timedelta(hours=2))
+    fake.fail_next(ESIM_ROUTE, status=200, delay=0.5)  # slow, then fine
+    pool = bot_env.deps.engine.sync_engine.pool
+
+    opening = asyncio.create_task(open_esim(bot_env, esim_id))
+    async with asyncio.timeout(10):
+        while not fake.calls(ESIM_ROUTE):  # noqa: ASYNC110 - the fake has no "request" event
+            await asyncio.sleep(0.01)
+    held_meanwhile = pool.checkedout()  # type: ignore[attr-defined]
+    screen = await opening
+
+    assert held_meanwhile == 0
+    assert "Updated just now" in (screen.text or "")  # what eSIM Go answered is shown
 
 
 async def test_esim_go_down_shows_the_stored_state_without_a_crash(bot_env: BotEnv) -> None:

@@ -123,8 +123,9 @@ def notifier(env: BotEnv, clock: Clock) -> Notifier:
         deps.session_factory,
         deps.translator,
         deps.catalogue,
+        deps.alerts,
         clock=clock,
-        topup_callback=lambda esim: f"topup:{esim.id}",
+        topup_callback=lambda esim_id: f"topup:{esim_id}",
     )
 
 
@@ -180,6 +181,24 @@ async def test_each_notification_fires_once_at_its_moment(bot_env: BotEnv) -> No
     for state in (started, at_80, used_up):
         assert await notify.evaluate(messenger, esim, [state]) == []
     assert len(texts(bot_env)) == 5
+
+
+async def test_a_regional_plan_is_named_as_the_screens_name_it(bot_env: BotEnv) -> None:
+    esim = await seed_esim(bot_env.deps.session_factory, user_id=USER_ID)
+    notify = notifier(bot_env, Clock(NOW))
+    europe = EsimBundle(
+        iccid=ICCID,
+        assignment_key="ref-eu",
+        bundle_name="esim_1GB_7D_REUP_V2",
+        state="active",
+        unlimited=False,
+        initial_bytes=1_000_000_000,
+        remaining_bytes=900_000_000,
+        start_at=NOW,
+        end_at=NOW + timedelta(days=7),
+    )
+    await notify.evaluate(AiogramMessenger(bot_env.bot), esim, [europe])
+    assert "🚀 Your plan 🌍 Europe+ · 1 GB · 7 days has started." in texts(bot_env)[-1]
 
 
 async def test_a_plan_used_up_at_once_skips_the_80_percent_warning(bot_env: BotEnv) -> None:

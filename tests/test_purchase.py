@@ -16,8 +16,7 @@ from sqlalchemy import select, update
 from bot.app import create_fulfilment_worker
 from db.base import utcnow
 from db.models import Esim, Order, OrderStatus
-from handlers.callbacks import BundleCallback
-from handlers.purchase import OrderCallback
+from handlers.callbacks import BundleCallback, OrderCallback
 from services.fulfilment import FulfilmentWorker
 from tests.fakes.telegram import ApiCall
 from tests.helpers import (
@@ -37,7 +36,7 @@ GB = "esim_1GB_7D_GB_V2"
 
 def worker(env: BotEnv, **kwargs: Any) -> FulfilmentWorker:
     """The production worker, driven explicitly with run_once()."""
-    made = create_fulfilment_worker(env.deps, env.bot)
+    made = create_fulfilment_worker(env.deps)
     for key, value in kwargs.items():
         setattr(made, key, value)
     return made
@@ -160,6 +159,21 @@ async def test_happy_path_delivers_one_photo_whose_qr_is_the_lpa(bot_env: BotEnv
         row = (await session.execute(select(Esim))).scalar_one()
     assert (row.iccid, row.telegram_user_id, row.lpa) == (esim["iccid"], alice.id, lpa)
     assert transactions(env) == 1
+
+
+async def test_an_unlimited_plan_is_called_by_its_tier_on_the_card_and_in_the_delivery(
+    bot_env: BotEnv,
+) -> None:
+    env = bot_env
+    alice = make_user(1001)
+    await open_confirmation(env, alice, "esim_UL_7D_GB_V2")
+    assert "United Kingdom · Unlimited Lite · 7 days" in (env.screen(alice).text or "")
+
+    await pay(env, alice, await get_invoice(env, alice))
+    assert await worker(env).run_once() >= 1
+
+    (photo,) = env.fake_telegram.calls_to("sendPhoto")
+    assert "🇬🇧 United Kingdom · Unlimited Lite · 7 days" in str(photo.params.get("caption"))
 
 
 async def test_a_changed_price_is_shown_and_confirmed_again(bot_env: BotEnv) -> None:

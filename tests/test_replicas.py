@@ -50,8 +50,8 @@ async def test_a_support_question_started_on_one_replica_is_finished_on_another(
         redis_url=REDIS_URL,
         admin_ids=frozenset({ADMIN_ID}),
     )
-    replicas = [await create_deps(settings) for _ in range(2)]
     bot = create_bot(settings)
+    replicas = [await create_deps(settings, bot) for _ in range(2)]
     storages = [create_storage(settings) for _ in replicas]
     try:
         for deps in replicas:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from db.models import Order, OrderStatus
-from handlers.support import SupportCallback
+from handlers.callbacks import SupportCallback
 from tests.helpers import ADMIN_ID, BotEnv, answers, make_user
 
 ALICE, BOB = 1001, 2002

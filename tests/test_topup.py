@@ -15,9 +15,10 @@ from bot.messenger import AiogramMessenger
 from db.base import utcnow
 from db.models import Esim, EsimBundle, Order, OrderStatus
 from db.repositories.orders import OrderRepository
-from handlers.callbacks import CountryCallback
-from handlers.myesims_render import MyEsimsCallback, TopUpCallback
-from handlers.topup import (
+from handlers.callbacks import (
+    CountryCallback,
+    MyEsimsCallback,
+    TopUpCallback,
     TopUpPageCallback,
     TopUpPickCallback,
     topup_callback_data,
@@ -49,7 +50,7 @@ GB_3GB = "esim_3GB_30D_GB_V2"
 
 def make_worker(env: BotEnv, clock: Clock | None = None) -> FulfilmentWorker:
     """The worker exactly as `esimbot run` builds it (optionally on a test clock)."""
-    made = create_fulfilment_worker(env.deps, env.bot)
+    made = create_fulfilment_worker(env.deps)
     if clock is not None:
         made._clock = clock
     return made
@@ -179,7 +180,7 @@ async def test_a_notifications_top_up_button_leads_to_the_plans(bot_env: BotEnv)
     await env.deps.notifier.evaluate(AiogramMessenger(env.bot), esim, [bundle])
     notice = env.screen(alice)
     assert "used up" in str(notice.text)
-    assert notice.button("Top up")["callback_data"] == topup_callback_data(esim)
+    assert notice.button("Top up")["callback_data"] == topup_callback_data(esim.id)
 
     await env.tap(alice, "Top up")
     assert "Top up your eSIM ending in" in str(env.screen(alice).text)

@@ -29,7 +29,12 @@ class Clock:
 def tracking_with_clock(env: BotEnv, clock: Clock) -> TrackingService:
     deps = env.deps
     notifier = Notifier(
-        deps.session_factory, deps.translator, deps.catalogue, clock=clock, topup_callback=None
+        deps.session_factory,
+        deps.translator,
+        deps.catalogue,
+        deps.alerts,
+        clock=clock,
+        topup_callback=None,
     )
     return TrackingService(
         deps.esimgo, deps.session_factory, notifier, deps.catalogue, clock=clock

@@ -3,7 +3,7 @@
 from db.models.catalogue import CatalogueSnapshot
 from db.models.gift import Gift, GiftStatus
 from db.models.network import NetworkSnapshot
-from db.models.order import Esim, Order, OrderStatus
+from db.models.order import Esim, Order, OrderKind, OrderStatus
 from db.models.star_ledger import StarLedgerEntry
 from db.models.tracking import CallbackEvent, EsimBundle, NotificationSent
 from db.models.user import User
@@ -18,6 +18,7 @@ __all__ = [
     "NetworkSnapshot",
     "NotificationSent",
     "Order",
+    "OrderKind",
     "OrderStatus",
     "StarLedgerEntry",
     "User",

@@ -5,7 +5,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, Numeric, String, Text
+from sqlalchemy import BigInteger, Enum, ForeignKey, Integer, Numeric, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import Base, UTCDateTime, utcnow
@@ -24,6 +24,23 @@ class OrderStatus(enum.StrEnum):
     REFUND_DUE = "refund_due"
 
 
+class OrderKind(enum.StrEnum):
+    NEW = "new"  # a fresh eSIM
+    TOPUP = "topup"  # a bundle onto the user's existing eSIM (`iccid`)
+
+
+def _stored_as_text(kind: type[enum.StrEnum], length: int) -> Enum:
+    """The enum's values in the plain string column the migrations made (no native type, no
+    CHECK constraint: a new member needs no migration)."""
+    return Enum(
+        kind,
+        native_enum=False,
+        create_constraint=False,
+        length=length,
+        values_callable=lambda members: [member.value for member in members],
+    )
+
+
 class Order(Base):
     """One purchase of one bundle: a new eSIM or a top-up of an existing one."""
 
@@ -35,8 +52,7 @@ class Order(Base):
     telegram_username: Mapped[str | None] = mapped_column(String(64))
     chat_id: Mapped[int] = mapped_column(BigInteger)
     language: Mapped[str] = mapped_column(String(8), default="en")
-    # "new" for a fresh eSIM, "topup" for a bundle onto `iccid`.
-    kind: Mapped[str] = mapped_column(String(16), default="new")
+    kind: Mapped[OrderKind] = mapped_column(_stored_as_text(OrderKind, 16), default=OrderKind.NEW)
     bundle_name: Mapped[str] = mapped_column(String(128))
     country_code: Mapped[str | None] = mapped_column(String(8))
     country_name: Mapped[str | None] = mapped_column(String(128))
@@ -45,7 +61,7 @@ class Order(Base):
     # Stars for XTR, minor units (cents) for fiat.
     price: Mapped[int] = mapped_column(Integer)
     price_currency: Mapped[str] = mapped_column(String(8))
-    status: Mapped[str] = mapped_column(String(24), index=True)
+    status: Mapped[OrderStatus] = mapped_column(_stored_as_text(OrderStatus, 24), index=True)
     iccid: Mapped[str | None] = mapped_column(String(32), index=True)
     qr_code: Mapped[str | None] = mapped_column(Text)
     activation_code: Mapped[str | None] = mapped_column(String(255))
@@ -73,7 +89,7 @@ class Order(Base):
         without reading it back. Only for an object no session holds (it would flush)."""
         for name, value in values.items():
             setattr(self, name, value)
-        self.status = status.value
+        self.status = status
         return self
 
 

@@ -17,7 +17,7 @@ from db.models.user import User
 Profile = tuple[str | None, str | None, str | None]
 
 
-# Built once: building a select() costs a third of running it on SQLite.
+# Built once: on SQLite, building a select() is a good part of what running it costs.
 _STORED = select(
     User.telegram_id,
     User.username,
@@ -71,7 +71,7 @@ class UserRepository:
             }
             for telegram_id, (username, first_name, telegram_language) in profiles.items()
         ]
-        # Core, not the ORM: its bulk-insert bookkeeping cost as much again as the statement.
+        # Core, not the ORM: its bulk-insert bookkeeping adds nothing here but CPU.
         connection = await self.session.connection()
         await connection.execute(_save_profiles(self._dialect()), rows)
 
@@ -104,7 +104,7 @@ def _insert_for(dialect: str) -> Any:
 @cache
 def _save_profiles(dialect: str) -> Any:
     """The profile upsert, built once per dialect and run with a list of rows: one with the rows
-    inlined was compiled anew for every burst and cost four times the CPU."""
+    inlined was compiled anew for every burst."""
     insert = _insert_for(dialect)
     return insert.on_conflict_do_update(
         index_elements=[User.telegram_id],
