@@ -62,17 +62,22 @@ def create_storage(settings: Settings) -> BaseStorage:
     return MemoryStorage()
 
 
+def create_esimgo_client(settings: Settings) -> EsimGoClient:
+    """The eSIM Go client, paced by the account's request budget (shared through Redis)."""
+    api_key = settings.esimgo_api_key.get_secret_value()
+    budget = request_budget(
+        settings.esimgo_requests_per_second, redis_url=settings.redis_url, account=api_key
+    )
+    return EsimGoClient(settings.esimgo_base_url, api_key, budget=budget)
+
+
 async def create_deps(settings: Settings, bot: Bot) -> AppDeps:
     """Every service, sending through `bot`; the catalogue is empty until load_snapshot() or
     sync()."""
     messenger = AiogramMessenger(bot)
     engine = create_engine(settings.database_url)
     session_factory = create_session_factory(engine)
-    api_key = settings.esimgo_api_key.get_secret_value()
-    budget = request_budget(
-        settings.esimgo_requests_per_second, redis_url=settings.redis_url, account=api_key
-    )
-    esimgo = EsimGoClient(settings.esimgo_base_url, api_key, budget=budget)
+    esimgo = create_esimgo_client(settings)
     catalogue = CatalogueService(
         esimgo, session_factory, refresh_minutes=settings.catalogue_refresh_minutes
     )

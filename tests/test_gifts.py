@@ -15,11 +15,20 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.messenger import AiogramMessenger
 from db.models import Esim, Gift, GiftStatus, Order, OrderStatus
 from db.repositories.esims import MyEsimsRepository
+from services.admin_alerts import AdminAlerts
+from services.catalogue import CatalogueService
 from services.gifts import TOKEN_PATTERN, ClaimOutcome, GiftService, TakeBackOutcome
 from services.i18n import Translator
 from services.notifications import Notifier
+from tests.fakes.esimgo import FakeEsimGo
 from tests.fakes.telegram import FakeTelegram
-from tests.reach_helpers import Seeded, add_order, add_user, telegram_messenger
+from tests.reach_helpers import (
+    Seeded,
+    add_order,
+    add_user,
+    synced_catalogue,
+    telegram_messenger,
+)
 
 BUYER, BOB, CAROL = 1001, 2002, 3003
 ICCID = "8944538532008160555"
@@ -32,8 +41,18 @@ async def messenger(fake_telegram: FakeTelegram) -> AsyncIterator[AiogramMesseng
 
 
 @pytest.fixture
-def notifier(session_factory: async_sessionmaker[AsyncSession]) -> Notifier:
-    return Notifier(session_factory, Translator())
+async def catalogue(
+    fake_esimgo: FakeEsimGo, session_factory: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[CatalogueService]:
+    async with synced_catalogue(fake_esimgo, session_factory) as catalogue:
+        yield catalogue
+
+
+@pytest.fixture
+def notifier(
+    session_factory: async_sessionmaker[AsyncSession], catalogue: CatalogueService
+) -> Notifier:
+    return Notifier(session_factory, Translator(), catalogue, AdminAlerts(session_factory, ()))
 
 
 @pytest.fixture
@@ -92,7 +111,8 @@ async def test_a_claimed_gift_becomes_the_claimants_with_its_history_and_notific
     assert not await gifts.tell_buyer(messenger, gift)
     told = fake_telegram.last_bot_message(BUYER)
     assert (
-        told.text == "🎁 Your gift esim_1GB_7D_GB_V2 has been claimed by Борис. It is theirs now."
+        told.text == "🎁 Your gift 🇬🇧 United Kingdom · 1 GB · 7 days has been claimed by Борис. "
+        "It is theirs now."
     )
     async with session_factory() as session:
         esim = (await session.execute(select(Esim).where(Esim.iccid == ICCID))).scalar_one()

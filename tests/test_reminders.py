@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.messenger import AiogramMessenger
 from db.models import Esim, OrderStatus
+from services.admin_alerts import AdminAlerts
 from services.catalogue import CatalogueService
 from services.gifts import GiftService
 from services.i18n import Translator
@@ -61,7 +62,7 @@ def clock() -> Clock:
 def notifier(
     session_factory: async_sessionmaker[AsyncSession], catalogue: CatalogueService
 ) -> Notifier:
-    return Notifier(session_factory, Translator(), catalogue)
+    return Notifier(session_factory, Translator(), catalogue, AdminAlerts(session_factory, ()))
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from bot.app import close_deps, create_deps
+from bot.app import close_deps, create_bot, create_deps
 from bot.config import load_settings
 from bot.deps import AppDeps
 from services.budget import RequestBudget, background_work
@@ -50,10 +50,12 @@ async def replicas(
         database_url=sqlite_url,
         redis_url=REDIS_URL,
     )
-    started = [await create_deps(settings) for _ in range(3)]
+    bots = [create_bot(settings) for _ in range(3)]
+    started = [await create_deps(settings, bot) for bot in bots]
     yield started
-    for deps in started:
+    for deps, bot in zip(started, bots, strict=True):
         await close_deps(deps)
+        await bot.session.close()
 
 
 async def test_three_replicas_together_stay_under_the_accounts_10_requests_per_second(
