@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from datetime import datetime
 from typing import Any
 
@@ -31,15 +32,20 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
-async def _database_ok(deps: AppDeps) -> str | None:
-    """None when `SELECT 1` works, else the reason."""
+async def _database_state(deps: AppDeps) -> str:
+    """ "ok" when `SELECT 1` works in time, else "timeout" or "unavailable". The body is public:
+    an exception's text (host, user, driver details) goes to the log only."""
     try:
         async with asyncio.timeout(HEALTH_DB_TIMEOUT_SECONDS):
             async with deps.engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
+    except TimeoutError:
+        log.warning("healthz: the database did not answer within %s s", HEALTH_DB_TIMEOUT_SECONDS)
+        return "timeout"
     except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"[:300]
-    return None
+        log.warning("healthz: the database is unavailable: %s: %s", type(exc).__name__, exc)
+        return "unavailable"
+    return "ok"
 
 
 def _last_esimgo_success(deps: AppDeps) -> datetime | None:
@@ -57,12 +63,13 @@ async def healthz(request: web.Request) -> web.Response:
     """200 while the database answers; the body says how fresh the eSIM Go data is."""
     deps = request.app[DEPS_KEY]
     now = utcnow()
-    db_error = await _database_ok(deps)
+    database = await _database_state(deps)
+    healthy = database == "ok"
     catalogue = deps.catalogue.catalogue
     fetched_at = catalogue.fetched_at
     body: dict[str, Any] = {
-        "status": "ok" if db_error is None else "unavailable",
-        "database": "ok" if db_error is None else db_error,
+        "status": "ok" if healthy else "unavailable",
+        "database": database,
         "catalogue": {
             "bundles": len(catalogue),
             "fetched_at": _iso(fetched_at),
@@ -72,7 +79,7 @@ async def healthz(request: web.Request) -> web.Response:
         "esimgo_last_callback_at": _iso(deps.callbacks.last_received_at),
         "mode": "webhook" if deps.settings.webhook_mode else "polling",
     }
-    return web.json_response(body, status=200 if db_error is None else 503)
+    return web.json_response(body, status=200 if healthy else 503)
 
 
 async def esimgo_callback(request: web.Request) -> web.Response:
@@ -87,6 +94,21 @@ async def esimgo_callback(request: web.Request) -> web.Response:
     if result.receipt is Receipt.ACCEPTED and result.event_id is not None:
         request.app[CALLBACK_WORKER_KEY].enqueue(result.event_id)
     return web.json_response({"status": result.receipt.value})
+
+
+def secret_matches(received: str, expected: str) -> bool:
+    """Compare in constant time, as bytes: aiogram compares str, which raises on a header with
+    non-ASCII characters (a 500, not a 401). Undecodable header bytes arrive as surrogates."""
+    return secrets.compare_digest(
+        received.encode("utf-8", "surrogateescape"), expected.encode("utf-8")
+    )
+
+
+class SecretCheckedRequestHandler(SimpleRequestHandler):
+    """aiogram's webhook handler with a secret check that refuses any header it cannot match."""
+
+    def verify_secret(self, telegram_secret_token: str, bot: Bot) -> bool:
+        return secret_matches(telegram_secret_token, self.secret_token or "")
 
 
 def create_web_app(deps: AppDeps, dispatcher: Dispatcher, bot: Bot) -> web.Application:
@@ -110,7 +132,7 @@ def create_web_app(deps: AppDeps, dispatcher: Dispatcher, bot: Bot) -> web.Appli
     app.router.add_get("/healthz", healthz)
     app.router.add_post(settings.esimgo_callback_path, esimgo_callback)
     if settings.webhook_mode:
-        SimpleRequestHandler(
+        SecretCheckedRequestHandler(
             dispatcher, bot, secret_token=settings.webhook_secret.get_secret_value()
         ).register(app, path=TELEGRAM_WEBHOOK_PATH)
         # Runs the dispatcher's startup/shutdown hooks as start_polling would.
