@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from datetime import timedelta
 
 from aiogram import Bot
@@ -10,10 +12,10 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseStorage
-from aiogram.fsm.storage.memory import MemoryStorage
 
 from bot.config import Settings
 from bot.deps import AppDeps
+from bot.fsm_storage import ExpiringMemoryStorage
 from bot.messenger import AiogramMessenger
 from bot.middlewares import KeepResponseModels
 from bot.telegram_session import JsonBodySession
@@ -42,13 +44,20 @@ def create_bot(settings: Settings) -> Bot:
     )
 
 
-def create_storage(settings: Settings) -> BaseStorage:
-    """FSM storage: Redis when REDIS_URL is set (several replicas), memory otherwise."""
+# A form left open (a question never typed) is forgotten after this, in either storage.
+FSM_TTL = timedelta(days=1)
+
+
+def create_storage(
+    settings: Settings, *, clock: Callable[[], float] = time.monotonic
+) -> BaseStorage:
+    """FSM storage: Redis when REDIS_URL is set (several replicas), memory otherwise; `clock`
+    (seconds) times the memory storage's expiry."""
     if settings.redis_url:
         from aiogram.fsm.storage.redis import RedisStorage
 
-        return RedisStorage.from_url(settings.redis_url)
-    return MemoryStorage()
+        return RedisStorage.from_url(settings.redis_url, state_ttl=FSM_TTL, data_ttl=FSM_TTL)
+    return ExpiringMemoryStorage(FSM_TTL.total_seconds(), clock=clock)
 
 
 async def create_deps(settings: Settings) -> AppDeps:
