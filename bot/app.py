@@ -23,9 +23,9 @@ from db.engine import create_engine, create_session_factory
 from handlers.screen_cache import ScreenCache
 from handlers.topup import open_esim_callback_data, topup_callback_data
 from services.admin_alerts import AdminAlerts
-from services.callbacks import CallbackService
 from services.catalogue import CatalogueService
 from services.esimgo.client import EsimGoClient
+from services.esimgo_events import EsimGoEventService
 from services.fulfilment import FulfilmentWorker, WorkerSettings
 from services.i18n import Translator
 from services.notifications import Notifier
@@ -84,7 +84,7 @@ async def create_deps(settings: Settings) -> AppDeps:
     tracking = TrackingService(
         esimgo, session_factory, notifier, catalogue, poll_minutes=settings.status_poll_minutes
     )
-    callbacks = CallbackService(
+    esimgo_events = EsimGoEventService(
         session_factory, settings.esimgo_api_key.get_secret_value(), tracking, notifier
     )
     return AppDeps(
@@ -100,7 +100,7 @@ async def create_deps(settings: Settings) -> AppDeps:
         fulfilment_wake=asyncio.Event(),
         notifier=notifier,
         tracking=tracking,
-        callbacks=callbacks,
+        esimgo_events=esimgo_events,
         screens=ScreenCache(catalogue),
     )
 
