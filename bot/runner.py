@@ -26,6 +26,7 @@ from bot.leader import RedisLease, run_as_leader
 from bot.messenger import AiogramMessenger
 from bot.server import create_web_app, delete_webhook, register_webhook, start_web_server
 from db.migrate import upgrade_async
+from services.refund_reminders import RefundDueReminder
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,9 @@ async def run(settings: Settings) -> None:
         _spawn(background, deps.catalogue.run_refresh_loop(), "catalogue-refresh")
         _spawn(background, create_fulfilment_worker(deps, bot).run(), "fulfilment")
         _spawn(background, _status_poller(deps, AiogramMessenger(bot)), "status-poll")
+        _spawn(background, deps.alerts.run(AiogramMessenger(bot)), "admin-alerts")
+        reminder = RefundDueReminder(deps.session_factory, deps.alerts)
+        _spawn(background, reminder.run(AiogramMessenger(bot)), "refund-reminders")
 
         web_runner = await start_web_server(
             create_web_app(deps, dispatcher, bot), settings.http_host, settings.http_port

@@ -41,6 +41,7 @@ EXPECTED_TABLES = {
     "esim_bundles",
     "notifications_sent",
     "callback_events",
+    "admin_alerts",
 }
 
 
