@@ -225,7 +225,7 @@ class AdminAlerts:
                 .values(attempts=row.attempts + 1, next_attempt_at=self._clock() + CLAIM)
             )
             await session.commit()
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return int(getattr(result, "rowcount", 0) or 0) == 1
 
     async def _failed(self, row: _Due, exc: MessengerError, wait: timedelta) -> None:
         log.warning(

@@ -224,7 +224,7 @@ class EsimGoEventService:
                 )
             )
             await session.commit()
-        pruned = int(result.rowcount or 0)  # type: ignore[attr-defined]
+        pruned = int(getattr(result, "rowcount", 0) or 0)
         if pruned:
             log.info("deleted %d eSIM Go callback(s) older than %d days", pruned, KEEP_EVENTS.days)
         return pruned
