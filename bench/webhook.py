@@ -47,7 +47,7 @@ from db.migrate import upgrade_async  # noqa: E402
 from tests.fakes.esimgo import FakeEsimGo  # noqa: E402
 from tests.fakes.telegram import DEFAULT_TOKEN, FakeTelegram  # noqa: E402
 
-SECRET = "bench-secret-token"
+SECRET = "bench-secret-token-0123456789abcdef"  # Telegram allows 32–256 of [A-Za-z0-9_-]
 SEARCHES = ("Thailand", "germny", "Япония", "TR", "united states", "Франция", "spain", "uk")
 
 

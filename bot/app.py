@@ -6,6 +6,8 @@ The Bot comes first: services send through it (as a Messenger) and get it at con
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from datetime import timedelta
 
 from aiogram import Bot
@@ -14,12 +16,12 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseStorage
-from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.fsm.storage.redis import RedisStorage
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.deps import AppDeps
+from bot.fsm_storage import ExpiringMemoryStorage
 from bot.messenger import AiogramMessenger
 from db.engine import create_engine, create_session_factory
 from handlers.callbacks import (
@@ -30,10 +32,10 @@ from handlers.callbacks import (
 from handlers.screen_cache import ScreenCache
 from services.admin_alerts import AdminAlerts
 from services.budget import request_budget
-from services.callbacks import CallbackService
 from services.catalogue import CatalogueService
 from services.checkout import Checkout
 from services.esimgo.client import EsimGoClient
+from services.esimgo_events import EsimGoEventService
 from services.fulfilment import FulfilmentWorker, WorkerSettings
 from services.i18n import Translator
 from services.myesims import MyEsimsService
@@ -55,11 +57,18 @@ def create_bot(settings: Settings) -> Bot:
     )
 
 
-def create_storage(settings: Settings) -> BaseStorage:
-    """FSM storage: Redis when REDIS_URL is set (several replicas), memory otherwise."""
+# A form left open (a question never typed) is forgotten after this, in either storage.
+FSM_TTL = timedelta(days=1)
+
+
+def create_storage(
+    settings: Settings, *, clock: Callable[[], float] = time.monotonic
+) -> BaseStorage:
+    """FSM storage: Redis when REDIS_URL is set (several replicas), memory otherwise; `clock`
+    (seconds) times the memory storage's expiry."""
     if settings.redis_url:
-        return RedisStorage.from_url(settings.redis_url)
-    return MemoryStorage()
+        return RedisStorage.from_url(settings.redis_url, state_ttl=FSM_TTL, data_ttl=FSM_TTL)
+    return ExpiringMemoryStorage(FSM_TTL.total_seconds(), clock=clock)
 
 
 def create_esimgo_client(settings: Settings) -> EsimGoClient:
@@ -87,7 +96,7 @@ async def create_deps(settings: Settings, bot: Bot) -> AppDeps:
     translator = Translator()
     alerts = AdminAlerts(session_factory, settings.admin_ids)
     orders = OrderService(esimgo, catalogue, pricing)
-    notifier, tracking, callbacks = _tracking(
+    notifier, tracking, esimgo_events = _tracking(
         settings, session_factory, esimgo, catalogue, alerts, translator
     )
     return AppDeps(
@@ -105,7 +114,7 @@ async def create_deps(settings: Settings, bot: Bot) -> AppDeps:
         fulfilment_wake=asyncio.Event(),
         notifier=notifier,
         tracking=tracking,
-        callbacks=callbacks,
+        esimgo_events=esimgo_events,
         profiles=UserProfiles(session_factory, settings.default_language),
         myesims=MyEsimsService(
             session_factory,
@@ -127,7 +136,7 @@ def _tracking(
     catalogue: CatalogueService,
     alerts: AdminAlerts,
     translator: Translator,
-) -> tuple[Notifier, TrackingService, CallbackService]:
+) -> tuple[Notifier, TrackingService, EsimGoEventService]:
     """What follows an eSIM after delivery: notifications, the poller, eSIM Go's callbacks."""
     notifier = Notifier(
         session_factory,
@@ -140,10 +149,10 @@ def _tracking(
     tracking = TrackingService(
         esimgo, session_factory, notifier, catalogue, poll_minutes=settings.status_poll_minutes
     )
-    callbacks = CallbackService(
+    esimgo_events = EsimGoEventService(
         session_factory, settings.esimgo_api_key.get_secret_value(), tracking, notifier
     )
-    return notifier, tracking, callbacks
+    return notifier, tracking, esimgo_events
 
 
 def create_fulfilment_worker(deps: AppDeps) -> FulfilmentWorker:

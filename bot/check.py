@@ -11,6 +11,7 @@ from sqlalchemy import Connection, text
 
 from bot.app import create_bot
 from bot.config import Settings
+from bot.redaction import Redactor
 from db.engine import create_engine
 from db.migrate import alembic_config
 from services.esimgo.client import EsimGoClient
@@ -62,6 +63,7 @@ async def run_checks(settings: Settings) -> int:
         ("eSIM Go", _esimgo),
         ("Telegram", _telegram),
     ]
+    redact = Redactor.for_settings(settings)
     failed = 0
     for name, check in checks:
         try:
@@ -70,6 +72,6 @@ async def run_checks(settings: Settings) -> int:
             print(f"{name:<11} ok: {result}")
         except Exception as exc:
             failed += 1
-            print(f"{name:<11} FAILED: {type(exc).__name__}: {exc}")
+            print(redact(f"{name:<11} FAILED: {type(exc).__name__}: {exc}"))
     print("all checks passed" if not failed else f"{failed} check(s) failed")
     return 1 if failed else 0

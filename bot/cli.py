@@ -12,6 +12,7 @@ from aiogram.exceptions import TelegramUnauthorizedError
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.logging_setup import configure_logging
+from bot.redaction import Redactor
 from services.esimgo.errors import AuthError
 
 log = logging.getLogger("esimbot")
@@ -61,7 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"esimbot: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, settings.log_format)
+    redact = Redactor.for_settings(settings)
+    configure_logging(settings.log_level, settings.log_format, redact)
     try:
         if command == "migrate":
             return _migrate(settings)
@@ -78,16 +80,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except TelegramUnauthorizedError as exc:
-        print(f"esimbot {command}: Telegram refused BOT_TOKEN ({exc.message})", file=sys.stderr)
-        return 1
+        problem = f"Telegram refused BOT_TOKEN ({exc.message})"
     except AuthError as exc:
-        print(f"esimbot {command}: eSIM Go refused ESIMGO_API_KEY ({exc})", file=sys.stderr)
-        return 1
+        problem = f"eSIM Go refused ESIMGO_API_KEY ({exc})"
     except Exception as exc:
         # One readable line for the operator; the traceback only when asked for.
         log.debug("fatal error", exc_info=True)
-        print(f"esimbot {command}: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+        problem = f"{type(exc).__name__}: {exc}"
+    print(redact(f"esimbot {command}: {problem}"), file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from decimal import Decimal
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Values copied from .env.example that must never reach Telegram or eSIM Go.
 _PLACEHOLDER_MARKERS = ("changeme", "your-", "your_", "<", "xxx", "placeholder")
+# What Telegram accepts as a webhook's secret_token.
+_WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{32,256}")
 
 
 class ConfigError(Exception):
@@ -19,6 +24,15 @@ class ConfigError(Exception):
 def _looks_like_placeholder(value: str) -> bool:
     lowered = value.strip().lower()
     return not lowered or any(marker in lowered for marker in _PLACEHOLDER_MARKERS)
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
 
 
 class Settings(BaseSettings):
@@ -79,6 +93,24 @@ class Settings(BaseSettings):
     def _strip_slash(cls, value: str) -> str:
         return value.strip().rstrip("/")
 
+    @field_validator("webhook_secret")
+    @classmethod
+    def _telegram_secret_alphabet(cls, value: SecretStr) -> SecretStr:
+        secret = value.get_secret_value()
+        if secret and not _WEBHOOK_SECRET.fullmatch(secret):
+            raise ValueError("must be 32–256 characters of A–Z a–z 0–9 _ -")
+        return value
+
+    @field_validator("esimgo_base_url")
+    @classmethod
+    def _https_unless_loopback(cls, value: str) -> str:
+        # The API key goes in every request's headers: only TLS, or this machine, may see it.
+        parts = urlsplit(value)
+        local = parts.scheme == "http" and _is_loopback(parts.hostname)
+        if parts.scheme != "https" and not local:
+            raise ValueError("must use https (plain http only for a loopback address)")
+        return value
+
     @model_validator(mode="after")
     def _check_consistency(self) -> Settings:
         if _looks_like_placeholder(self.bot_token.get_secret_value()):
@@ -93,6 +125,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"PAYMENT_CURRENCY={self.payment_currency} needs PAYMENT_PROVIDER_TOKEN "
                 "(or use XTR, Telegram Stars)"
+            )
+        if not self.uses_stars and not self.admin_ids:
+            # Card payments cannot be refunded through the Bot API: an admin refunds them.
+            raise ValueError(
+                f"PAYMENT_CURRENCY={self.payment_currency} needs ADMIN_IDS "
+                "(card refunds are made by an admin, who must be told)"
             )
         return self
 

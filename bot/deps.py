@@ -10,10 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.config import Settings
 from handlers.screen_cache import ScreenCache
 from services.admin_alerts import AdminAlerts
-from services.callbacks import CallbackService
 from services.catalogue import CatalogueService
 from services.checkout import Checkout
 from services.esimgo.client import EsimGoClient
+from services.esimgo_events import EsimGoEventService
 from services.i18n import Translator
 from services.messenger import Messenger
 from services.myesims import MyEsimsService
@@ -42,7 +42,7 @@ class AppDeps:
     fulfilment_wake: asyncio.Event
     notifier: Notifier
     tracking: TrackingService
-    callbacks: CallbackService
+    esimgo_events: EsimGoEventService
     profiles: UserProfiles
     myesims: MyEsimsService
     # Rendered catalogue and menu screens, per language; started over by a catalogue refresh.

@@ -14,6 +14,7 @@ from aiogram.exceptions import (
 )
 from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup
 
+from bot.redaction import Redactor
 from services.messenger import (
     Keyboard,
     MessengerError,
@@ -43,14 +44,17 @@ def to_markup(keyboard: Keyboard | None) -> InlineKeyboardMarkup | None:
     )
 
 
-def _translate(exc: TelegramAPIError) -> MessengerError:
+def _translate(exc: TelegramAPIError, redact: Redactor) -> MessengerError:
+    # A network error's text may name the request URL, which holds the bot token; what this
+    # returns ends up in orders' failure reasons and in admin alerts.
+    message = redact(exc.message)
     if isinstance(exc, TelegramRetryAfter):
         return RetryLaterError(float(exc.retry_after))
     if isinstance(exc, TelegramForbiddenError):
-        return RecipientUnavailableError(exc.message)
-    if isinstance(exc, TelegramBadRequest) and any(g in exc.message.lower() for g in _GONE):
-        return RecipientUnavailableError(exc.message)
-    return MessengerError(exc.message)
+        return RecipientUnavailableError(message)
+    if isinstance(exc, TelegramBadRequest) and any(g in message.lower() for g in _GONE):
+        return RecipientUnavailableError(message)
+    return MessengerError(message)
 
 
 class AiogramMessenger:
@@ -58,12 +62,13 @@ class AiogramMessenger:
 
     def __init__(self, bot: Bot) -> None:
         self._bot = bot
+        self._redact = Redactor([bot.token])
 
     async def send_text(self, chat_id: int, text: str, keyboard: Keyboard | None = None) -> int:
         try:
             message = await self._bot.send_message(chat_id, text, reply_markup=to_markup(keyboard))
         except TelegramAPIError as exc:
-            raise _translate(exc) from exc
+            raise _translate(exc, self._redact) from exc
         return message.message_id
 
     async def send_photo(
@@ -77,14 +82,14 @@ class AiogramMessenger:
                 reply_markup=to_markup(keyboard),
             )
         except TelegramAPIError as exc:
-            raise _translate(exc) from exc
+            raise _translate(exc, self._redact) from exc
         return message.message_id
 
     async def send_upload_photo_action(self, chat_id: int) -> None:
         try:
             await self._bot.send_chat_action(chat_id, ChatAction.UPLOAD_PHOTO)
         except TelegramAPIError as exc:
-            raise _translate(exc) from exc
+            raise _translate(exc, self._redact) from exc
 
     async def refund_star_payment(self, user_id: int, telegram_payment_charge_id: str) -> None:
         try:
@@ -95,6 +100,6 @@ class AiogramMessenger:
             if ALREADY_REFUNDED in exc.message.upper():
                 log.info("charge %s was already refunded", telegram_payment_charge_id)
                 return
-            raise RefundError(exc.message) from exc
+            raise RefundError(self._redact(exc.message)) from exc
         except TelegramAPIError as exc:
-            raise _translate(exc) from exc
+            raise _translate(exc, self._redact) from exc

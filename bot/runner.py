@@ -27,6 +27,7 @@ from bot.leader import Job, RedisLease, run_as_leader
 from bot.payments import create_payment_reconciler
 from bot.server import create_web_app, delete_webhook, register_webhook, start_web_server
 from db.migrate import upgrade_async
+from services.refund_reminders import RefundDueReminder
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,11 @@ async def run(settings: Settings) -> None:
         _spawn(background, _on_one_replica(settings, "status-poll", poll), "status-poll")
         reconcile = create_payment_reconciler(deps, bot).run
         _spawn(background, _on_one_replica(settings, "payment-reconcile", reconcile), "payments")
+        _spawn(background, deps.alerts.run(deps.messenger), "admin-alerts")
+        reminder = partial(
+            RefundDueReminder(deps.session_factory, deps.alerts).run, deps.messenger
+        )
+        _spawn(background, _on_one_replica(settings, "refund-due", reminder), "refund-due")
 
         web_runner = await start_web_server(
             create_web_app(deps, dispatcher, bot), settings.http_host, settings.http_port

@@ -17,7 +17,7 @@ from bot.deps import AppDeps
 from bot.messenger import AiogramMessenger
 from bot.webhook import WebhookHandler
 from db.base import utcnow
-from services.callbacks import SIGNATURE_HEADER, CallbackWorker, Receipt
+from services.esimgo_events import SIGNATURE_HEADER, EsimGoEventWorker, Receipt
 
 log = logging.getLogger(__name__)
 
@@ -25,22 +25,27 @@ TELEGRAM_WEBHOOK_PATH = "/telegram/webhook"
 HEALTH_DB_TIMEOUT_SECONDS = 3.0
 
 DEPS_KEY = web.AppKey("deps", AppDeps)
-CALLBACK_WORKER_KEY = web.AppKey("callback_worker", CallbackWorker)
+EVENT_WORKER_KEY = web.AppKey("esimgo_event_worker", EsimGoEventWorker)
 
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
-async def _database_ok(deps: AppDeps) -> str | None:
-    """None when `SELECT 1` works, else the reason."""
+async def _database_state(deps: AppDeps) -> str:
+    """ "ok" when `SELECT 1` works in time, else "timeout" or "unavailable". The body is public:
+    an exception's text (host, user, driver details) goes to the log only."""
     try:
         async with asyncio.timeout(HEALTH_DB_TIMEOUT_SECONDS):
             async with deps.engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
+    except TimeoutError:
+        log.warning("healthz: the database did not answer within %s s", HEALTH_DB_TIMEOUT_SECONDS)
+        return "timeout"
     except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"[:300]
-    return None
+        log.warning("healthz: the database is unavailable: %s: %s", type(exc).__name__, exc)
+        return "unavailable"
+    return "ok"
 
 
 def _last_esimgo_success(deps: AppDeps) -> datetime | None:
@@ -58,35 +63,36 @@ async def healthz(request: web.Request) -> web.Response:
     """200 while the database answers; the body says how fresh the eSIM Go data is."""
     deps = request.app[DEPS_KEY]
     now = utcnow()
-    db_error = await _database_ok(deps)
+    database = await _database_state(deps)
+    healthy = database == "ok"
     catalogue = deps.catalogue.catalogue
     fetched_at = catalogue.fetched_at
     body: dict[str, Any] = {
-        "status": "ok" if db_error is None else "unavailable",
-        "database": "ok" if db_error is None else db_error,
+        "status": "ok" if healthy else "unavailable",
+        "database": database,
         "catalogue": {
             "bundles": len(catalogue),
             "fetched_at": _iso(fetched_at),
             "age_seconds": int((now - fetched_at).total_seconds()) if fetched_at else None,
         },
         "esimgo_last_success_at": _iso(_last_esimgo_success(deps)),
-        "esimgo_last_callback_at": _iso(deps.callbacks.last_received_at),
+        "esimgo_last_callback_at": _iso(deps.esimgo_events.last_received_at),
         "mode": "webhook" if deps.settings.webhook_mode else "polling",
     }
-    return web.json_response(body, status=200 if db_error is None else 503)
+    return web.json_response(body, status=200 if healthy else 503)
 
 
 async def esimgo_callback(request: web.Request) -> web.Response:
     """Verify and store, answer at once; the worker applies the event afterwards."""
     deps = request.app[DEPS_KEY]
     body = await request.read()
-    result = await deps.callbacks.receive(body, request.headers.get(SIGNATURE_HEADER))
+    result = await deps.esimgo_events.receive(body, request.headers.get(SIGNATURE_HEADER))
     if result.receipt is Receipt.UNAUTHORIZED:
         return web.json_response({"error": "invalid signature"}, status=401)
     if result.receipt is Receipt.MALFORMED:
         return web.json_response({"error": "malformed", "detail": result.detail}, status=400)
     if result.receipt is Receipt.ACCEPTED and result.event_id is not None:
-        request.app[CALLBACK_WORKER_KEY].enqueue(result.event_id)
+        request.app[EVENT_WORKER_KEY].enqueue(result.event_id)
     return web.json_response({"status": result.receipt.value})
 
 
@@ -95,8 +101,8 @@ def create_web_app(deps: AppDeps, dispatcher: Dispatcher, bot: Bot) -> web.Appli
     settings = deps.settings
     app = web.Application()
     app[DEPS_KEY] = deps
-    worker = CallbackWorker(deps.callbacks, AiogramMessenger(bot))
-    app[CALLBACK_WORKER_KEY] = worker
+    worker = EsimGoEventWorker(deps.esimgo_events, AiogramMessenger(bot))
+    app[EVENT_WORKER_KEY] = worker
 
     async def start_worker(_app: web.Application) -> None:
         await worker.start()

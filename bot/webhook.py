@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 
 from aiogram import Bot
 from aiogram.types import Update
@@ -23,8 +24,20 @@ log = logging.getLogger(__name__)
 _PAYMENT_KEYS = re.compile(rb'"(?:pre_checkout_query|successful_payment)"')
 
 
+def secret_matches(received: str, expected: str) -> bool:
+    """Compare in constant time, as bytes: aiogram compares str, which raises on a header with
+    non-ASCII characters (a 500, not a 401). Undecodable header bytes arrive as surrogates."""
+    return secrets.compare_digest(
+        received.encode("utf-8", "surrogateescape"), expected.encode("utf-8")
+    )
+
+
 class WebhookHandler(SimpleRequestHandler):
-    """aiogram's handler, with payment updates handled before the answer."""
+    """aiogram's handler, with a secret check that refuses any header it cannot match and
+    payment updates handled before the answer."""
+
+    def verify_secret(self, telegram_secret_token: str, bot: Bot) -> bool:
+        return secret_matches(telegram_secret_token, self.secret_token or "")
 
     async def _handle_request_background(self, bot: Bot, request: web.Request) -> web.Response:
         # Called by handle() once the secret token is verified.

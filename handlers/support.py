@@ -25,7 +25,7 @@ from handlers.filters import is_command_or_in_a_form
 from handlers.guards import OwnedOnly
 from handlers.myesims_render import Wording, order_status
 from handlers.render import Screen, back_button, button
-from services.admin_alerts import AdminAlerts
+from services.admin_alerts import AdminAlerts, AlertHtml, alert_html
 from services.catalogue import CatalogueService
 from services.formatting import date_medium
 from services.i18n import N_, Translator
@@ -128,29 +128,42 @@ async def on_cancel(query: CallbackQuery, state: FSMContext) -> None:
     await show(query, Screen(text, markup))
 
 
-def _admin_text(message: Message, order: OrderView | None, language: str, question: str) -> str:
+def _admin_text(
+    message: Message, order: OrderView | None, language: str, question: str
+) -> AlertHtml:
     """The request as the admins see it (in English, the operators' language)."""
     sender = message.from_user
-    who = html.escape(sender.full_name) if sender else "?"
+    who = sender.full_name if sender else "?"
     if sender is not None and sender.username:
-        who += f" (@{html.escape(sender.username)})"
+        who += f" (@{sender.username})"
     lines = [
         "🆘 <b>Support request</b>",
-        f"From: {who}, id <code>{sender.id if sender else '?'}</code>, language {language}",
+        "From: {who}, id <code>{user_id}</code>, language {language}",
     ]
+    values: dict[str, object] = {
+        "who": who,
+        "user_id": sender.id if sender else "?",
+        "language": language,
+        "question": question,
+    }
     if order is not None:
-        lines.append(
-            f"Order: <code>{html.escape(order.public_id)}</code> · status {order.status} · "
-            f"{html.escape(order.bundle_name)} · {format_price(order.price, 'en')}"
+        lines.append("Order: <code>{order}</code> · status {status} · {bundle} · {price}")
+        values.update(
+            order=order.public_id,
+            status=order.status,
+            bundle=order.bundle_name,
+            price=format_price(order.price, "en"),
         )
         if order.iccid:
-            lines.append(f"ICCID: <code>{html.escape(order.iccid)}</code>")
+            lines.append("ICCID: <code>{iccid}</code>")
+            values["iccid"] = order.iccid
         if order.failure_reason:
-            lines.append(f"Last error: {html.escape(order.failure_reason[:300])}")
+            lines.append("Last error: {error}")
+            values["error"] = order.failure_reason[:300]
     else:
         lines.append("Order: none chosen")
-    lines += ["", html.escape(question, quote=False)]
-    return "\n".join(lines)
+    lines += ["", "{question}"]
+    return alert_html("\n".join(lines), **values)
 
 
 async def on_question(
@@ -169,7 +182,7 @@ async def on_question(
     if isinstance(order_id, int):
         order = await myesims.order(order_id, message.from_user.id)
     question = message.text[:QUESTION_LIMIT]
-    await alerts.alert(messenger, _admin_text(message, order, language, question))
+    await alerts.alert(messenger, _admin_text(message, order, language, question), private=True)
     if not admin_ids:
         logger.warning("Support request from %s but ADMIN_IDS is empty", message.from_user.id)
     await state.clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -10,11 +11,12 @@ from datetime import timedelta
 from typing import Any
 
 from babel.dates import format_date
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
+from bot.messenger import AiogramMessenger
 from db.base import utcnow
 from db.models import CallbackEvent, Esim, EsimBundle, User
-from services.callbacks import verify_signature
+from services.esimgo_events import EsimGoEventWorker, verify_signature
 from tests.fakes.telegram import ApiCall
 from tests.helpers import ADMIN_ID
 from tests.tracking_helpers import (
@@ -291,13 +293,81 @@ async def test_events_stored_before_a_restart_are_processed_at_start(
     await seed_esim(deps.session_factory, user_id=USER_ID)
     await server_env.worker.stop()  # as if the process died right after answering 200
     body = json.dumps(first_use()).encode()
-    result = await deps.callbacks.receive(body, hmac_hex(body, server_env.api_key))
+    result = await deps.esimgo_events.receive(body, hmac_hex(body, server_env.api_key))
     assert result.event_id is not None
 
     await server_env.worker.start()
     await server_env.settle()
 
     assert len(texts_to(server_env, USER_ID)) == 1
+
+
+async def test_a_callback_that_failed_is_retried_while_the_bot_runs(
+    server_env: ServerEnv,
+) -> None:
+    deps = server_env.env.deps
+    await seed_esim(deps.session_factory, user_id=USER_ID)
+    await server_env.worker.stop()
+    worker = EsimGoEventWorker(
+        deps.esimgo_events, AiogramMessenger(server_env.env.bot), first_retry_seconds=0.05
+    )
+    await worker.start()
+    try:
+        # The database loses a table for a moment (a restore, a botched manual change).
+        async with deps.engine.begin() as connection:
+            await connection.execute(text("ALTER TABLE esim_bundles RENAME TO esim_bundles_away"))
+        body = json.dumps(first_use()).encode()
+        result = await deps.esimgo_events.receive(body, hmac_hex(body, server_env.api_key))
+        assert result.event_id is not None
+        worker.enqueue(result.event_id)
+        await worker.wait_idle()
+        event = await stored_event(server_env, result.event_id)
+        assert not event.processed and "esim_bundles" in (event.error or "")
+
+        async with deps.engine.begin() as connection:
+            await connection.execute(text("ALTER TABLE esim_bundles_away RENAME TO esim_bundles"))
+        async with asyncio.timeout(10):
+            # Retried on the worker's own schedule: poll the stored event, bounded by the timeout.
+            while not (await stored_event(server_env, result.event_id)).processed:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+    finally:
+        await worker.stop()
+
+    [started] = texts_to(server_env, USER_ID)
+    assert "started" in started
+
+
+async def stored_event(server: ServerEnv, event_id: int) -> CallbackEvent:
+    async with server.env.deps.session_factory() as session:
+        event = await session.get(CallbackEvent, event_id)
+    assert event is not None
+    return event
+
+
+async def test_callback_bodies_older_than_30_days_are_pruned(server_env: ServerEnv) -> None:
+    deps = server_env.env.deps
+    await server_env.worker.stop()
+    now = utcnow()
+    ages = {"old-done": 31, "old-stuck": 45, "recent": 29, "today": 0}
+    async with deps.session_factory() as session:
+        for name, days in ages.items():
+            session.add(
+                CallbackEvent(
+                    body_hash=name,
+                    body=json.dumps({"alertType": "Mystery", "n": name}),
+                    kind="Mystery",
+                    received_at=now - timedelta(days=days, minutes=1),
+                    processed=name != "old-stuck",
+                )
+            )
+        await session.commit()
+
+    await server_env.worker.start()
+    await server_env.settle()
+
+    async with deps.session_factory() as session:
+        kept = set((await session.scalars(select(CallbackEvent.body_hash))).all())
+    assert kept == {"recent", "today"}
 
 
 def hmac_hex(body: bytes, key: str) -> str:

@@ -14,6 +14,9 @@ from bot.config import ConfigError, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIRED = {"bot_token": "123456:ABCDEF", "esimgo_api_key": "live-key-123"}
+WEBHOOK = {**REQUIRED, "webhook_url": "https://bot.example.com"}
+WEBHOOK_SECRET_RULE = "WEBHOOK_SECRET must be 32–256 characters of A–Z a–z 0–9 _ -"
+FIAT = {**REQUIRED, "payment_currency": "EUR", "payment_provider_token": "284685063:TEST:abc"}
 
 
 @pytest.fixture(autouse=True)
@@ -71,6 +74,15 @@ def test_dotenv_file_is_read(tmp_path: Path) -> None:
         ({**REQUIRED, "payment_currency": "usd"}, "needs PAYMENT_PROVIDER_TOKEN"),
         ({**REQUIRED, "http_port": "seventy"}, "HTTP_PORT"),
         ({**REQUIRED, "admin_ids": "12,abc"}, "ADMIN_IDS"),
+        ({**WEBHOOK, "webhook_secret": "s" * 31}, WEBHOOK_SECRET_RULE),
+        ({**WEBHOOK, "webhook_secret": "s" * 257}, WEBHOOK_SECRET_RULE),
+        ({**WEBHOOK, "webhook_secret": "s" * 31 + "!"}, WEBHOOK_SECRET_RULE),
+        ({**WEBHOOK, "webhook_secret": "s" * 31 + "é"}, WEBHOOK_SECRET_RULE),
+        ({**WEBHOOK, "webhook_secret": "s" * 16 + " " + "s" * 16}, WEBHOOK_SECRET_RULE),
+        ({**REQUIRED, "esimgo_base_url": "http://api.esim-go.com/v2.4"}, "must use https"),
+        ({**REQUIRED, "esimgo_base_url": "http://10.0.0.5/v2.4"}, "must use https"),
+        ({**REQUIRED, "esimgo_base_url": "ftp://api.esim-go.com"}, "must use https"),
+        ({**FIAT, "admin_ids": ""}, "PAYMENT_CURRENCY=EUR needs ADMIN_IDS"),
     ],
 )
 def test_bad_configuration_is_one_readable_line(overrides: dict[str, str], expected: str) -> None:
@@ -79,6 +91,16 @@ def test_bad_configuration_is_one_readable_line(overrides: dict[str, str], expec
     message = str(caught.value)
     assert expected in message
     assert "\n" not in message
+
+
+def test_a_webhook_secret_of_telegrams_alphabet_and_a_loopback_esimgo_are_accepted() -> None:
+    for secret in ("A" * 32, "aZ09_-" * 42 + "xyzw"):
+        settings = load_settings(**WEBHOOK, webhook_secret=secret)
+        assert settings.webhook_secret.get_secret_value() == secret
+    for base in ("http://127.0.0.1:8081/v2.4", "http://localhost:9000", "http://[::1]:9000"):
+        assert load_settings(**REQUIRED, esimgo_base_url=base).esimgo_base_url == base
+    fiat = load_settings(**FIAT, admin_ids="7")
+    assert fiat.payment_currency == "EUR" and fiat.admin_ids == frozenset({7})
 
 
 def test_the_command_reports_missing_secrets_without_a_traceback(tmp_path: Path) -> None:

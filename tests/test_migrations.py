@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,22 @@ from db.base import Base
 from db.engine import create_engine
 from db.migrate import alembic_config, downgrade, upgrade
 from tests.conftest import POSTGRES_URL, _reset_postgres
+from tests.fakes.esimgo import FakeEsimGo
+from tests.fakes.telegram import FakeTelegram
+from tests.helpers import command_env
+
+REPLICAS = 4
+# Each replica loads everything, waits until all are ready, then runs `esimbot migrate`: they
+# start together, as the replicas of a deployment do.
+MIGRATE_TOGETHER = """
+import os, pathlib, sys, time
+import alembic.command, asyncpg, bot.cli, db.migrate, db.models
+ready = pathlib.Path(sys.argv[1])
+(ready / str(os.getpid())).touch()
+while len(list(ready.iterdir())) < int(sys.argv[2]):
+    time.sleep(0.01)
+sys.exit(bot.cli.main(["migrate"]))
+"""
 
 EXPECTED_TABLES = {
     "users",
@@ -27,6 +44,7 @@ EXPECTED_TABLES = {
     "star_ledger",
     "gifts",
     "network_snapshots",
+    "admin_alerts",
 }
 
 
@@ -86,3 +104,35 @@ async def test_each_revision_steps_down_and_up_again(empty_database: str) -> Non
 async def test_migrations_produce_exactly_the_models(empty_database: str) -> None:
     await asyncio.to_thread(upgrade, empty_database)
     assert await _model_diff(empty_database) == []
+
+
+async def test_replicas_migrating_at_once_on_postgres_all_succeed(
+    fake_telegram: FakeTelegram, fake_esimgo: FakeEsimGo, tmp_path: Path
+) -> None:
+    if not POSTGRES_URL:
+        pytest.skip("TEST_POSTGRES_URL not set")
+    await _reset_postgres(POSTGRES_URL)
+    env = command_env(fake_telegram, fake_esimgo, POSTGRES_URL)
+    ready = tmp_path / "ready"
+    ready.mkdir()
+
+    async def migrate() -> tuple[int | None, str]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            MIGRATE_TOGETHER,
+            str(ready),
+            str(REPLICAS),
+            cwd=tmp_path,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        async with asyncio.timeout(90):
+            output, _ = await process.communicate()
+        return process.returncode, output.decode()
+
+    results = await asyncio.gather(*(migrate() for _ in range(REPLICAS)))
+
+    assert [code for code, _ in results] == [0] * REPLICAS, [out for _, out in results]
+    assert await _tables(POSTGRES_URL) == EXPECTED_TABLES

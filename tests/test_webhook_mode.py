@@ -18,7 +18,7 @@ from tests.fakes.telegram import ApiCall
 from tests.helpers import BotEnv, make_user, message_update
 from tests.tracking_helpers import ServerEnv, start_server_env, stop_server_env
 
-SECRET = "s3cret-token_for-tests"
+SECRET = "s3cret-token_for-tests-0123456789abcdef"
 
 
 def webhook_env(env: BotEnv, **settings: Any) -> BotEnv:
@@ -101,6 +101,23 @@ async def test_a_wrong_or_missing_secret_gets_401_and_is_not_handled(
     assert chats == {bob.id}
 
 
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "é" * 40,  # sent as UTF-8 bytes
+        SECRET[:-1] + "é",  # right length, one byte off the alphabet
+        "\u2028" + SECRET,
+    ],
+)
+async def test_a_secret_header_with_other_bytes_gets_401_not_500(
+    webhook_server: ServerEnv, secret: str
+) -> None:
+    alice = make_user(7006)
+    assert await post_update(webhook_server, message_update(alice, "/start"), secret) == 401
+    assert webhook_server.env.fake_telegram.calls_to("sendMessage") == []
+    assert webhook_server.env.error_logs == []
+
+
 async def test_polling_mode_has_no_telegram_route(server_env: ServerEnv) -> None:
     status = await post_update(server_env, message_update(make_user(7004), "/start"), SECRET)
     assert status in (404, 405)
@@ -146,6 +163,22 @@ async def test_healthz_is_503_when_the_database_is_gone(bot_env: BotEnv) -> None
     finally:
         await stop_server_env(server)
         await dead.dispose()
+
+
+async def test_healthz_reports_states_not_exception_texts(bot_env: BotEnv) -> None:
+    dead = create_engine("postgresql+asyncpg://nobody:hunter2@127.0.0.1:1/none")
+    env = dataclasses.replace(bot_env, deps=dataclasses.replace(bot_env.deps, engine=dead))
+    server = await start_server_env(env)
+    try:
+        async with server.http.get(f"{server.base_url}/healthz") as resp:
+            raw = await resp.text()
+    finally:
+        await stop_server_env(server)
+        await dead.dispose()
+    body = json.loads(raw)
+    assert body["database"] == "unavailable"
+    for detail in ("Error", "refused", "127.0.0.1", "nobody", "hunter2", "Connect call"):
+        assert detail not in raw
 
 
 async def test_the_callback_path_is_configurable(bot_env: BotEnv) -> None:

@@ -13,10 +13,10 @@ import pytest
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.server import CALLBACK_WORKER_KEY, create_web_app, start_web_server
+from bot.server import EVENT_WORKER_KEY, create_web_app, start_web_server
 from db.base import utcnow
 from db.models import Esim, EsimBundle, User
-from services.callbacks import CallbackWorker, sign
+from services.esimgo_events import EsimGoEventWorker, sign
 from tests.helpers import BotEnv
 
 ICCID = "8944538532008160222"
@@ -111,8 +111,8 @@ class ServerEnv:
     http: aiohttp.ClientSession
 
     @property
-    def worker(self) -> CallbackWorker:
-        return self.app[CALLBACK_WORKER_KEY]
+    def worker(self) -> EsimGoEventWorker:
+        return self.app[EVENT_WORKER_KEY]
 
     @property
     def api_key(self) -> str:

@@ -1,5 +1,6 @@
 """All tables; importing this module registers every model on Base.metadata."""
 
+from db.models.admin_alert import AdminAlert
 from db.models.catalogue import CatalogueSnapshot
 from db.models.gift import Gift, GiftStatus
 from db.models.network import NetworkSnapshot
@@ -9,6 +10,7 @@ from db.models.tracking import CallbackEvent, EsimBundle, NotificationSent
 from db.models.user import User
 
 __all__ = [
+    "AdminAlert",
     "CallbackEvent",
     "CatalogueSnapshot",
     "Esim",

@@ -263,6 +263,8 @@ class EsimGoClient:
             json=body,
             headers=headers,
             timeout=aiohttp.ClientTimeout(total=time_limit),
+            # A redirect would carry X-API-Key to whatever host it names.
+            allow_redirects=False,
         ) as resp:
             payload = await resp.read()
             response = _Response(

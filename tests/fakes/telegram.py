@@ -109,6 +109,9 @@ _TAG = re.compile(
 )
 _ENTITY = re.compile(r"&(?:lt|gt|amp|quot|#[0-9]{1,7}|#x[0-9a-fA-F]{1,6});")
 
+# Marks a request the fake's redirect loop sent back to itself.
+LOOP_PARAMETER = "fake-redirect-loop"
+
 MAX_TEXT = 4096
 MAX_CAPTION = 1024
 MAX_CALLBACK_ANSWER = 200
@@ -276,6 +279,7 @@ class FakeTelegram:
         self.base_url = ""
         self._last_message_id: dict[int, int] = {}
         self._failures: dict[str, list[_Failure]] = {}
+        self._redirects: dict[str, int] = {}
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
         self._new_update: asyncio.Event | None = None
@@ -330,6 +334,10 @@ class FakeTelegram:
         self._failures.setdefault(method.lower(), []).append(
             _Failure(error_code, description, times, retry_after)
         )
+
+    def redirect_loop(self, method: str, times: int = 1) -> None:
+        """The next `times` calls of `method` meet a proxy that redirects them in a circle."""
+        self._redirects[method.lower()] = self._redirects.get(method.lower(), 0) + times
 
     def calls_to(self, method: str) -> list[ApiCall]:
         return [call for call in self.calls if call.method.lower() == method.lower()]
@@ -441,6 +449,12 @@ class FakeTelegram:
     async def _handle(self, request: web.Request) -> web.Response:
         token = request.match_info["token"]
         method = request.match_info["method"]
+        if LOOP_PARAMETER in request.query:
+            raise web.HTTPFound(request.path_qs)
+        if self._redirects.get(method.lower(), 0) > 0:
+            self._redirects[method.lower()] -= 1
+            self.calls.append(ApiCall(method, {}, error_code=302, description="redirect loop"))
+            raise web.HTTPFound(f"{request.path}?{LOOP_PARAMETER}=1")
         params, files = await self._read_params(request)
         call = ApiCall(
             method=method, params=params, files=files, content_type=request.content_type

@@ -1,4 +1,5 @@
-"""eSIM Go V3 callbacks: verify, store once, answer at once, process in the background."""
+"""eSIM Go events (its V3 callbacks): verify, store once, answer at once, process in the
+background, retry what failed, forget them after a month."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -32,6 +33,9 @@ from services.usage import FINISHED_STATES
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Signature-SHA256"
+# Stored bodies are kept this long (for support and for spotting a replay), then deleted.
+KEEP_EVENTS = timedelta(days=30)
+PRUNE_EVERY_SECONDS = 24 * 60 * 60
 
 
 class Kind(enum.StrEnum):
@@ -149,7 +153,7 @@ class ReceiveResult:
     detail: str = ""
 
 
-class CallbackService:
+class EsimGoEventService:
     """Stores verified callbacks (once per body) and applies them to eSIMs and notifications."""
 
     def __init__(
@@ -210,6 +214,20 @@ class CallbackService:
                 .order_by(CallbackEvent.id)
             )
             return list(result)
+
+    async def prune(self) -> int:
+        """Delete events received more than KEEP_EVENTS ago, done or not; returns how many."""
+        async with self._session_factory() as session:
+            result = await session.execute(
+                delete(CallbackEvent).where(
+                    CallbackEvent.received_at < self._clock() - KEEP_EVENTS
+                )
+            )
+            await session.commit()
+        pruned = int(getattr(result, "rowcount", 0) or 0)
+        if pruned:
+            log.info("deleted %d eSIM Go callback(s) older than %d days", pruned, KEEP_EVENTS.days)
+        return pruned
 
     async def process(self, event_id: int, messenger: Messenger) -> bool:
         """Apply a stored event; True once it is done (also for ones that need nothing)."""
@@ -352,42 +370,87 @@ def _low_balance_text(payload: Mapping[str, Any]) -> str:
     )
 
 
-class CallbackWorker:
-    """Processes stored callbacks one at a time, after the HTTP answer has gone out."""
+class EsimGoEventWorker:
+    """Processes stored callbacks one at a time, after the HTTP answer has gone out; one whose
+    processing failed is tried again after a growing pause, while the bot runs."""
 
-    def __init__(self, service: CallbackService, messenger: Messenger) -> None:
+    def __init__(
+        self,
+        service: EsimGoEventService,
+        messenger: Messenger,
+        *,
+        first_retry_seconds: float = 30.0,
+        max_retry_seconds: float = 3600.0,
+    ) -> None:
         self._service = service
         self._messenger = messenger
+        self._first_retry = first_retry_seconds
+        self._max_retry = max_retry_seconds
         self._queue: asyncio.Queue[int] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
+        self._failures: dict[int, int] = {}  # event id → failed attempts so far
+        self._retries: dict[int, asyncio.TimerHandle] = {}
+        self._tasks: list[asyncio.Task[None]] = []
 
     def enqueue(self, event_id: int) -> None:
+        self._retries.pop(event_id, None)
         self._queue.put_nowait(event_id)
 
     async def start(self) -> None:
-        """Queue what an earlier run left unprocessed, then start working."""
+        """Forget month-old events, queue what an earlier run left unprocessed, start working."""
+        await self._service.prune()
         for event_id in await self._service.pending_ids():
             self.enqueue(event_id)
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="esimgo-callbacks")
+        if not self._tasks:
+            self._tasks = [
+                asyncio.create_task(self._run(), name="esimgo-events"),
+                asyncio.create_task(self._prune_daily(), name="esimgo-events-prune"),
+            ]
 
     async def _run(self) -> None:
         while True:
             event_id = await self._queue.get()
             try:
-                await self._service.process(event_id, self._messenger)
+                done = await self._service.process(event_id, self._messenger)
             except Exception:
-                log.exception("callback %s could not be processed", event_id)
+                log.exception("eSIM Go callback %s could not be processed", event_id)
+                done = False
+            try:
+                if done:
+                    self._failures.pop(event_id, None)
+                else:
+                    self._retry_later(event_id)
             finally:
                 self._queue.task_done()
 
+    def _retry_later(self, event_id: int) -> None:
+        failures = self._failures.get(event_id, 0) + 1
+        self._failures[event_id] = failures
+        delay = min(self._first_retry * 2 ** (failures - 1), self._max_retry)
+        log.warning(
+            "eSIM Go callback %s failed %d time(s); next try in %.0f s", event_id, failures, delay
+        )
+        loop = asyncio.get_running_loop()
+        self._retries[event_id] = loop.call_later(delay, self.enqueue, event_id)
+
+    async def _prune_daily(self) -> None:
+        while True:
+            await asyncio.sleep(PRUNE_EVERY_SECONDS)
+            try:
+                await self._service.prune()
+            except Exception:
+                log.exception("old eSIM Go callbacks could not be deleted; next try tomorrow")
+
     async def wait_idle(self) -> None:
-        """Until every queued callback has been processed (tests, graceful stop)."""
+        """Until every queued callback has been processed once (tests, graceful stop)."""
         await self._queue.join()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for timer in self._retries.values():
+            timer.cancel()
+        self._retries.clear()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        self._tasks = []
