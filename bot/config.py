@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     catalogue_refresh_minutes: int = Field(default=360, ge=1)
     status_poll_minutes: int = Field(default=30, ge=1)
     fulfilment_deadline_minutes: int = Field(default=15, ge=1)
+    # An eSIM never installed, plan never started, can be refunded by its owner this long.
+    self_refund_days: int = Field(default=7, ge=0)
     default_language: Literal["en", "ru"] = "en"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["text", "json"] = "text"

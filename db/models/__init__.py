@@ -1,6 +1,7 @@
 """All tables; importing this module registers every model on Base.metadata."""
 
 from db.models.catalogue import CatalogueSnapshot
+from db.models.doctor import EsimCheck
 from db.models.order import Esim, Order, OrderStatus
 from db.models.tracking import CallbackEvent, EsimBundle, NotificationSent
 from db.models.user import User
@@ -10,6 +11,7 @@ __all__ = [
     "CatalogueSnapshot",
     "Esim",
     "EsimBundle",
+    "EsimCheck",
     "NotificationSent",
     "Order",
     "OrderStatus",
