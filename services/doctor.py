@@ -106,8 +106,8 @@ class EsimDoctor:
         self._desk = desk
         self._clock = clock
         self._wait_seconds = wait_seconds
-        self.refresh_every = refresh_every
-        self.ticket_every = ticket_every
+        self._refresh_every = refresh_every
+        self._ticket_every = ticket_every
 
     async def diagnose(self, owner_id: int, esim_id: int) -> Diagnosis | None:
         """The owner's eSIM checked now; None when it is not theirs (or gone)."""
@@ -115,11 +115,7 @@ class EsimDoctor:
         if stored is None:
             return None
         diagnosis = await self._diagnose(stored)
-        async with self._session_factory() as session:
-            await EsimCheckRepository(session).record(
-                stored.iccid, diagnosis.checked_at, diagnosis.finding, operator_report(diagnosis)
-            )
-            await session.commit()
+        await self._record(diagnosis)
         return diagnosis
 
     async def refresh(self, owner_id: int, esim_id: int) -> RefreshResult | None:
@@ -128,7 +124,7 @@ class EsimDoctor:
         if stored is None:
             return None
         now = self._clock()
-        if not await self._claim(stored.iccid, "refreshed_at", now, self.refresh_every):
+        if not await self._claim(stored.iccid, "refreshed_at", now, self._refresh_every):
             return RefreshResult(RefreshOutcome.TOO_SOON, await self._next_refresh(stored.iccid))
         try:
             await self._esimgo.refresh_esim(stored.iccid)
@@ -137,7 +133,7 @@ class EsimDoctor:
             await self._release(stored.iccid, "refreshed_at", now)
             return RefreshResult(RefreshOutcome.FAILED, None)
         log.info("eSIM %s: network refresh done", stored.iccid)
-        return RefreshResult(RefreshOutcome.DONE, now + self.refresh_every)
+        return RefreshResult(RefreshOutcome.DONE, now + self._refresh_every)
 
     async def open_ticket(
         self, owner_id: int, esim_id: int, *, user_name: str, username: str | None, language: str
@@ -149,10 +145,11 @@ class EsimDoctor:
             return None
         now = self._clock()
         shown = await self._last_shown(stored.iccid)
-        if not await self._claim(stored.iccid, "ticket_at", now, self.ticket_every):
+        if not await self._claim(stored.iccid, "ticket_at", now, self._ticket_every):
             return TicketResult(TicketOutcome.ALREADY_OPEN, None)
         try:
-            diagnosis = await self.diagnose(owner_id, esim_id) or await self._diagnose(stored)
+            diagnosis = await self._diagnose(stored)
+            await self._record(diagnosis)
             ticket = SupportTicket(
                 user_id=owner_id,
                 user_name=user_name,
@@ -264,6 +261,15 @@ class EsimDoctor:
         bundles = self._catalogue.catalogue.bundles_for_country(where)[:OFFERS]
         return tuple(PlanOffer(b.name, b.data_mb, b.duration_days, b.unlimited) for b in bundles)
 
+    async def _record(self, diagnosis: Diagnosis) -> None:
+        """Remember what the user was shown: a later ticket carries it."""
+        report = operator_report(diagnosis)
+        async with self._session_factory() as session:
+            await EsimCheckRepository(session).record(
+                diagnosis.iccid, diagnosis.checked_at, diagnosis.finding, report
+            )
+            await session.commit()
+
     # -- limits --------------------------------------------------------------------------------
 
     async def _claim(
@@ -284,7 +290,7 @@ class EsimDoctor:
             check = await EsimCheckRepository(session).get(iccid)
         if check is None or check.refreshed_at is None:
             return None
-        return check.refreshed_at + self.refresh_every
+        return check.refreshed_at + self._refresh_every
 
     async def _last_shown(self, iccid: str) -> str:
         async with self._session_factory() as session:

@@ -91,9 +91,9 @@ def diagnosis_screen(diagnosis: Diagnosis, translator: Translator, lang: str) ->
     body, rows = _FINDINGS[diagnosis.finding](diagnosis, w)
     title = w.gettext("🩺 <b>eSIM check</b> · ICCID …{tail}").format(tail=diagnosis.iccid[-4:])
     if diagnosis.live is None:
-        fresh = w.gettext("Could not reach the network at {time}.")
+        fresh = w.gettext("⚠️ No network data ({time}).")
     else:
-        fresh = w.gettext("🕑 Checked with the network at {time}.")
+        fresh = w.gettext("🕑 Network data as of {time}.")
     text = f"{title}\n\n{body}\n\n<i>{fresh.format(time=when(diagnosis.checked_at, lang))}</i>"
     return TextScreen(text, (*rows, *_stuck(w)))
 
@@ -196,7 +196,13 @@ def _wrong_country(d: Diagnosis, w: _Words) -> tuple[str, list[Row]]:
             country=place(where, w.lang)
         )
         for offer in d.offers:
-            rows.append((ActionButton(Action.PLAN, _offer_title(offer, w), offer.bundle_name),))
+            rows.append(
+                (
+                    ActionButton(
+                        Action.PLAN, f"{flag(where)} {_offer_title(offer, w)}", offer.bundle_name
+                    ),
+                )
+            )
         rows.append(w.button(N_("🔎 All plans for this country"), Action.COUNTRY, where))
     else:
         text += "\n\n" + w.gettext("We have no plan for {country} yet.").format(
