@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     status_poll_minutes: int = Field(default=30, ge=1)
     fulfilment_deadline_minutes: int = Field(default=15, ge=1)
     payment_reconcile_seconds: int = Field(default=300, ge=10)
+    # An eSIM never installed, plan never started, can be refunded by its owner this long.
+    self_refund_days: int = Field(default=7, ge=0)
     default_language: Literal["en", "ru"] = "en"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["text", "json"] = "text"

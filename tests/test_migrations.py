@@ -45,6 +45,7 @@ EXPECTED_TABLES = {
     "gifts",
     "network_snapshots",
     "admin_alerts",
+    "esim_checks",
 }
 
 

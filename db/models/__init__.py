@@ -2,6 +2,7 @@
 
 from db.models.admin_alert import AdminAlert
 from db.models.catalogue import CatalogueSnapshot
+from db.models.doctor import EsimCheck
 from db.models.gift import Gift, GiftStatus
 from db.models.network import NetworkSnapshot
 from db.models.order import Esim, Order, OrderKind, OrderStatus
@@ -15,6 +16,7 @@ __all__ = [
     "CatalogueSnapshot",
     "Esim",
     "EsimBundle",
+    "EsimCheck",
     "Gift",
     "GiftStatus",
     "NetworkSnapshot",

@@ -35,6 +35,8 @@ from services.esimgo.models import (
     BundleAssignment,
     EsimCredentials,
     EsimDetails,
+    EsimHistoryEvent,
+    EsimLocation,
     OrderResult,
     OrderValidation,
     Organisation,
@@ -590,3 +592,51 @@ class EsimGoClient:
         )
         items, _pages = _page_items(payload, "countryNetworks", "networks", "items")
         return [dict(item) for item in items if isinstance(item, Mapping)]
+
+    # -- troubleshooting and refunds (the eSIM doctor, self-refunds) ----------------------------
+
+    async def get_esim_history(self, iccid: str) -> list[EsimHistoryEvent]:
+        """What happened to the eSIM: bundles applied, first attachment, first use, refreshes."""
+        payload = await self._get_json(f"/esims/{quote(iccid, safe='')}/history")
+        return EsimHistoryEvent.list_from_api(payload)
+
+    async def get_esim_location(self, iccid: str) -> EsimLocation | None:
+        """The network and country the eSIM was last seen on; None if it never attached."""
+        try:
+            payload = await self._get_json(f"/esims/{quote(iccid, safe='')}/location")
+        except NotFoundError:
+            return None
+        return EsimLocation.from_api(payload)
+
+    async def refresh_esim(self, iccid: str) -> str:
+        """Make the network drop the eSIM so the phone reconnects; eSIM Go's status text.
+
+        Never retried: each call disconnects the user again.
+        """
+        response = await self._request(
+            "GET", f"/esims/{quote(iccid, safe='')}/refresh", retry=False
+        )
+        return _status_text(response)
+
+    async def revoke_bundle(self, iccid: str, bundle_name: str, *, to_balance: bool = True) -> str:
+        """Take the oldest unused copy of a bundle off the eSIM, its price back to our balance
+        when `to_balance`; eSIM Go's status text. Never retried: a second call would revoke
+        another unused copy."""
+        response = await self._request(
+            "DELETE",
+            f"/esims/{quote(iccid, safe='')}/bundles/{quote(bundle_name, safe='')}",
+            params=[("type", "transaction"), ("refundToBalance", str(to_balance).lower())],
+            retry=False,
+        )
+        return _status_text(response)
+
+
+def _status_text(response: _Response) -> str:
+    """`{"status": "..."}` as eSIM Go answers side-effect calls; tolerant of other shapes."""
+    try:
+        payload = response.json()
+    except SupplierUnavailableError:
+        return response.text.strip()[:200]
+    if isinstance(payload, Mapping):
+        return str(payload.get("status") or payload.get("message") or "")
+    return ""

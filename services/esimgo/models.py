@@ -359,3 +359,65 @@ class BundleAssignment:
             name = str(bundle.get("name") or "")
             result.extend(cls.from_api(name, a) for a in _mappings(bundle.get("assignments")))
         return result
+
+
+@dataclass(frozen=True, slots=True)
+class EsimHistoryEvent:
+    """One line of an eSIM's history ("Bundle Applied", "eSIM First Attachment", …)."""
+
+    name: str
+    bundle_name: str
+    at: datetime | None
+    alert_type: str = ""
+
+    @property
+    def kind(self) -> str:
+        """The event name lower-cased: eSIM Go capitalises its names inconsistently."""
+        return " ".join(self.name.split()).lower()
+
+    @classmethod
+    def list_from_api(cls, raw: Any) -> list[EsimHistoryEvent]:
+        """The schema shows a bare list; a wrapper object or a single event is read too."""
+        if isinstance(raw, Mapping):
+            wrapped = next(
+                (raw[k] for k in ("history", "items", "data") if isinstance(raw.get(k), list)),
+                None,
+            )
+            raw = wrapped if wrapped is not None else [raw]
+        events = [
+            cls(
+                name=str(item.get("name") or "").strip(),
+                bundle_name=str(item.get("bundleName") or "").strip(),
+                at=parse_datetime(item.get("date")),
+                alert_type=str(item.get("alertType") or "").strip(),
+            )
+            for item in _mappings(raw)
+        ]
+        return [event for event in events if event.name]
+
+
+@dataclass(frozen=True, slots=True)
+class EsimLocation:
+    """Where the eSIM was last seen on a network; `country` as eSIM Go sent it (e.g. "FR")."""
+
+    country: str
+    network_name: str
+    network_brand: str
+    network_code: str
+    last_seen: datetime | None
+
+    @classmethod
+    def from_api(cls, raw: Any) -> EsimLocation | None:
+        """None when eSIM Go knows no network for the eSIM (it never attached)."""
+        if not isinstance(raw, Mapping):
+            return None
+        location = cls(
+            country=str(raw.get("country") or "").strip(),
+            network_name=str(raw.get("networkName") or "").strip(),
+            network_brand=str(raw.get("networkBrandName") or "").strip(),
+            network_code=str(raw.get("mobileNetworkCode") or "").strip(),
+            last_seen=parse_datetime(raw.get("lastSeen")),
+        )
+        if not (location.country or location.network_name or location.network_code):
+            return None
+        return location

@@ -82,6 +82,11 @@ class FakeEsimGo:
         self.esims: dict[str, dict[str, Any]] = {}
         self.esim_bundles: dict[str, list[dict[str, Any]]] = {}
         self.incompatible: set[tuple[str, str]] = set()
+        # The eSIM doctor's view: history events beyond "Bundle Applied" (which is derived from
+        # the assignments), where each eSIM was last seen, and refreshes asked for.
+        self.esim_events: dict[str, list[dict[str, Any]]] = {}
+        self.locations: dict[str, dict[str, Any]] = {}
+        self.refreshed: list[str] = []
         self.requests: list[RecordedRequest] = []
         self._arrival = asyncio.Event()
         # Behaviour switches.
@@ -120,6 +125,10 @@ class FakeEsimGo:
         r.add_get(f"{PREFIX}/esims/{{iccid}}/bundles", self._esim_bundles)
         r.add_get(f"{PREFIX}/esims/{{iccid}}/compatible/{{bundle}}", self._compatible)
         r.add_get(f"{PREFIX}/networks", self._networks)
+        r.add_get(f"{PREFIX}/esims/{{iccid}}/history", self._history)
+        r.add_get(f"{PREFIX}/esims/{{iccid}}/location", self._location)
+        r.add_get(f"{PREFIX}/esims/{{iccid}}/refresh", self._refresh)
+        r.add_delete(f"{PREFIX}/esims/{{iccid}}/bundles/{{name}}", self._revoke)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -612,6 +621,110 @@ class FakeEsimGo:
         everything = request.query.get("returnAll", "").lower() == "true"
         items = [n for n in self.networks if everything or n["name"] in wanted]
         return self._json({"countryNetworks": items})
+
+    # -- the eSIM doctor and self-refunds: history, location, refresh, revoke -------------------
+
+    def add_event(
+        self, iccid: str, name: str, bundle_name: str = "", at: datetime | None = None
+    ) -> None:
+        """Add a history event ("eSIM First Attachment", "eSIM First Use", …)."""
+        moment = at or datetime.now(UTC)
+        self.esim_events.setdefault(iccid, []).append(
+            {"name": name, "bundleName": bundle_name, "date": _iso(moment)}
+        )
+
+    def set_location(
+        self,
+        iccid: str,
+        country: str,
+        network: str = "Orange",
+        brand: str | None = None,
+        last_seen: datetime | None = None,
+    ) -> None:
+        """Where the eSIM was last seen (`country` as eSIM Go sends it, e.g. "FR")."""
+        self.locations[iccid] = {
+            "mobileNetworkCode": f"{country[:3].upper()}01",
+            "networkName": network,
+            "networkBrandName": brand or f"{network} {country}",
+            "country": country,
+            "lastSeen": _iso(last_seen or datetime.now(UTC)),
+        }
+
+    def install(self, iccid: str, at: datetime | None = None) -> None:
+        """The user installed the profile on a phone."""
+        moment = at or datetime.now(UTC)
+        self.set_profile_status(iccid, "Installed", int(moment.timestamp() * 1000))
+
+    def attach(self, iccid: str, country: str, network: str = "Orange") -> None:
+        """The installed eSIM connected to a network in `country` (first time: an event)."""
+        if not any(e["name"] == "eSIM First Attachment" for e in self.esim_events.get(iccid, [])):
+            self.add_event(iccid, "eSIM First Attachment")
+        self.set_location(iccid, country, network)
+
+    def start_bundle(self, iccid: str, bundle_name: str | None = None) -> dict[str, Any]:
+        """The plan's first data use: the assignment turns active (and the event is logged)."""
+        assignment = self.set_usage(iccid, state="active", bundle_name=bundle_name)
+        if not any(e["name"] == "eSIM First Use" for e in self.esim_events.get(iccid, [])):
+            self.add_event(iccid, "eSIM First Use", assignment["name"])
+        return assignment
+
+    def history_of(self, iccid: str) -> list[dict[str, Any]]:
+        """The eSIM's history as the API lists it: applied bundles and events, oldest first."""
+        applied = [
+            {"name": "Bundle Applied", "bundleName": a["name"], "date": a["assignmentDateTime"]}
+            for a in self.esim_bundles.get(iccid, [])
+        ]
+        events = applied + self.esim_events.get(iccid, [])
+        return sorted(events, key=lambda e: _parse_iso(e["date"]))
+
+    async def _history(self, request: web.Request) -> web.Response:
+        iccid = request.match_info["iccid"]
+        if iccid not in self.esims:
+            return self._message("eSIM not found", 404)
+        return self._json(self.history_of(iccid))
+
+    async def _location(self, request: web.Request) -> web.Response:
+        iccid = request.match_info["iccid"]
+        if iccid not in self.esims:
+            return self._message("eSIM not found", 404)
+        location = self.locations.get(iccid)
+        if location is None:
+            return self._message("No location found for this eSIM", 404)
+        return self._json(location)
+
+    async def _refresh(self, request: web.Request) -> web.Response:
+        iccid = request.match_info["iccid"]
+        if iccid not in self.esims:
+            return self._message("eSIM not found", 404)
+        self.refreshed.append(iccid)
+        self.add_event(iccid, "eSIM Refreshed")
+        return self._json({"status": "Successfully refreshed SIM"})
+
+    async def _revoke(self, request: web.Request) -> web.Response:
+        """Revoke the oldest unused assignment of the bundle; its price back to the balance
+        with refundToBalance=true. A started bundle cannot be taken back."""
+        iccid, name = request.match_info["iccid"], request.match_info["name"]
+        if iccid not in self.esims:
+            return self._message("The eSIM is not accessible by the user", 403)
+        copies = [a for a in self.esim_bundles.get(iccid, []) if a["name"] == name]
+        unused = [a for a in copies if str(a["bundleState"]).lower() == "queued"]
+        if not copies:
+            return self._message(f"Bundle {name} is not applied to eSIM {iccid}", 400)
+        if not unused:
+            return self._message("Bundle has been used and cannot be revoked or refunded", 400)
+        if request.query.get("type", "transaction") == "validate":
+            return self._json({"status": "Bundle can be revoked and refunded to balance"})
+        assignment = unused[0]
+        assignment["bundleState"] = "revoked"
+        self.add_event(iccid, "Bundle Revoked", name)
+        if request.query.get("refundToBalance", "false").lower() == "true":
+            bundle = self.bundle(name)
+            self.balance += Decimal(str(bundle["price"])) if bundle else Decimal("0")
+            self.add_event(iccid, "Bundle Refunded To Balance", name)
+            return self._json(
+                {"status": "Successfully Revoked Bundle, bundle has been refunded to balance"}
+            )
+        return self._json({"status": "Successfully Revoked Bundle"})
 
 
 _COMPARE: dict[str, Callable[[datetime, datetime], bool]] = {

@@ -1,0 +1,74 @@
+"""A support request opened from the eSIM doctor, with the diagnosis attached.
+
+The ticket store belongs to the admin feature; until it takes tickets, `AdminAlertDesk` sends
+each one to the operators the way /paysupport forwards a question (ADMIN_IDS, in English).
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from services.admin_alerts import AdminAlerts
+from services.messenger import Messenger
+
+TICKET_LIMIT = 4000  # Telegram's 4096 characters, with room for the header
+
+
+@dataclass(frozen=True, slots=True)
+class SupportTicket:
+    """Who asks, about which eSIM, what they were shown and what eSIM Go reports now."""
+
+    user_id: int
+    user_name: str
+    username: str | None
+    language: str
+    iccid: str
+    orders: tuple[str, ...]
+    shown: str  # the finding the user last saw, and when
+    report: str  # eSIM Go's live state, one fact per line, English
+    opened_at: datetime
+
+    def admin_text(self) -> str:
+        """The ticket as the operators read it (HTML, English)."""
+        who = html.escape(self.user_name or "?")
+        if self.username:
+            who += f" (@{html.escape(self.username)})"
+        lines = [
+            "🆘 <b>Support request: “It doesn't work”</b>",
+            f"From: {who}, id <code>{self.user_id}</code>, language {self.language}",
+            f"ICCID: <code>{html.escape(self.iccid)}</code>",
+            *(f"Order: {html.escape(order)}" for order in self.orders),
+            f"User saw: {html.escape(self.shown)}",
+            "",
+            f"<b>eSIM Go at {self.opened_at:%Y-%m-%d %H:%M} UTC</b>",
+        ]
+        room = TICKET_LIMIT - sum(len(line) + 1 for line in lines)
+        facts: list[str] = []
+        for fact in self.report.splitlines():
+            escaped = html.escape(fact)
+            if len(escaped) + 1 > room:
+                facts.append("…")  # whole lines only: a cut entity would break the HTML
+                break
+            facts.append(escaped)
+            room -= len(escaped) + 1
+        return "\n".join([*lines, *facts])
+
+
+class TicketDesk(Protocol):
+    """Where doctor tickets go; the admin feature's ticket store implements it."""
+
+    async def open(self, ticket: SupportTicket) -> None: ...
+
+
+class AdminAlertDesk:
+    """Tickets as messages to ADMIN_IDS (what /paysupport does with a typed question)."""
+
+    def __init__(self, alerts: AdminAlerts, messenger: Messenger) -> None:
+        self._alerts = alerts
+        self._messenger = messenger
+
+    async def open(self, ticket: SupportTicket) -> None:
+        await self._alerts.alert(self._messenger, ticket.admin_text())
