@@ -24,6 +24,12 @@ EXPECTED_TABLES = {
     "esim_bundles",
     "notifications_sent",
     "callback_events",
+    "admin_actions",
+    "support_tickets",
+    "ticket_messages",
+    "ticket_message_copies",
+    "broadcasts",
+    "broadcast_recipients",
 }
 
 
