@@ -169,6 +169,7 @@ class StoredMessage:
     photo: bytes | None = None
     reply_markup: dict[str, Any] | None = None
     invoice: dict[str, Any] | None = None
+    reply_to: int | None = None  # the message this one answers (Telegram's reply)
     edits: int = 0
 
     def buttons(self) -> list[dict[str, Any]]:
@@ -268,6 +269,8 @@ class FakeTelegram:
         self.answered_callbacks: dict[str, dict[str, Any]] = {}
         self.answered_pre_checkouts: dict[str, dict[str, Any]] = {}
         self.refunded_charges: set[str] = set()
+        # Chats whose user blocked the bot: every send to them is refused with 403.
+        self.blocked_chats: set[int] = set()
         self.base_url = ""
         self._last_message_id: dict[int, int] = {}
         self._failures: dict[str, list[_Failure]] = {}
@@ -382,6 +385,7 @@ class FakeTelegram:
             ):
                 raise ApiError(401, "Unauthorized")
             self._maybe_fail(method)
+            self._refuse_blocked(method, params)
             handler = getattr(self, f"_m_{method.lower()}", None)
             if handler is None:
                 raise ApiError(404, "Not Found")
@@ -426,6 +430,10 @@ class FakeTelegram:
         if failure.remaining <= 0:
             queue.pop(0)
         raise ApiError(failure.error_code, failure.description, failure.retry_after)
+
+    def _refuse_blocked(self, method: str, params: Mapping[str, Any]) -> None:
+        if method.lower().startswith("send") and params.get("chat_id") in self.blocked_chats:
+            raise ApiError(403, "Forbidden: bot was blocked by the user")
 
     # -- objects --------------------------------------------------------------------------------
 
@@ -561,6 +569,7 @@ class FakeTelegram:
             text=plain,
             html=raw,
             reply_markup=markup,
+            reply_to=_reply_to(params),
         )
         self.messages[(chat_id, stored.message_id)] = stored
         return self._message_object(stored)
@@ -585,6 +594,7 @@ class FakeTelegram:
             caption=caption,
             caption_html=caption_raw,
             reply_markup=self._markup(params),
+            reply_to=_reply_to(params),
         )
         self.messages[(chat_id, stored.message_id)] = stored
         return self._message_object(stored)
@@ -775,6 +785,15 @@ class FakeTelegram:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._new_update.wait(), timeout)
         return self._updates[:limit]
+
+
+def _reply_to(params: Mapping[str, Any]) -> int | None:
+    """The message a send answers: `reply_parameters` (or the older `reply_to_message_id`)."""
+    reply = params.get("reply_parameters")
+    if isinstance(reply, dict) and reply.get("message_id") is not None:
+        return int(reply["message_id"])
+    old = params.get("reply_to_message_id")
+    return int(old) if old is not None else None
 
 
 def _commands_key(params: Mapping[str, Any]) -> tuple[str, str]:
