@@ -16,10 +16,12 @@ from services.admin.daily_report import DailyReport, next_report_at
 from services.admin.dashboard import AttentionReason, Dashboard
 from services.admin.supplier import SupplierService
 from services.admin_alerts import AdminAlerts
+from services.catalogue import CatalogueService
 from services.esimgo.client import EsimGoClient
 from services.metrics import Metrics
-from services.pricing import Price
-from tests.admin_helpers import ADMINS, Clock, add, make_order
+from services.orders import OrderService
+from services.pricing import Price, PricingService
+from tests.admin_helpers import ADMINS, Clock, add, load, make_order
 from tests.fakes.esimgo import FakeEsimGo
 from tests.fakes.telegram import FakeTelegram
 
@@ -276,3 +278,25 @@ async def test_daily_report_has_yesterdays_numbers_and_the_attention_list_once(
     assert "Refunds: 1 · 125 ⭐" in text
     assert "Conversion: 1 of 1 invoices paid (100%)" in text
     assert "STUCK refund due by hand" in text
+
+
+async def test_an_invoice_sent_is_recorded_once_for_the_conversion(
+    session_factory: async_sessionmaker[AsyncSession], esimgo_client: EsimGoClient
+) -> None:
+    clock = Clock(ago(minutes=5))
+    orders = OrderService(
+        esimgo_client,
+        CatalogueService(esimgo_client, session_factory),
+        PricingService(Decimal(30), STAR, "XTR"),
+        clock=clock,
+    )
+    order = make_order(public_id="INVOICED01", status=OrderStatus.AWAITING_PAYMENT.value)
+    await add(session_factory, order)
+    async with session_factory() as session:
+        await orders.invoice_sent(session, order)
+    clock.advance(minutes=3)  # the user asked for the invoice again
+    async with session_factory() as session:
+        await orders.invoice_sent(session, order)
+    assert (await load(session_factory, "INVOICED01")).invoice_sent_at == ago(minutes=5)
+    today = (await dashboard(session_factory).periods()).today
+    assert (today.invoices_sent, today.invoices_paid, today.conversion) == (1, 0, 0)

@@ -197,6 +197,7 @@ class _Failure:
     description: str
     remaining: int
     retry_after: int | None
+    after: int = 0
 
 
 def parse_html(text: str) -> str:
@@ -321,12 +322,14 @@ class FakeTelegram:
         description: str = "Forbidden: bot was blocked by the user",
         times: int = 1,
         retry_after: int | None = None,
+        after: int = 0,
     ) -> None:
-        """The next `times` calls of `method` fail; with retry_after it is a 429 flood wait."""
+        """The next `times` calls of `method` fail (once `after` more have succeeded); with
+        retry_after it is a 429 flood wait."""
         if retry_after is not None and error_code == 403:
             error_code, description = 429, f"Too Many Requests: retry after {retry_after}"
         self._failures.setdefault(method.lower(), []).append(
-            _Failure(error_code, description, times, retry_after)
+            _Failure(error_code, description, times, retry_after, after)
         )
 
     def calls_to(self, method: str) -> list[ApiCall]:
@@ -426,6 +429,9 @@ class FakeTelegram:
         if not queue:
             return
         failure = queue[0]
+        if failure.after > 0:
+            failure.after -= 1
+            return
         failure.remaining -= 1
         if failure.remaining <= 0:
             queue.pop(0)
