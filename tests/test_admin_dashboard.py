@@ -129,9 +129,12 @@ async def test_dashboard_figures_are_exact(
 async def test_no_sales_give_zeros_not_errors(
     session_factory: async_sessionmaker[AsyncSession],
 ) -> None:
-    figures = (await dashboard(session_factory).periods()).month
+    board = dashboard(session_factory)
+    figures = (await board.periods()).month
     assert (figures.paid_orders, figures.revenue, figures.revenue_usd) == (0, (), Decimal(0))
     assert figures.conversion is None and figures.margin_usd == 0
+    assert await board.attention() == []
+    assert Image.open(io.BytesIO(await board.chart_png())).format == "PNG"
 
 
 async def test_sales_per_day_and_the_chart_png(

@@ -73,10 +73,11 @@ class OrderActions:
                 a.action == RESOLVE and a.outcome == DONE for a in await repo.actions(order.id)
             )
             reason = refusal(action, order, now=now, resolved=resolved)
-            if reason is None and action is not OrderAction.REFUND:
-                reason = await self._apply(session, action, order, now)
             if reason is not None or action is not OrderAction.REFUND:
+                if reason is None:
+                    reason = await self._apply(session, action, order, now)
                 return await self._record(session, order, admin_id, action, reason)
+        # A refund asks Telegram: with no database session open.
         return await self._refund(order, admin_id)
 
     async def _apply(

@@ -216,9 +216,8 @@ class SupportTickets:
         photo: str | None = None,
         replied_message_id: int | None = None,
     ) -> bool:
-        """The user's message goes to the admins when it answers the support team: a reply to
-        one of their ticket's messages, or the next message after an answer. False when it is
-        no part of a ticket (the bot handles it as usual)."""
+        """Relay the user's reply to the support team (a Telegram reply to a ticket's message,
+        or the next message after an answer); False when it is no part of a ticket."""
         async with self._session_factory() as session:
             repo = TicketRepository(session)
             ticket = None
