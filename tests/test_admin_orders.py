@@ -113,6 +113,7 @@ async def test_find_by_public_id_iccid_user_id_and_username(
         make_order(public_id="AAAA3333BB", kind="topup", iccid=ICCID, created_at=now),
         # Bought under an old username; the users row no longer says so.
         make_order(public_id="CCCC4444DD", telegram_user_id=2002, telegram_username="OldName"),
+        make_order(public_id="2345678923", telegram_user_id=3003),
     )
     lookup = OrderLookup(session_factory, esimgo_client)
     assert [o.public_id for o in await lookup.find("aaaa2222bb")] == ["AAAA2222BB"]
@@ -120,6 +121,7 @@ async def test_find_by_public_id_iccid_user_id_and_username(
     assert [o.public_id for o in await lookup.find("1001")] == ["AAAA3333BB", "AAAA2222BB"]
     assert len(await lookup.find("@alice_t")) == 2
     assert [o.public_id for o in await lookup.find("@oldname")] == ["CCCC4444DD"]
+    assert [o.public_id for o in await lookup.find("2345678923")] == ["2345678923"]
     for nothing in ("ZZZZ9999ZZ", "@nobody", "999", "", "DROP TABLE orders;", "9" * 30):
         assert await lookup.find(nothing) == []
 

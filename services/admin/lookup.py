@@ -159,6 +159,9 @@ class OrderLookup:
                 orders = await repo.by_iccid(value, limit)
             elif kind is QueryKind.USER_ID:
                 orders = await repo.by_user([int(value)], limit)
+                # A public id can be all digits too (2–9 are in its alphabet).
+                if not orders and (order := await repo.by_public_id(value)) is not None:
+                    orders = [order]
             else:
                 orders = await repo.by_user(await repo.user_ids_named(value), limit)
         return [order_line(order) for order in orders]
