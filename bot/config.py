@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     default_language: Literal["en", "ru"] = "en"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["text", "json"] = "text"
+    # In the eSIM Go balance's currency; None (empty) = no warning.
+    esimgo_balance_warn: Decimal | None = Field(default=None, ge=0)
+    metrics_token: SecretStr = SecretStr("")
+    # UTC hour of the admins' daily summary; None (empty) = off.
+    daily_report_hour: int | None = Field(default=None, ge=0, le=23)
 
     @field_validator("admin_ids", mode="before")
     @classmethod
@@ -79,6 +84,11 @@ class Settings(BaseSettings):
         if isinstance(value, int):
             return frozenset({value})
         return value
+
+    @field_validator("esimgo_balance_warn", "daily_report_hour", mode="before")
+    @classmethod
+    def _empty_is_off(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("payment_currency", mode="before")
     @classmethod

@@ -12,7 +12,13 @@ from aiogram.exceptions import (
     TelegramForbiddenError,
     TelegramRetryAfter,
 )
-from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.types import (
+    BufferedInputFile,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    ReplyParameters,
+)
 
 from bot.redaction import Redactor
 from services.messenger import (
@@ -26,6 +32,7 @@ from services.messenger import (
 log = logging.getLogger(__name__)
 
 ALREADY_REFUNDED = "CHARGE_ALREADY_REFUNDED"
+NOT_MODIFIED = "message is not modified"
 # Bad Request texts meaning the chat is gone for good, as opposed to a malformed request.
 _GONE = ("chat not found", "user not found", "user is deactivated", "peer_id_invalid")
 
@@ -88,6 +95,49 @@ class AiogramMessenger:
     async def send_upload_photo_action(self, chat_id: int) -> None:
         try:
             await self._bot.send_chat_action(chat_id, ChatAction.UPLOAD_PHOTO)
+        except TelegramAPIError as exc:
+            raise _translate(exc, self._redact) from exc
+
+    async def send(
+        self,
+        chat_id: int,
+        text: str,
+        *,
+        photo: str | None = None,
+        reply_to: int | None = None,
+        keyboard: Keyboard | None = None,
+    ) -> int:
+        # A reply whose original was deleted is still sent, as a plain message.
+        reply = (
+            ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)
+            if reply_to is not None
+            else None
+        )
+        markup = to_markup(keyboard)
+        try:
+            message: Message
+            if photo is not None:
+                message = await self._bot.send_photo(
+                    chat_id, photo, caption=text, reply_parameters=reply, reply_markup=markup
+                )
+            else:
+                message = await self._bot.send_message(
+                    chat_id, text, reply_parameters=reply, reply_markup=markup
+                )
+        except TelegramAPIError as exc:
+            raise _translate(exc, self._redact) from exc
+        return message.message_id
+
+    async def edit_text(
+        self, chat_id: int, message_id: int, text: str, keyboard: Keyboard | None = None
+    ) -> None:
+        try:
+            await self._bot.edit_message_text(
+                text=text, chat_id=chat_id, message_id=message_id, reply_markup=to_markup(keyboard)
+            )
+        except TelegramBadRequest as exc:
+            if NOT_MODIFIED not in exc.message.lower():
+                raise _translate(exc, self._redact) from exc
         except TelegramAPIError as exc:
             raise _translate(exc, self._redact) from exc
 

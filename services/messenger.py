@@ -52,6 +52,25 @@ class Messenger(Protocol):
 
     async def send_upload_photo_action(self, chat_id: int) -> None: ...
 
+    async def send(
+        self,
+        chat_id: int,
+        text: str,
+        *,
+        photo: str | None = None,
+        reply_to: int | None = None,
+        keyboard: Keyboard | None = None,
+    ) -> int:
+        """Send an HTML text, or a photo already on Telegram (`photo`: its file id) with the
+        text as its caption; a reply to message `reply_to` when given. Returns its message id."""
+        ...
+
+    async def edit_text(
+        self, chat_id: int, message_id: int, text: str, keyboard: Keyboard | None = None
+    ) -> None:
+        """Replace the text of a message the bot sent; the same text again is no error."""
+        ...
+
     async def refund_star_payment(self, user_id: int, telegram_payment_charge_id: str) -> None:
         """Refund a Stars payment; "already refunded" counts as success."""
         ...

@@ -337,6 +337,13 @@ class OrderService:
             return Preparation(Prepared.READY, fresh, esim=esim)
         return Preparation(Prepared.PRICE_CHANGED, fresh, old_price=old_price, esim=esim)
 
+    async def invoice_sent(self, session: AsyncSession, order: Order) -> None:
+        """Record when the order's first invoice went out (the dashboard's conversion)."""
+        await OrderRepository(session).update_where(
+            order.id, {"invoice_sent_at": None}, invoice_sent_at=self._clock()
+        )
+        await session.commit()
+
     async def cancel(self, session: AsyncSession, order: Order, *, reason: str = "user") -> bool:
         """awaiting_payment → cancelled; False if it was paid or cancelled meanwhile."""
         won = await OrderRepository(session).transition(

@@ -19,6 +19,7 @@ pytest_plugins = [
     "tests.fakes.esimgo",
     "tests.helpers",
     "tests.tracking_helpers",
+    "tests.admin_helpers",
 ]
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "")

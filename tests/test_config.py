@@ -119,3 +119,26 @@ def test_the_command_reports_missing_secrets_without_a_traceback(tmp_path: Path)
     assert len(lines) == 1, result.stderr
     assert "BOT_TOKEN is required" in lines[0] and "ESIMGO_API_KEY is required" in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_operator_settings_are_off_when_empty(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ESIMGO_BALANCE_WARN", "")
+    monkeypatch.setenv("DAILY_REPORT_HOUR", " ")
+    settings = load_settings(**REQUIRED)
+    assert settings.esimgo_balance_warn is None and settings.daily_report_hour is None
+    assert settings.metrics_token.get_secret_value() == ""
+
+
+def test_operator_settings_are_read_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ESIMGO_BALANCE_WARN", "150.50")
+    monkeypatch.setenv("DAILY_REPORT_HOUR", "8")
+    monkeypatch.setenv("METRICS_TOKEN", "s3cret")
+    settings = load_settings(**REQUIRED)
+    assert settings.esimgo_balance_warn == Decimal("150.50")
+    assert settings.daily_report_hour == 8
+    assert settings.metrics_token.get_secret_value() == "s3cret"
+    for name, value in (("DAILY_REPORT_HOUR", "24"), ("ESIMGO_BALANCE_WARN", "-1")):
+        monkeypatch.setenv(name, value)
+        with pytest.raises(ConfigError, match=name):
+            load_settings(**REQUIRED)
+        monkeypatch.delenv(name)

@@ -46,6 +46,12 @@ EXPECTED_TABLES = {
     "network_snapshots",
     "admin_alerts",
     "esim_checks",
+    "admin_actions",
+    "support_tickets",
+    "ticket_messages",
+    "ticket_message_copies",
+    "broadcasts",
+    "broadcast_recipients",
 }
 
 

@@ -76,7 +76,11 @@ class Order(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     failure_reason: Mapped[str | None] = mapped_column(Text)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When the invoice went to the user (the dashboard's conversion: invoices sent → paid).
+    invoice_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    # When an admin last sent the order back to fulfilment; its deadline counts from here.
+    retried_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     # When the eSIM reached the user in Telegram; set apart from `delivered` status so that a
     # failed send is retried without ordering again.
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

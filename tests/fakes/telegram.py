@@ -172,6 +172,7 @@ class StoredMessage:
     photo: bytes | None = None
     reply_markup: dict[str, Any] | None = None
     invoice: dict[str, Any] | None = None
+    reply_to: int | None = None  # the message this one answers (Telegram's reply)
     edits: int = 0
 
     def buttons(self) -> list[dict[str, Any]]:
@@ -199,6 +200,7 @@ class _Failure:
     description: str
     remaining: int
     retry_after: int | None
+    after: int = 0
 
 
 def parse_html(text: str) -> str:
@@ -276,6 +278,8 @@ class FakeTelegram:
         # The Bot API's text says "chronological order"; the server it wraps lists the newest
         # first. Tests set this to False to list the ledger oldest first.
         self.star_newest_first = True
+        # Chats whose user blocked the bot: every send to them is refused with 403.
+        self.blocked_chats: set[int] = set()
         self.base_url = ""
         self._last_message_id: dict[int, int] = {}
         self._failures: dict[str, list[_Failure]] = {}
@@ -327,12 +331,14 @@ class FakeTelegram:
         description: str = "Forbidden: bot was blocked by the user",
         times: int = 1,
         retry_after: int | None = None,
+        after: int = 0,
     ) -> None:
-        """The next `times` calls of `method` fail; with retry_after it is a 429 flood wait."""
+        """The next `times` calls of `method` fail (once `after` more have succeeded); with
+        retry_after it is a 429 flood wait."""
         if retry_after is not None and error_code == 403:
             error_code, description = 429, f"Too Many Requests: retry after {retry_after}"
         self._failures.setdefault(method.lower(), []).append(
-            _Failure(error_code, description, times, retry_after)
+            _Failure(error_code, description, times, retry_after, after)
         )
 
     def redirect_loop(self, method: str, times: int = 1) -> None:
@@ -466,6 +472,7 @@ class FakeTelegram:
             ):
                 raise ApiError(401, "Unauthorized")
             self._maybe_fail(method)
+            self._refuse_blocked(method, params)
             handler = getattr(self, f"_m_{method.lower()}", None)
             if handler is None:
                 raise ApiError(404, "Not Found")
@@ -506,10 +513,17 @@ class FakeTelegram:
         if not queue:
             return
         failure = queue[0]
+        if failure.after > 0:
+            failure.after -= 1
+            return
         failure.remaining -= 1
         if failure.remaining <= 0:
             queue.pop(0)
         raise ApiError(failure.error_code, failure.description, failure.retry_after)
+
+    def _refuse_blocked(self, method: str, params: Mapping[str, Any]) -> None:
+        if method.lower().startswith("send") and params.get("chat_id") in self.blocked_chats:
+            raise ApiError(403, "Forbidden: bot was blocked by the user")
 
     # -- objects --------------------------------------------------------------------------------
 
@@ -645,6 +659,7 @@ class FakeTelegram:
             text=plain,
             html=raw,
             reply_markup=markup,
+            reply_to=_reply_to(params),
         )
         self.messages[(chat_id, stored.message_id)] = stored
         return self._message_object(stored)
@@ -669,6 +684,7 @@ class FakeTelegram:
             caption=caption,
             caption_html=caption_raw,
             reply_markup=self._markup(params),
+            reply_to=_reply_to(params),
         )
         self.messages[(chat_id, stored.message_id)] = stored
         return self._message_object(stored)
@@ -860,6 +876,15 @@ class FakeTelegram:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._new_update.wait(), timeout)
         return self._updates[:limit]
+
+
+def _reply_to(params: Mapping[str, Any]) -> int | None:
+    """The message a send answers: `reply_parameters` (or the older `reply_to_message_id`)."""
+    reply = params.get("reply_parameters")
+    if isinstance(reply, dict) and reply.get("message_id") is not None:
+        return int(reply["message_id"])
+    old = params.get("reply_to_message_id")
+    return int(old) if old is not None else None
 
 
 def _commands_key(params: Mapping[str, Any]) -> tuple[str, str]:

@@ -1,0 +1,202 @@
+"""An admin's actions on one order: Retry fulfilment, Refund, Resend the eSIM, Mark resolved.
+
+Each is checked against the order's state (services.admin.order_rules), done with guarded
+UPDATEs, and recorded with the admin's id, done or refused. A refund holds the order's lease
+while Telegram is asked, as the worker does, so no worker delivers or refunds it meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db.base import utcnow
+from db.models import Order, OrderStatus
+from db.repositories.admin_orders import AdminOrderRepository
+from db.repositories.admin_stats import RESOLVE
+from db.repositories.orders import OrderRepository
+from services.admin.order_rules import OrderAction, lease_guard, refusal
+from services.i18n import N_, Translator
+from services.messenger import Messenger, MessengerError, RefundError
+from services.pricing import Price, format_price
+
+log = logging.getLogger(__name__)
+
+# Longer than Telegram takes to answer a refund; a crashed admin action frees the order then.
+ACTION_LEASE = timedelta(minutes=2)
+DONE = "done"
+REFUSED = "refused"
+
+REFUNDED_BY_ADMIN_TEXT = N_(
+    "↩️ Your payment of {price} for order <code>{order}</code> has been refunded."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    action: OrderAction
+    public_id: str
+    done: bool
+    message: str  # what was done, or why not (for the admin, in English)
+
+
+class OrderActions:
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        messenger: Messenger,
+        translator: Translator,
+        *,
+        wake_worker: Callable[[], None] = lambda: None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._session_factory = session_factory
+        self._messenger = messenger
+        self._translator = translator
+        self._wake_worker = wake_worker
+        self._clock = clock
+
+    async def perform(self, action: OrderAction, public_id: str, admin_id: int) -> ActionResult:
+        """Do `action` if it still fits the order; either way it is recorded."""
+        now = self._clock()
+        async with self._session_factory() as session:
+            repo = AdminOrderRepository(session)
+            order = await repo.by_public_id(public_id)
+            if order is None:
+                return ActionResult(action, public_id, False, "No such order.")
+            resolved = any(
+                a.action == RESOLVE and a.outcome == DONE for a in await repo.actions(order.id)
+            )
+            reason = refusal(action, order, now=now, resolved=resolved)
+            if reason is not None or action is not OrderAction.REFUND:
+                if reason is None:
+                    reason = await self._apply(session, action, order, now)
+                return await self._record(session, order, admin_id, action, reason)
+        # A refund asks Telegram: with no database session open.
+        return await self._refund(order, admin_id)
+
+    async def _apply(
+        self, session: AsyncSession, action: OrderAction, order: Order, now: datetime
+    ) -> str | None:
+        """The guarded change of a retry or resend (a resolve changes nothing); the reason
+        when the order changed since it was read."""
+        if action is OrderAction.RESOLVE:
+            return None
+        repo = OrderRepository(session)
+        free = {"lease_until": None, "lease_owner": None, "next_attempt_at": None}
+        if action is OrderAction.RETRY:
+            won = await repo.transition(
+                order.id,
+                OrderStatus(order.status),
+                OrderStatus.PAID,
+                lease_guard(order),
+                retried_at=now,
+                **free,
+            )
+        else:
+            won = await repo.update_where(
+                order.id,
+                {**lease_guard(order), "next_attempt_at": None},
+                **{**free, "next_attempt_at": now, "delivered_at": None, "failure_reason": None},
+            )
+        return None if won else "The order changed meanwhile: look at it again."
+
+    async def _record(
+        self,
+        session: AsyncSession,
+        order: Order,
+        admin_id: int,
+        action: OrderAction,
+        reason: str | None,
+    ) -> ActionResult:
+        outcome = REFUSED if reason is not None else DONE
+        await AdminOrderRepository(session).add_action(order.id, admin_id, action, outcome, reason)
+        await session.commit()
+        log.info("order %s: %s by admin %s: %s", order.public_id, action, admin_id, outcome)
+        if reason is not None:
+            return ActionResult(action, order.public_id, False, reason)
+        if action in (OrderAction.RETRY, OrderAction.RESEND):
+            self._wake_worker()
+        text = _DONE_TEXT[action]
+        if action is OrderAction.REFUND and order.price_currency != "XTR":
+            text = "Marked refunded (paid back by hand); the buyer was told."
+        return ActionResult(action, order.public_id, True, text)
+
+    async def _refund(self, order: Order, admin_id: int) -> ActionResult:
+        token = f"admin:{admin_id}:{uuid.uuid4().hex[:12]}"
+        now = self._clock()
+        async with self._session_factory() as session:
+            taken = await OrderRepository(session).update_where(
+                order.id, lease_guard(order), lease_owner=token, lease_until=now + ACTION_LEASE
+            )
+            await session.commit()
+        if not taken:
+            return await self._refused(order, admin_id, "The order changed meanwhile.")
+        price = Price(order.price, order.price_currency)
+        if price.is_stars:
+            assert order.telegram_payment_charge_id is not None  # order_rules checked
+            try:
+                await self._messenger.refund_star_payment(
+                    order.telegram_user_id, order.telegram_payment_charge_id
+                )
+            except MessengerError as exc:
+                await self._release(order, token)
+                why = (
+                    "Telegram refused the refund"
+                    if isinstance(exc, RefundError)
+                    else ("Telegram did not answer; try again")
+                )
+                return await self._refused(order, admin_id, f"{why}: {exc}")
+        return await self._refunded(order, admin_id, token, price)
+
+    async def _refunded(
+        self, order: Order, admin_id: int, token: str, price: Price
+    ) -> ActionResult:
+        async with self._session_factory() as session:
+            won = await OrderRepository(session).transition(
+                order.id,
+                OrderStatus(order.status),
+                OrderStatus.REFUNDED,
+                {"lease_owner": token},
+                refunded_at=self._clock(),
+                lease_owner=None,
+                lease_until=None,
+                next_attempt_at=None,
+            )
+            if not won:  # only a lease that outlived ACTION_LEASE gets here
+                log.error("order %s: refunded, but its row was taken over", order.public_id)
+            result = await self._record(session, order, admin_id, OrderAction.REFUND, None)
+        text = self._translator.gettext(REFUNDED_BY_ADMIN_TEXT, order.language).format(
+            price=format_price(price, order.language), order=order.public_id
+        )
+        try:
+            await self._messenger.send_text(order.chat_id, text)
+        except MessengerError as exc:
+            log.warning(
+                "order %s: could not tell the user of the refund: %s", order.public_id, exc
+            )
+        return result
+
+    async def _release(self, order: Order, token: str) -> None:
+        async with self._session_factory() as session:
+            await OrderRepository(session).update_where(
+                order.id, {"lease_owner": token}, lease_owner=None, lease_until=None
+            )
+            await session.commit()
+
+    async def _refused(self, order: Order, admin_id: int, reason: str) -> ActionResult:
+        async with self._session_factory() as session:
+            return await self._record(session, order, admin_id, OrderAction.REFUND, reason)
+
+
+_DONE_TEXT = {
+    OrderAction.RETRY: "Sent back to fulfilment: the worker orders it from eSIM Go again.",
+    OrderAction.REFUND: "Refunded in Stars; the buyer was told.",
+    OrderAction.RESEND: "The eSIM is being sent to the buyer again.",
+    OrderAction.RESOLVE: "Marked resolved.",
+}
