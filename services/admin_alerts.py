@@ -61,6 +61,11 @@ def alert_html(template: str, /, **values: object) -> AlertHtml:
     return AlertHtml(template, values)
 
 
+def alert_markup(built: str) -> AlertHtml:
+    """HTML our own code built with every value escaped already (a report, a dashboard)."""
+    return AlertHtml(built.replace("{", "{{").replace("}", "}}"), {})
+
+
 Alert = str | AlertHtml
 
 

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from db.base import utcnow
 from services.admin.dashboard import Dashboard
 from services.admin.report_text import attention_lines, period_lines
-from services.admin_alerts import AdminAlerts
+from services.admin_alerts import AdminAlerts, alert_markup
 from services.messenger import Messenger
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class DailyReport:
     async def send(self, messenger: Messenger, day: date) -> bool:
         """The report on `day` to every admin, unless it went out already."""
         return await self._alerts.alert_once(
-            messenger, f"daily-report:{day.isoformat()}", await self.text(day)
+            messenger, f"daily-report:{day.isoformat()}", alert_markup(await self.text(day))
         )
 
     async def run(self, messenger: Messenger) -> None:
