@@ -26,7 +26,6 @@ from tests.helpers import (
     answers,
     make_user,
     pre_checkout_update,
-    successful_payment_update,
 )
 
 GB = "esim_1GB_7D_GB_V2"
@@ -70,7 +69,7 @@ async def pay(
     answer = [c for c in calls if c.method == "answerPreCheckoutQuery"]
     assert answer and answer[0].params.get("ok") is True, answer
     return await env.feed(
-        successful_payment_update(user, payload=payload, total_amount=amount, charge_id=charge_id)
+        env.successful_payment(user, payload=payload, total_amount=amount, charge_id=charge_id)
     )
 
 
@@ -218,7 +217,7 @@ async def test_pre_checkout_refuses_what_does_not_match_the_order(bot_env: BotEn
     assert await refused_reason(env, alice, payload, amount) is None
 
     await env.feed(
-        successful_payment_update(alice, payload=payload, total_amount=amount, charge_id="c-1")
+        env.successful_payment(alice, payload=payload, total_amount=amount, charge_id="c-1")
     )
     assert "already paid" in str(await refused_reason(env, alice, payload, amount))
     assert env.fake_esimgo.calls("POST /orders")[-1].json["type"] == "validate"
@@ -252,7 +251,7 @@ async def test_a_redelivered_payment_buys_and_sends_once(bot_env: BotEnv) -> Non
     await pay(env, alice, invoice, charge_id="charge-x")
     for _ in range(2):
         calls = await env.feed(
-            successful_payment_update(
+            env.successful_payment(
                 alice, payload=payload, total_amount=amount, charge_id="charge-x"
             )
         )
@@ -284,11 +283,14 @@ async def test_an_invoice_paid_after_cancelling_is_refunded(bot_env: BotEnv) -> 
 
     # Telegram already had the invoice open: the money arrives anyway.
     await env.feed(
-        successful_payment_update(alice, payload=payload, total_amount=amount, charge_id="late")
+        env.successful_payment(alice, payload=payload, total_amount=amount, charge_id="late")
     )
     await worker(env).run_once()
     refunds = env.fake_telegram.calls_to("refundStarPayment")
-    assert [r.params["telegram_payment_charge_id"] for r in refunds] == ["late"]
+    assert [(r.params["user_id"], r.params["telegram_payment_charge_id"]) for r in refunds] == [
+        (alice.id, "late")
+    ]
+    assert all(r.ok for r in refunds)
     assert transactions(env) == 0
     order = await load_order(env, payload)
     assert order.status == OrderStatus.REFUNDED
@@ -304,11 +306,14 @@ async def test_a_second_payment_for_a_paid_order_is_refunded(bot_env: BotEnv) ->
     payload, amount = str(invoice.params["payload"]), invoice_amount(invoice)
     await pay(env, alice, invoice, charge_id="first")
     await env.feed(
-        successful_payment_update(alice, payload=payload, total_amount=amount, charge_id="second")
+        env.successful_payment(alice, payload=payload, total_amount=amount, charge_id="second")
     )
     await worker(env).run_once()
     refunds = env.fake_telegram.calls_to("refundStarPayment")
-    assert [r.params["telegram_payment_charge_id"] for r in refunds] == ["second"]
+    assert [(r.params["user_id"], r.params["telegram_payment_charge_id"]) for r in refunds] == [
+        (alice.id, "second")
+    ]
+    assert all(r.ok for r in refunds)
     assert transactions(env) == 1
     assert len(env.fake_telegram.calls_to("sendPhoto")) == 1
     assert (await load_order(env, payload)).status == OrderStatus.DELIVERED

@@ -268,6 +268,8 @@ class FakeTelegram:
         self.answered_callbacks: dict[str, dict[str, Any]] = {}
         self.answered_pre_checkouts: dict[str, dict[str, Any]] = {}
         self.refunded_charges: set[str] = set()
+        # Stars charges and who paid each: Telegram refunds a charge only to its payer.
+        self.star_payments: dict[str, int] = {}
         self.base_url = ""
         self._last_message_id: dict[int, int] = {}
         self._failures: dict[str, list[_Failure]] = {}
@@ -325,6 +327,10 @@ class FakeTelegram:
         self._failures.setdefault(method.lower(), []).append(
             _Failure(error_code, description, times, retry_after)
         )
+
+    def record_star_payment(self, user_id: int, charge_id: str) -> None:
+        """Telegram took `charge_id` from `user_id`: call it with each successful_payment."""
+        self.star_payments[charge_id] = user_id
 
     def calls_to(self, method: str) -> list[ApiCall]:
         return [call for call in self.calls if call.method.lower() == method.lower()]
@@ -707,6 +713,8 @@ class FakeTelegram:
         charge_id = str(params.get("telegram_payment_charge_id") or "")
         if not params.get("user_id") or not charge_id:
             raise _bad_request("CHARGE_ID_EMPTY")
+        if self.star_payments.get(charge_id) != params["user_id"]:
+            raise _bad_request("CHARGE_NOT_FOUND")  # no such charge, or another user's
         if charge_id in self.refunded_charges:
             raise _bad_request("CHARGE_ALREADY_REFUNDED")
         self.refunded_charges.add(charge_id)
