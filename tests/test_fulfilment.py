@@ -280,6 +280,44 @@ async def test_a_user_who_blocked_the_bot_keeps_the_esim_and_is_not_retried(
     assert not env.fake_telegram.calls_to("refundStarPayment")
 
 
+async def test_a_buyer_who_blocked_the_bot_gets_the_esim_when_they_write_again(
+    bot_env: BotEnv,
+) -> None:
+    env = bot_env
+    alice = make_user(2001)
+    public_id = await paid_order(env, alice)
+    env.fake_telegram.fail_next("sendPhoto", error_code=403)
+    worker = make_worker(env)
+    await worker.run_once()
+    await worker.run_once()
+    assert photos(env) == 0
+
+    await env.send(alice, "/start")  # unblocked the bot and wrote to it
+    await worker.run_once()
+
+    [photo] = [c for c in env.fake_telegram.calls_to("sendPhoto") if c.ok]
+    assert photo.params["chat_id"] == alice.id
+    order = await load_order(env, public_id)
+    assert order.delivered_at is not None and order.iccid in str(photo.params["caption"])
+    assert transactions(env) == 1
+
+
+async def test_a_purchase_that_cost_more_than_validated_is_delivered_and_alerted(
+    bot_env: BotEnv,
+) -> None:
+    env = bot_env
+    public_id = await paid_order(env)
+    validated = (await load_order(env, public_id)).cost
+    bundle = env.fake_esimgo.bundle(GB)
+    assert bundle is not None
+    bundle["price"] = 9.75  # eSIM Go's price rose between the validate and the purchase
+    await make_worker(env).run_once()
+
+    assert photos(env) == 1
+    alerts = [str(c.params["text"]) for c in messages_to(env, ADMIN_ID)]
+    assert any(public_id in a and "9.75" in a and f"{validated:g}" in a for a in alerts)
+
+
 async def test_a_payment_wakes_the_running_worker_at_once(bot_env: BotEnv) -> None:
     env = bot_env
     worker = make_worker(env, settings=WorkerSettings(poll_seconds=300))

@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from bot.app import create_fulfilment_worker
 from db.base import utcnow
 from db.models import Esim, Order, OrderStatus
-from handlers.callbacks import BundleCallback
+from handlers.callbacks import BundleCallback, CountryCallback
 from handlers.purchase import OrderCallback
 from services.fulfilment import FulfilmentWorker
 from tests.fakes.telegram import ApiCall
@@ -345,3 +345,26 @@ async def test_confirmation_and_invoice_speak_the_users_language(
     assert ("Подтвердите" in text) == (language == "ru")
     invoice = await get_invoice(env, user)
     assert ("eSIM" in str(invoice.params["title"])) and len(str(invoice.params["title"])) <= 32
+
+
+async def test_a_plan_without_a_cost_is_never_sold(bot_env: BotEnv) -> None:
+    env = bot_env
+    free, unpriced = GB, "esim_1GB_7D_TH_V2"
+    for item in env.fake_esimgo.catalogue:
+        if item["name"] == free:
+            item["price"] = 0
+        elif item["name"] == unpriced:
+            del item["price"]
+    await env.deps.catalogue.sync()
+    alice = make_user(1010)
+    await env.send(alice, "/start")
+    for iso, name in (("GB", free), ("TH", unpriced)):
+        await env.press(alice, CountryCallback(iso=iso))
+        listed = [str(b.get("callback_data")) for b in env.screen(alice).buttons()]
+        assert listed and not any(name in data for data in listed)
+        calls = await env.press(alice, BundleCallback(action="buy", bundle=name, iso=iso))
+        [answer] = answers(calls)
+        assert "no longer available" in str(answer.params.get("text"))
+    assert not env.fake_telegram.calls_to("sendInvoice")
+    async with env.deps.session_factory() as session:
+        assert (await session.execute(select(Order))).first() is None
