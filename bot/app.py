@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from aiogram import Bot
 from aiogram.client.default import DefaultBotProperties
@@ -17,6 +18,7 @@ from bot.deps import AppDeps
 from bot.messenger import AiogramMessenger
 from bot.middlewares import KeepResponseModels
 from bot.telegram_session import JsonBodySession
+from db.base import utcnow
 from db.engine import create_engine, create_session_factory
 from handlers.screen_cache import ScreenCache
 from handlers.topup import open_esim_callback_data, topup_callback_data
@@ -25,6 +27,7 @@ from services.callbacks import CallbackService
 from services.catalogue import CatalogueService
 from services.esimgo.client import EsimGoClient
 from services.fulfilment import FulfilmentWorker, WorkerSettings
+from services.fulfilment import create_fulfilment_worker as build_fulfilment_worker
 from services.i18n import Translator
 from services.notifications import Notifier
 from services.orders import OrderService
@@ -96,23 +99,26 @@ async def create_deps(settings: Settings) -> AppDeps:
     )
 
 
-def create_fulfilment_worker(deps: AppDeps, bot: Bot) -> FulfilmentWorker:
+def create_fulfilment_worker(
+    deps: AppDeps, bot: Bot, *, clock: Callable[[], datetime] = utcnow
+) -> FulfilmentWorker:
     """The worker that turns paid orders into delivered eSIMs (or refunds); run() it."""
     from handlers.myesims import install_help_callback_data  # handlers import bot: no cycle
 
     deadline = timedelta(minutes=deps.settings.fulfilment_deadline_minutes)
-    return FulfilmentWorker(
-        deps.session_factory,
-        deps.esimgo,
-        AiogramMessenger(bot),
-        deps.translator,
-        deps.alerts,
-        deps.orders,
-        settings=WorkerSettings(deadline=deadline),
-        wake_event=deps.fulfilment_wake,
+    return build_fulfilment_worker(
+        session_factory=deps.session_factory,
+        esimgo=deps.esimgo,
+        messenger=AiogramMessenger(bot),
+        translator=deps.translator,
+        alerts=deps.alerts,
+        orders=deps.orders,
         catalogue=deps.catalogue,
+        wake_event=deps.fulfilment_wake,
         install_help_callback=install_help_callback_data(),
         open_esim_callback=open_esim_callback_data,
+        settings=WorkerSettings(deadline=deadline),
+        clock=clock,
     )
 
 

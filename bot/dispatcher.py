@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import fields
@@ -23,7 +24,9 @@ from bot.middlewares import (
     LanguageI18nMiddleware,
     UserMiddleware,
 )
+from db.base import utcnow
 from handlers import feature_routers
+from services.fulfilment import deliver_on_return
 from services.i18n import N_, SUPPORTED_LANGUAGES, Translator, normalize_language
 
 logger = logging.getLogger(__name__)
@@ -51,8 +54,11 @@ def create_dispatcher(deps: AppDeps, storage: BaseStorage | None = None) -> Disp
         dp[field.name] = getattr(deps, field.name)
 
     # Runs after aiogram's own outer middlewares (user/chat context, FSM).
+    redeliver = functools.partial(
+        deliver_on_return, deps.session_factory, deps.fulfilment_wake, utcnow
+    )
     dp.update.outer_middleware(
-        UserMiddleware(deps.session_factory, deps.settings.default_language)
+        UserMiddleware(deps.session_factory, deps.settings.default_language, redeliver)
     )
     i18n = CatalogueI18n(deps.translator, default_locale=deps.settings.default_language)
     LanguageI18nMiddleware(i18n).setup(dp)

@@ -143,8 +143,11 @@ class UserMiddleware(BaseMiddleware):
         self,
         session_factory: async_sessionmaker[AsyncSession],
         default_language: str,
+        on_return: Callable[[int], Awaitable[None]] | None = None,
     ) -> None:
         self._default = default_language
+        # Told when someone marked blocked writes again (what never reached them can go now).
+        self._on_return = on_return
         self.users = KnownUsers()
         self._rows = UserRows(session_factory)
         self._watched: weakref.WeakSet[BaseSession] = weakref.WeakSet()
@@ -187,6 +190,11 @@ class UserMiddleware(BaseMiddleware):
         stored = None
         if found is None or found.profile != profile or found.blocked:
             stored = self._rows.save(user_id, profile)
+        if found is not None and found.blocked and self._on_return is not None:
+            try:
+                await self._on_return(user_id)
+            except Exception:
+                log.exception("user %s is back, but what waited for them was not resent", user_id)
         known = KnownUser(profile, found.language if found is not None else None)
         self.users.put(user_id, known, generation)
         return known, stored

@@ -31,15 +31,14 @@ from handlers.myesims_render import (
     install_help_screen,
     list_screen,
     order_screen,
-    plan_title,
 )
 from handlers.render import Screen
 from handlers.screen_cache import ScreenCache
 from services.catalogue import CatalogueService
+from services.delivery import StoredCodes, qr_photo
 from services.i18n import Translator
-from services.install import delivery_caption, delivery_keyboard, install_instructions
+from services.install import install_instructions
 from services.notifications import Notifier
-from services.qr import lpa_string, render_qr_png
 from services.tracking import TrackingService
 
 logger = logging.getLogger(__name__)
@@ -215,34 +214,20 @@ async def on_show_qr(
             return
         iccid, smdp, matching_id = latest.iccid, latest.smdp_address, latest.activation_code
         lpa = latest.qr_code
-    if not lpa and smdp and matching_id:
-        lpa = lpa_string(smdp, matching_id)
-    if not lpa or not iccid:
+    codes = StoredCodes(iccid or "", lpa, smdp, matching_id)
+    photo = qr_photo(
+        translator, catalogue.catalogue, language, codes, latest, install_help_callback_data()
+    )
+    if photo is None:
         callback_answer.text = _("The QR code is not ready yet. It will arrive in this chat.")
         callback_answer.show_alert = True
         return
-    # The LPA string is the source of truth; older rows may lack the split fields.
-    _prefix, host, code = [*lpa.split("$", 2), "", ""][:3]
-    title = plan_title(latest, catalogue.catalogue, language) if latest else iccid
-    caption = delivery_caption(
-        translator,
-        language,
-        plan_title=title,
-        iccid=iccid,
-        smdp_address=smdp or host,
-        matching_id=matching_id or code,
-        lpa=lpa,
-    )
-    keyboard = delivery_keyboard(
-        translator, language, lpa=lpa, install_help_callback=install_help_callback_data()
-    )
-    png = render_qr_png(lpa)  # ~2.5 ms of pure Python: a thread would only add a hop
     chat_id = query.message.chat.id if query.message is not None else me
     await bot.send_photo(
         chat_id,
-        BufferedInputFile(png, filename="esim-qr.png"),
-        caption=caption,
-        reply_markup=to_markup(keyboard),
+        BufferedInputFile(photo.png, filename="esim-qr.png"),
+        caption=photo.caption,
+        reply_markup=to_markup(photo.keyboard),
     )
 
 

@@ -94,7 +94,11 @@ async def _stop(process: asyncio.subprocess.Process) -> int:
 
 def _transactions(fake_esimgo: FakeEsimGo) -> int:
     return len(
-        [r for r in fake_esimgo.calls("POST /orders") if (r.json or {}).get("type") == "transaction"]
+        [
+            r
+            for r in fake_esimgo.calls("POST /orders")
+            if (r.json or {}).get("type") == "transaction"
+        ]
     )
 
 

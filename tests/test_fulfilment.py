@@ -15,11 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.messenger import AiogramMessenger
 from db.base import utcnow
 from db.models import Esim, Order, OrderStatus
+from db.models.events import USER, WORKER
 from db.repositories.orders import OrderRepository
 from handlers.myesims import install_help_callback_data
+from handlers.topup import open_esim_callback_data
 from services.catalogue import CatalogueService
 from services.esimgo.client import EsimGoClient, Timeouts
-from services.fulfilment import FulfilmentWorker, WorkerSettings
+from services.fulfilment import FulfilmentWorker, WorkerSettings, create_fulfilment_worker
 from services.orders import OrderService, PaymentOutcome
 from services.pricing import PricingService
 from tests.fakes.esimgo import FakeEsimGo
@@ -49,19 +51,21 @@ def make_worker(
     worker_id: str | None = None,
     settings: WorkerSettings | None = None,
 ) -> FulfilmentWorker:
-    return FulfilmentWorker(
-        env.deps.session_factory,
-        esimgo or env.deps.esimgo,
-        AiogramMessenger(env.bot),
-        env.deps.translator,
-        env.deps.alerts,
-        env.deps.orders,
-        settings=settings,
+    """The worker as production builds it, on a test clock (and other knobs) when given."""
+    return create_fulfilment_worker(
+        session_factory=env.deps.session_factory,
+        esimgo=esimgo or env.deps.esimgo,
+        messenger=AiogramMessenger(env.bot),
+        translator=env.deps.translator,
+        alerts=env.deps.alerts,
+        orders=env.deps.orders,
+        catalogue=env.deps.catalogue,
         wake_event=env.deps.fulfilment_wake,
+        install_help_callback=install_help_callback_data(),
+        open_esim_callback=open_esim_callback_data,
+        settings=settings,
         worker_id=worker_id,
         clock=clock or Clock(),
-        catalogue=env.deps.catalogue,
-        install_help_callback=install_help_callback_data(),
     )
 
 
@@ -419,6 +423,7 @@ async def test_only_one_of_two_concurrent_transitions_wins(
                 order_id,
                 OrderStatus.AWAITING_PAYMENT,
                 OrderStatus.PAID,
+                actor=USER,
                 telegram_payment_charge_id=charge,
             )
             await session.commit()
@@ -468,7 +473,7 @@ async def test_a_lease_is_exclusive_until_it_expires(
     order_id = await new_order(session_factory, "LEASE00001")
     async with session_factory() as session:
         await OrderRepository(session).transition(
-            order_id, OrderStatus.AWAITING_PAYMENT, OrderStatus.PAID
+            order_id, OrderStatus.AWAITING_PAYMENT, OrderStatus.PAID, actor=USER
         )
         await session.commit()
     now = utcnow()
@@ -476,7 +481,7 @@ async def test_a_lease_is_exclusive_until_it_expires(
     async def lease(token: str, at: datetime) -> list[Order]:
         async with session_factory() as session:
             leased = await OrderRepository(session).lease_due(
-                token, at, at + timedelta(minutes=3), 10
+                token, at, at + timedelta(minutes=3), 10, actor=WORKER
             )
             await session.commit()
             return leased
@@ -508,4 +513,8 @@ async def test_unpaid_orders_expire(
         await session.commit()
         assert await order_service.expire_unpaid(session) == 1
         order = await OrderRepository(session).get(order_id)
+        events = await OrderRepository(session).events(order_id)
     assert order is not None and order.status == OrderStatus.CANCELLED
+    assert [(e.from_status, e.to_status, e.actor, e.note) for e in events] == [
+        ("awaiting_payment", "cancelled", WORKER, "expired")
+    ]

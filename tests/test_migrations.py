@@ -24,6 +24,7 @@ EXPECTED_TABLES = {
     "esim_bundles",
     "notifications_sent",
     "callback_events",
+    "order_events",
 }
 
 

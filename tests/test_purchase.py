@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
 
 import pytest
 import zxingcpp
@@ -31,12 +30,9 @@ from tests.helpers import (
 GB = "esim_1GB_7D_GB_V2"
 
 
-def worker(env: BotEnv, **kwargs: Any) -> FulfilmentWorker:
+def worker(env: BotEnv) -> FulfilmentWorker:
     """The production worker, driven explicitly with run_once()."""
-    made = create_fulfilment_worker(env.deps, env.bot)
-    for key, value in kwargs.items():
-        setattr(made, key, value)
-    return made
+    return create_fulfilment_worker(env.deps, env.bot)
 
 
 async def open_confirmation(env: BotEnv, user: User, bundle: str = GB) -> None:

@@ -46,10 +46,9 @@ GB_3GB = "esim_3GB_30D_GB_V2"
 
 def make_worker(env: BotEnv, clock: Clock | None = None) -> FulfilmentWorker:
     """The worker exactly as `esimbot run` builds it (optionally on a test clock)."""
-    made = create_fulfilment_worker(env.deps, env.bot)
-    if clock is not None:
-        made._clock = clock
-    return made
+    if clock is None:
+        return create_fulfilment_worker(env.deps, env.bot)
+    return create_fulfilment_worker(env.deps, env.bot, clock=clock)
 
 
 async def bought_esim(env: BotEnv, user: User) -> Esim:

@@ -309,6 +309,8 @@ class EsimDetails:
     smdp_address: str
     profile_status: str | None
     first_installed_at: datetime | None
+    # Our tag on the eSIM (the public id of the order that bought it), "" when untagged.
+    customer_ref: str = ""
 
     @classmethod
     def from_api(cls, raw: Mapping[str, Any]) -> EsimDetails:
@@ -319,6 +321,7 @@ class EsimDetails:
             smdp_address=str(raw.get("smdpAddress") or ""),
             profile_status=str(status) if status not in (None, "") else None,
             first_installed_at=parse_datetime(raw.get("firstInstalledDateTime")),
+            customer_ref=str(raw.get("customerRef") or ""),
         )
 
 
