@@ -62,17 +62,19 @@ async def test_a_slow_purchase_keeps_its_lease_and_no_other_worker_buys_again(
     assert (await load_order(env, public_id)).status == OrderStatus.DELIVERED
 
 
-async def test_a_worker_whose_lease_was_taken_does_not_buy(bot_env: BotEnv) -> None:
+async def test_a_worker_that_lost_its_lease_stops_waiting_and_does_not_buy(
+    bot_env: BotEnv,
+) -> None:
     env = bot_env
     public_id = await paid_order(env)
     await leave_fulfilling(env, public_id)  # a crashed worker's order: look before buying
-    env.fake_esimgo.fail_next("GET /orders", status=200, delay=2)
-    worker = make_worker(env)
+    env.fake_esimgo.fail_next("GET /orders", status=200, delay=600)  # eSIM Go hangs
+    worker = make_worker(env, settings=WorkerSettings(lease=timedelta(seconds=1.5)))
     working = asyncio.create_task(worker.run_once())
     async with asyncio.timeout(GUARD_SECONDS):
         while not env.fake_esimgo.calls("GET /orders"):  # noqa: ASYNC110 - bounded above
             await asyncio.sleep(0.02)
-    # While it looks, another replica takes the order over (this one was paused too long).
+    # While it waits, another replica takes the order over (this one was paused too long).
     async with env.deps.session_factory() as session:
         await session.execute(
             update(Order)
@@ -80,7 +82,7 @@ async def test_a_worker_whose_lease_was_taken_does_not_buy(bot_env: BotEnv) -> N
             .values(lease_owner="another-replica", lease_until=utcnow() + timedelta(minutes=5))
         )
         await session.commit()
-    async with asyncio.timeout(GUARD_SECONDS):
+    async with asyncio.timeout(GUARD_SECONDS):  # far below eSIM Go's 60 s order timeout
         await working
     assert transactions(env) == 0
     order = await load_order(env, public_id)

@@ -1,7 +1,9 @@
 """After a purchase whose outcome is unknown (timeout, reset, 5xx, crash): which eSIM Go order,
 if any, is this order's. eSIM Go has no idempotency key, and the same account also carries
 other customers' top-ups and orders placed elsewhere (the operator's web shop): an order is
-adopted only when it can be nobody else's; when two could be ours, a human decides."""
+adopted only when it can be nobody else's; when two could be ours, a human decides. An order
+placed elsewhere that fits every rule cannot be told from ours unless its eSIM carries a
+customerRef (ours carry their order's public id): whatever else shares the account should tag."""
 
 from __future__ import annotations
 

@@ -4,7 +4,6 @@ renewals that keep the lease short but alive for as long as the worker works on 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -37,6 +36,9 @@ class OrderLease:
         self._clock = clock
         self._length = length
         self.lost = False
+        self._stopped = False  # the keeper cancelled the step
+        # When the lease was last known to be ours (taken just now, or renewed): loop time.
+        self._confirmed_at = asyncio.get_running_loop().time()
 
     @property
     def public_id(self) -> str:
@@ -89,11 +91,22 @@ class OrderLease:
                 "order %s: %s; next try in %.0f s", self.public_id, reason, delay.total_seconds()
             )
 
-    async def renew(self) -> bool:
-        """Extend the lease from now; False (and `lost`) when another worker holds it."""
-        if not await self.update(lease_until=self._clock() + self._length):
+    async def renew(self, **values: object) -> bool:
+        """Extend the lease from now (setting `values` too); False (and `lost`) when another
+        worker holds it."""
+        if not await self.update(lease_until=self._clock() + self._length, **values):
             self.lost = True
-        return not self.lost
+            return False
+        self._confirmed_at = asyncio.get_running_loop().time()
+        return True
+
+    async def confirm(self) -> bool:
+        """Whether the lease is still ours, checked before buying. Taken or renewed less than a
+        third of its length ago it is (only a lapsed lease is taken over), else renewed now."""
+        age = asyncio.get_running_loop().time() - self._confirmed_at
+        if not self.lost and age < self._length.total_seconds() / 3:
+            return True
+        return await self.renew()
 
     async def note_error(self, error: str) -> int:
         """Record an unexpected error on the order; how many it has had."""
@@ -114,38 +127,34 @@ class OrderLease:
         cannot be renewed before it would run out, `step` is cancelled: whatever it waits for
         (eSIM Go's budget, a retry, Telegram), it must not buy or write what another worker
         may own by then."""
-        work = asyncio.ensure_future(step)
-        keeper = asyncio.create_task(self._keep())
+        task = asyncio.current_task()
+        assert task is not None
+        # The step runs in this task (no hop through the loop before it starts); the keeper
+        # cancels this task if need be, and only that cancel is absorbed here.
+        keeper = asyncio.create_task(self._keep(task))
         try:
-            await asyncio.wait({work, keeper}, return_when=asyncio.FIRST_COMPLETED)
+            await step
         except asyncio.CancelledError:
-            work.cancel()
+            if not self._stopped or task.uncancel() > 0:
+                raise
+            log.warning("order %s: lease lost while working on it; stopped", self.public_id)
+        finally:
+            # No await before this: the keeper cannot cancel a step that has just finished.
             keeper.cancel()
-            await asyncio.gather(work, keeper, return_exceptions=True)
-            raise
-        keeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await keeper
-        if work.done():
-            await work  # its result, or its exception
-            return
-        log.warning("order %s: lease lost while working on it; stopping", self.public_id)
-        work.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await work
 
-    async def _keep(self) -> None:
-        """Renew until the lease is lost or renewals fail for two thirds of its length."""
+    async def _keep(self, task: asyncio.Task[None]) -> None:
+        """Renew until the lease is lost or renewals fail for two thirds of its length; then
+        stop `task`."""
         loop = asyncio.get_running_loop()
         every = self._length.total_seconds() / 3
-        renewed_at = loop.time()
         while True:
             await asyncio.sleep(every)
             try:
                 if await self.renew():
-                    renewed_at = loop.time()
                     continue
             except Exception as exc:
                 log.warning("order %s: lease not renewed: %s", self.public_id, exc)
-            if self.lost or loop.time() - renewed_at >= 2 * every:
+            if self.lost or loop.time() - self._confirmed_at >= 2 * every:
+                self._stopped = True
+                task.cancel()
                 return

@@ -81,11 +81,13 @@ class Purchase:
         if self._clock() > (order.paid_at or order.created_at) + self._settings.deadline:
             await self.fail(lease, "fulfilment deadline passed")
             return
-        now = self._clock()
-        # The lease is checked (and renewed) right before buying: a worker that lost it stops.
-        renewed = {"lease_until": now + self._settings.lease}
-        attempt = {} if first_try else {"last_attempt_at": now, "failure_reason": None}
-        if not await lease.update(**renewed, **attempt):
+        # The lease is checked right before buying: a worker that lost it stops. A later
+        # attempt records its time with the check.
+        if first_try:
+            ours = await lease.confirm()
+        else:
+            ours = await lease.renew(last_attempt_at=self._clock(), failure_reason=None)
+        if not ours:
             log.warning("order %s: lease lost before buying; stopping", order.public_id)
             return
         await self._buy(lease)

@@ -138,10 +138,11 @@ class OrderStore:
             return won
 
         if await self._link(lease, result, write, values, f"ICCID {esim.iccid}"):
+            await self._sender.deliver(lease)
+            # After the photo: the tag is for reconciliation and support, the buyer waits.
             self._side_tasks.spawn(
                 self._tag(esim.iccid, order.public_id), f"tag of {order.public_id}"
             )
-            await self._sender.deliver(lease)
 
     async def _store_topup(self, lease: OrderLease, result: OrderResult) -> None:
         """The bundle must be on the very ICCID asked for; anything else is not delivered."""
