@@ -86,7 +86,7 @@ async def test_after_an_ambiguous_failure_a_foreign_order_is_never_adopted(
     assert order.iccid not in foreign_iccids | {bob_iccid}
     assert transactions(env) == 3, "Bob's, Alice's failed one, and Alice's own again"
     [photo] = photos_to(env, ALICE)
-    assert order.iccid in str(photo.params["caption"])
+    assert str(order.iccid) in str(photo.params["caption"])
     assert not any(iccid in str(photo.params["caption"]) for iccid in foreign_iccids)
     assert len(photos_to(env, BOB)) == 1, "Bob got his own eSIM once, nothing more"
 

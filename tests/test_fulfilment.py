@@ -302,7 +302,7 @@ async def test_a_buyer_who_blocked_the_bot_gets_the_esim_when_they_write_again(
     [photo] = [c for c in env.fake_telegram.calls_to("sendPhoto") if c.ok]
     assert photo.params["chat_id"] == alice.id
     order = await load_order(env, public_id)
-    assert order.delivered_at is not None and order.iccid in str(photo.params["caption"])
+    assert order.delivered_at is not None and str(order.iccid) in str(photo.params["caption"])
     assert transactions(env) == 1
 
 

@@ -111,4 +111,4 @@ async def test_an_order_that_cannot_be_stored_is_failed_refunded_and_reported_no
     [refund] = env.fake_telegram.calls_to("refundStarPayment")
     assert refund.ok and refund.params["user_id"] == alice.id
     alerts = [str(c.params["text"]) for c in messages_to(env, ADMIN_ID)]
-    assert any(public_id in a and order.esimgo_order_reference in a for a in alerts)
+    assert any(public_id in a and str(order.esimgo_order_reference) in a for a in alerts)

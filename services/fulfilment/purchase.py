@@ -12,18 +12,11 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from db.models import OrderStatus
+from db.models import Order, OrderStatus
 from services.admin_alerts import AdminAlerts
+from services.esimgo import errors
 from services.esimgo.client import EsimGoClient
-from services.esimgo.errors import (
-    AuthError,
-    BadRequestError,
-    EsimGoError,
-    InsufficientBalanceError,
-    NotFoundError,
-    OrderOutcomeUnknownError,
-    RateLimitedError,
-)
+from services.esimgo.errors import EsimGoError
 from services.fulfilment.adoption import Reconciler, Verdict, with_esims
 from services.fulfilment.lease import OrderLease
 from services.fulfilment.refunds import Refunds
@@ -135,26 +128,32 @@ class Purchase:
 
     async def _refused(self, lease: OrderLease, exc: EsimGoError) -> None:
         """Sort eSIM Go's refusal: retry later, alert the operators, or refund now."""
-        order, day = lease.order, self._clock().date().isoformat()
-        if isinstance(exc, OrderOutcomeUnknownError):
+        if isinstance(exc, errors.OrderOutcomeUnknownError):
             await self._retry_or_fail(lease, f"{UNKNOWN}{exc}")
-        elif isinstance(exc, RateLimitedError):
+        elif isinstance(exc, errors.RateLimitedError):
             delay = timedelta(seconds=exc.retry_after) if exc.retry_after else None
             await self._retry_or_fail(lease, f"{REJECTED}{exc}", delay)
-        elif isinstance(exc, InsufficientBalanceError | AuthError):
-            what = (
-                f"⚠️ eSIM Go balance too low: order {order.public_id} ({order.bundle_name}) "
-                f"could not be placed: {exc}. Top up the eSIM Go account."
-                if isinstance(exc, InsufficientBalanceError)
-                else f"⚠️ eSIM Go refused our API key while placing order {order.public_id}: {exc}"
-            )
-            key = "low-balance" if isinstance(exc, InsufficientBalanceError) else "esimgo-auth"
-            await self._alerts.alert_once(self._messenger, f"{key}:{day}", what)
+        elif isinstance(exc, errors.InsufficientBalanceError | errors.AuthError):
+            await self._alert_account(lease.order, exc)
             await self._retry_or_fail(lease, f"{REJECTED}{exc}")
-        elif isinstance(exc, NotFoundError | BadRequestError):
+        elif isinstance(exc, errors.NotFoundError | errors.BadRequestError):
             await self.fail(lease, f"{REJECTED}{exc}")
         else:
             await self._retry_or_fail(lease, f"{UNKNOWN}{exc}")
+
+    async def _alert_account(self, order: Order, exc: EsimGoError) -> None:
+        """Once a day each: our eSIM Go balance or API key stops every purchase."""
+        day = self._clock().date().isoformat()
+        if isinstance(exc, errors.InsufficientBalanceError):
+            key = f"low-balance:{day}"
+            text = (
+                f"⚠️ eSIM Go balance too low: order {order.public_id} ({order.bundle_name}) "
+                f"could not be placed: {exc}. Top up the eSIM Go account."
+            )
+        else:
+            key = f"esimgo-auth:{day}"
+            text = f"⚠️ eSIM Go refused our API key while placing order {order.public_id}: {exc}"
+        await self._alerts.alert_once(self._messenger, key, text)
 
     async def _show_progress(self, chat_id: int) -> None:
         """ "Sending a photo…" in the chat: it only decorates."""

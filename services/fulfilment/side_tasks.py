@@ -17,7 +17,7 @@ class SideTasks:
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def spawn(self, work: Coroutine[Any, Any, None], what: str) -> None:
+    def spawn(self, work: Coroutine[Any, Any, object], what: str) -> None:
         async def run() -> None:
             try:
                 await work

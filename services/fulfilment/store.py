@@ -87,8 +87,9 @@ class OrderStore:
         if result.total <= order.cost:
             return
         self._side_tasks.spawn(
-            self._alerts.alert(
+            self._alerts.alert_once(
                 self._messenger,
+                f"over-cost:{order.public_id}",
                 f"⚠️ Order {order.public_id} ({order.bundle_name}) cost {result.total} "
                 f"{result.currency} at eSIM Go (order {result.reference}), more than the "
                 f"{order.cost} {order.cost_currency} validated before the invoice.",
