@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from aiogram import Bot
 from aiogram.client.default import DefaultBotProperties
@@ -18,7 +17,6 @@ from bot.deps import AppDeps
 from bot.messenger import AiogramMessenger
 from bot.middlewares import KeepResponseModels
 from bot.telegram_session import JsonBodySession
-from db.base import utcnow
 from db.engine import create_engine, create_session_factory
 from handlers.screen_cache import ScreenCache
 from handlers.topup import open_esim_callback_data, topup_callback_data
@@ -99,9 +97,7 @@ async def create_deps(settings: Settings) -> AppDeps:
     )
 
 
-def create_fulfilment_worker(
-    deps: AppDeps, bot: Bot, *, clock: Callable[[], datetime] = utcnow
-) -> FulfilmentWorker:
+def create_fulfilment_worker(deps: AppDeps, bot: Bot) -> FulfilmentWorker:
     """The worker that turns paid orders into delivered eSIMs (or refunds); run() it."""
     from handlers.myesims import install_help_callback_data  # handlers import bot: no cycle
 
@@ -118,7 +114,6 @@ def create_fulfilment_worker(
         install_help_callback=install_help_callback_data(),
         open_esim_callback=open_esim_callback_data,
         settings=WorkerSettings(deadline=deadline),
-        clock=clock,
     )
 
 
