@@ -168,6 +168,7 @@ async def test_a_permanent_failure_is_refunded_once_and_the_user_told(bot_env: B
     order = await load_order(env, public_id)
     assert order.status == OrderStatus.REFUNDED and order.refunded_at is not None
     assert refunds[0].params["telegram_payment_charge_id"] == order.telegram_payment_charge_id
+    assert refunds[0].ok and refunds[0].params["user_id"] == order.telegram_user_id
     told = [
         c
         for c in env.fake_telegram.calls_to("sendMessage")

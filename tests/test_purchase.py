@@ -121,6 +121,7 @@ async def test_happy_path_delivers_one_photo_whose_qr_is_the_lpa(bot_env: BotEnv
     photos = env.fake_telegram.calls_to("sendPhoto")
     assert len(photos) == 1
     photo = photos[0]
+    assert photo.params["chat_id"] == alice.id, "the buyer's private chat, nobody else's"
     bought = env.fake_esimgo.orders[0]
     esim = bought["order"][0]["esims"][0]
     lpa = f"LPA:1${env.fake_esimgo.smdp_address}${esim['matchingId']}"

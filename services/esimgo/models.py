@@ -216,17 +216,6 @@ class EsimCredentials:
     matching_id: str
     smdp_address: str
 
-    @property
-    def smdp_host(self) -> str:
-        """The SM-DP+ address without any scheme or trailing slash (eSIM Go examples add http://)."""
-        host = re.sub(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", "", self.smdp_address.strip())
-        return host.rstrip("/")
-
-    @property
-    def lpa(self) -> str:
-        """The activation code encoded in the QR: `LPA:1$<smdp host>$<matching id>`."""
-        return f"LPA:1${self.smdp_host}${self.matching_id}"
-
     @classmethod
     def from_api(cls, raw: Mapping[str, Any]) -> EsimCredentials | None:
         iccid = to_iccid(_first(raw, "iccid", "ICCID"))
