@@ -46,10 +46,10 @@ from bot.dispatcher import create_dispatcher
 from bot.messenger import AiogramMessenger
 from db.migrate import upgrade_async
 from db.models import Order, OrderStatus
-from handlers.callbacks import BundleCallback, install_help_callback_data
+from handlers.callbacks import BundleCallback, install_help_callback_data, open_esim_callback_data
 from services.checkout import Checkout
 from services.esimgo.client import EsimGoClient
-from services.fulfilment import FulfilmentWorker
+from services.fulfilment import create_fulfilment_worker
 from services.messenger import Keyboard, Messenger
 from services.orders import OrderService
 from tests.fakes.esimgo import FakeEsimGo
@@ -193,16 +193,17 @@ async def main(buyers: int, esimgo_rps: float, ramp: float, think_seconds: float
         screens = Screens()
         bot.session.middleware(screens)
         messenger = TimedMessenger(AiogramMessenger(bot))
-        worker = FulfilmentWorker(
-            deps.session_factory,
-            fast,
-            messenger,
-            deps.translator,
-            deps.alerts,
-            deps.orders,
-            wake_event=deps.fulfilment_wake,
+        worker = create_fulfilment_worker(
+            session_factory=deps.session_factory,
+            esimgo=fast,
+            messenger=messenger,
+            translator=deps.translator,
+            alerts=deps.alerts,
+            orders=deps.orders,
             catalogue=deps.catalogue,
+            wake_event=deps.fulfilment_wake,
             install_help_callback=install_help_callback_data(),
+            open_esim_callback=open_esim_callback_data,
         )
         try:
             await deps.catalogue.sync()

@@ -9,6 +9,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 
 from aiogram import Bot
 from aiogram.client.default import DefaultBotProperties
@@ -23,6 +24,7 @@ from bot.config import Settings
 from bot.deps import AppDeps
 from bot.fsm_storage import ExpiringMemoryStorage
 from bot.messenger import AiogramMessenger
+from db.base import utcnow
 from db.engine import create_engine, create_session_factory
 from handlers.callbacks import (
     install_help_callback_data,
@@ -36,7 +38,8 @@ from services.catalogue import CatalogueService
 from services.checkout import Checkout
 from services.esimgo.client import EsimGoClient
 from services.esimgo_events import EsimGoEventService
-from services.fulfilment import FulfilmentWorker, WorkerSettings
+from services.fulfilment import FulfilmentWorker, WorkerSettings, deliver_on_return
+from services.fulfilment import create_fulfilment_worker as build_fulfilment_worker
 from services.i18n import Translator
 from services.myesims import MyEsimsService
 from services.notifications import Notifier
@@ -87,15 +90,10 @@ async def create_deps(settings: Settings, bot: Bot) -> AppDeps:
     engine = create_engine(settings.database_url)
     session_factory = create_session_factory(engine)
     esimgo = create_esimgo_client(settings)
-    catalogue = CatalogueService(
-        esimgo, session_factory, refresh_minutes=settings.catalogue_refresh_minutes
-    )
-    pricing = PricingService(
-        settings.price_markup_percent, settings.usd_per_star, settings.payment_currency
-    )
+    catalogue, pricing, orders = _selling(settings, session_factory, esimgo)
     translator = Translator()
     alerts = AdminAlerts(session_factory, settings.admin_ids)
-    orders = OrderService(esimgo, catalogue, pricing)
+    wake = asyncio.Event()
     notifier, tracking, esimgo_events = _tracking(
         settings, session_factory, esimgo, catalogue, alerts, translator
     )
@@ -111,11 +109,15 @@ async def create_deps(settings: Settings, bot: Bot) -> AppDeps:
         orders=orders,
         checkout=Checkout(session_factory, orders, catalogue, alerts, messenger),
         alerts=alerts,
-        fulfilment_wake=asyncio.Event(),
+        fulfilment_wake=wake,
         notifier=notifier,
         tracking=tracking,
         esimgo_events=esimgo_events,
-        profiles=UserProfiles(session_factory, settings.default_language),
+        profiles=UserProfiles(
+            session_factory,
+            settings.default_language,
+            on_return=partial(deliver_on_return, session_factory, wake, utcnow),
+        ),
         myesims=MyEsimsService(
             session_factory,
             catalogue,
@@ -127,6 +129,19 @@ async def create_deps(settings: Settings, bot: Bot) -> AppDeps:
         ),
         screens=ScreenCache(catalogue),
     )
+
+
+def _selling(
+    settings: Settings, session_factory: async_sessionmaker[AsyncSession], esimgo: EsimGoClient
+) -> tuple[CatalogueService, PricingService, OrderService]:
+    """What is sold and at what price, and the orders that buy it."""
+    catalogue = CatalogueService(
+        esimgo, session_factory, refresh_minutes=settings.catalogue_refresh_minutes
+    )
+    pricing = PricingService(
+        settings.price_markup_percent, settings.usd_per_star, settings.payment_currency
+    )
+    return catalogue, pricing, OrderService(esimgo, catalogue, pricing)
 
 
 def _tracking(
@@ -158,18 +173,18 @@ def _tracking(
 def create_fulfilment_worker(deps: AppDeps) -> FulfilmentWorker:
     """The worker that turns paid orders into delivered eSIMs (or refunds); run() it."""
     deadline = timedelta(minutes=deps.settings.fulfilment_deadline_minutes)
-    return FulfilmentWorker(
-        deps.session_factory,
-        deps.esimgo,
-        deps.messenger,
-        deps.translator,
-        deps.alerts,
-        deps.orders,
-        settings=WorkerSettings(deadline=deadline),
-        wake_event=deps.fulfilment_wake,
+    return build_fulfilment_worker(
+        session_factory=deps.session_factory,
+        esimgo=deps.esimgo,
+        messenger=deps.messenger,
+        translator=deps.translator,
+        alerts=deps.alerts,
+        orders=deps.orders,
         catalogue=deps.catalogue,
+        wake_event=deps.fulfilment_wake,
         install_help_callback=install_help_callback_data(),
         open_esim_callback=open_esim_callback_data,
+        settings=WorkerSettings(deadline=deadline),
     )
 
 

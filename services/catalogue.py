@@ -136,9 +136,10 @@ class Catalogue:
     def from_raw(
         cls, items: Iterable[Mapping[str, Any]], *, fetched_at: datetime | None = None
     ) -> Catalogue:
-        """Build from eSIM Go's raw catalogue items; unusable items are skipped."""
+        """Build from eSIM Go's raw catalogue items; unusable items are skipped, and so are
+        plans without a cost (missing or ≤ 0): they would sell at the minimum price."""
         parsed = (Bundle.from_api(item) for item in items if isinstance(item, Mapping))
-        return cls((b for b in parsed if b is not None), fetched_at=fetched_at)
+        return cls((b for b in parsed if b is not None and b.price > 0), fetched_at=fetched_at)
 
     @classmethod
     def empty(cls) -> Catalogue:

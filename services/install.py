@@ -1,6 +1,6 @@
 """What the user gets to install an eSIM: one-tap links, the QR photo's caption, the steps.
 
-Used by the first delivery (fulfilment) and by "Show QR again" (/myesims). No aiogram here: the
+Used by services.delivery (the first delivery and "Show QR again"). No aiogram here: the
 instructions button's callback data is built by the caller and passed in.
 """
 
@@ -12,17 +12,7 @@ from urllib.parse import quote
 
 from services.i18n import Translator
 from services.messenger import Button, Keyboard
-from services.qr import lpa_string, render_qr_png, smdp_host
-
-__all__ = [
-    "android_install_url",
-    "delivery_caption",
-    "delivery_keyboard",
-    "install_instructions",
-    "ios_install_url",
-    "lpa_string",
-    "render_qr_png",
-]
+from services.qr import smdp_host
 
 CAPTION_LIMIT = 1024
 _TAG = re.compile(r"<[^>]+>")

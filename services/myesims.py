@@ -20,13 +20,11 @@ from db.models import Esim, EsimBundle, Order
 from db.models import OrderStatus as OrderStatus  # the screens name an order's status
 from db.repositories.esims import MyEsimsRepository
 from services.catalogue import CatalogueService
-from services.formatting import order_title
+from services.delivery import QrPhoto, StoredCodes, qr_photo
 from services.i18n import Translator
-from services.install import delivery_caption, delivery_keyboard
-from services.messenger import Keyboard, Messenger
+from services.messenger import Messenger
 from services.notifications import Notifier
 from services.pricing import Price
-from services.qr import lpa_string, render_qr_png
 from services.tracking import TrackingService
 
 # A slow eSIM Go must not keep the button spinning: past this, the stored state is shown.
@@ -136,15 +134,6 @@ class EsimDetail(EsimEntry):
     freshness: Freshness
 
 
-@dataclass(frozen=True, slots=True)
-class QrPhoto:
-    """What "Show QR again" sends: the QR PNG, its caption and the install buttons."""
-
-    png: bytes
-    caption: str
-    keyboard: Keyboard
-
-
 class MyEsimsService:
     """The user's eSIMs and orders; opening an eSIM refreshes it from eSIM Go first."""
 
@@ -247,31 +236,15 @@ class MyEsimsService:
             latest = OrderView.of(orders[0]) if orders else None
         else:
             latest = owned
-        iccid, lpa = owned.iccid, owned.lpa
-        smdp, matching_id = owned.smdp_address, owned.matching_id
-        if not lpa and smdp and matching_id:
-            lpa = lpa_string(smdp, matching_id)
-        if not lpa or not iccid:
-            return None
-        # The LPA string is the source of truth; older rows may lack the split fields.
-        _prefix, host, code = [*lpa.split("$", 2), "", ""][:3]
-        title = iccid
-        if latest is not None:
-            bundle = self._catalogue.catalogue.by_name(latest.bundle_name)
-            title = order_title(latest, bundle, lang, self._translator)
-        caption = delivery_caption(
+        codes = StoredCodes(owned.iccid or "", owned.lpa, owned.smdp_address, owned.matching_id)
+        return qr_photo(
             self._translator,
+            self._catalogue.catalogue,
             lang,
-            plan_title=title,
-            iccid=iccid,
-            smdp_address=smdp or host,
-            matching_id=matching_id or code,
-            lpa=lpa,
+            codes,
+            latest,
+            self._install_help_link,
         )
-        keyboard = delivery_keyboard(
-            self._translator, lang, lpa=lpa, install_help_callback=self._install_help_link
-        )
-        return QrPhoto(render_qr_png(lpa), caption, keyboard)
 
 
 V = TypeVar("V", "EsimView", "BundleView")

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.base import utcnow
 from db.models import Esim, Order, OrderStatus
+from db.models.events import USER, WORKER
 from db.repositories.orders import OrderRepository
 from services.catalogue import Catalogue, CatalogueService
 from services.esimgo.client import EsimGoClient
@@ -315,6 +316,8 @@ class OrderService:
             order.id,
             OrderStatus.AWAITING_PAYMENT,
             OrderStatus.AWAITING_PAYMENT,
+            actor=USER,
+            note=f"repriced: cost {order.cost} → {cost}",
             cost=cost,
             price=price.amount,
             price_currency=price.currency,
@@ -347,7 +350,12 @@ class OrderService:
     async def cancel(self, session: AsyncSession, order: Order, *, reason: str = "user") -> bool:
         """awaiting_payment → cancelled; False if it was paid or cancelled meanwhile."""
         won = await OrderRepository(session).transition(
-            order.id, OrderStatus.AWAITING_PAYMENT, OrderStatus.CANCELLED, failure_reason=reason
+            order.id,
+            OrderStatus.AWAITING_PAYMENT,
+            OrderStatus.CANCELLED,
+            actor=USER,
+            note=reason,
+            failure_reason=reason,
         )
         await session.commit()
         if won:
@@ -364,6 +372,8 @@ class OrderService:
                 order_id,
                 OrderStatus.AWAITING_PAYMENT,
                 OrderStatus.CANCELLED,
+                actor=WORKER,
+                note="expired",
                 failure_reason="expired",
             ):
                 count += 1
@@ -402,8 +412,10 @@ class OrderService:
         currency: str,
         charge_id: str,
         provider_charge_id: str | None,
+        actor: str = USER,
     ) -> PaymentResult:
-        """Store a successful payment once (unique charge id); money we cannot serve → refund."""
+        """Store a successful payment once (unique charge id); money we cannot serve → refund.
+        `actor` is who reported it: the buyer's update, or the payments reconciler."""
         repo = OrderRepository(session)
         try:
             if await repo.charge_recorded(charge_id):
@@ -426,7 +438,13 @@ class OrderService:
             ):
                 no_charge = {"telegram_payment_charge_id": None}
                 if await repo.transition(
-                    order.id, OrderStatus.AWAITING_PAYMENT, OrderStatus.PAID, no_charge, **paid
+                    order.id,
+                    OrderStatus.AWAITING_PAYMENT,
+                    OrderStatus.PAID,
+                    no_charge,
+                    actor=actor,
+                    note=f"charge {charge_id}",
+                    **paid,
                 ):
                     await session.commit()
                     session.expunge(order)
@@ -436,7 +454,13 @@ class OrderService:
                     )
                 late = {**paid, "failure_reason": f"{STRAY}paid after the order was cancelled"}
                 if await repo.transition(
-                    order.id, OrderStatus.CANCELLED, OrderStatus.FAILED, no_charge, **late
+                    order.id,
+                    OrderStatus.CANCELLED,
+                    OrderStatus.FAILED,
+                    no_charge,
+                    actor=actor,
+                    note="paid after the order was cancelled",
+                    **late,
                 ):
                     await session.commit()
                     session.expunge(order)
@@ -444,7 +468,9 @@ class OrderService:
                     return PaymentResult(
                         PaymentOutcome.REFUND, order.mirror(OrderStatus.FAILED, late)
                     )
-            stray = await self._record_stray(repo, order, user_id, amount, currency, now, **paid)
+            stray = await self._record_stray(
+                repo, order, user_id, amount, currency, now, actor, **paid
+            )
             await session.commit()
         except IntegrityError:
             # The same charge id was stored concurrently by a redelivered update.
@@ -468,9 +494,11 @@ class OrderService:
         amount: int,
         currency: str,
         now: datetime,
+        actor: str,
         **paid: object,
     ) -> Order:
-        """A payment with no payable order (already paid, unknown…) gets its own row to refund."""
+        """A payment with no payable order (already paid, unknown…) gets its own row to refund
+        (created failed, an event by `actor`)."""
         stray = Order(
             public_id=new_public_id(),
             telegram_user_id=user_id,
@@ -497,7 +525,9 @@ class OrderService:
             updated_at=now,
             **paid,
         )
-        return await repo.add(stray)
+        await repo.add(stray)
+        await repo.add_events([(stray.id, None, stray.status)], actor, stray.failure_reason)
+        return stray
 
 
 def _covering(catalogue: Catalogue, area: Bundle) -> list[Bundle]:

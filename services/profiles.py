@@ -155,10 +155,15 @@ class UserProfiles:
     in their chosen language, and remembers a /language choice."""
 
     def __init__(
-        self, session_factory: async_sessionmaker[AsyncSession], default_language: str
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        default_language: str,
+        on_return: Callable[[int], Awaitable[None]] | None = None,
     ) -> None:
         self._session_factory = session_factory
         self._default = default_language
+        # Told when someone marked blocked writes again (what never reached them can go now).
+        self._on_return = on_return
         self._rows = UserRows(session_factory)
         self.known = KnownUsers()
 
@@ -172,9 +177,19 @@ class UserProfiles:
             found = await self._rows.stored(user_id)
             if found is None or found.profile != profile or found.blocked:
                 stored = self._rows.save(user_id, profile)
+            if found is not None and found.blocked:
+                await self._returned(user_id)
             known = KnownUser(profile, found.language if found is not None else None)
             self.known.put(user_id, known, generation)
         return Visit(self.language(known.language, telegram_language), stored)
+
+    async def _returned(self, user_id: int) -> None:
+        if self._on_return is None:
+            return
+        try:
+            await self._on_return(user_id)
+        except Exception:
+            log.exception("user %s is back, but what waited for them was not resent", user_id)
 
     async def settle(self, user_id: int, visit: Visit) -> None:
         """Wait for the visit's write; a failed one is tried again on the user's next update."""

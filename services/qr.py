@@ -42,6 +42,12 @@ def lpa_string(smdp_address: str, matching_id: str) -> str:
     return f"LPA:1${host}${code}"
 
 
+def parse_lpa(lpa: str) -> tuple[str, str]:
+    """(SM-DP+ host, matching id) of an `LPA:1$<host>$<matching id>` string; "" where missing."""
+    _format, host, matching_id = [*lpa.split("$", 2), "", ""][:3]
+    return host, matching_id
+
+
 def render_qr_png(lpa: str) -> bytes:
     """A black-on-white 1-bit PNG of ~600–800 px with a 4-module quiet zone."""
     if not lpa:

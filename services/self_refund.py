@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.base import utcnow
 from db.models import Esim, EsimBundle, Order, OrderStatus
+from db.models.events import USER
 from db.repositories.esims import MyEsimsRepository
 from db.repositories.orders import OrderRepository
 from db.repositories.self_refunds import SelfRefundRepository
@@ -379,6 +380,8 @@ class SelfRefunds:
                 OrderStatus.DELIVERED,
                 status,
                 {"lease_owner": token},
+                actor=USER,
+                note="self-refund",
                 lease_owner=None,
                 lease_until=None,
                 failure_reason=reason,

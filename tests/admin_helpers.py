@@ -99,10 +99,19 @@ def make_order(**fields: Any) -> Order:
     return Order(**values)
 
 
-async def add(session_factory: async_sessionmaker[AsyncSession], *rows: object) -> None:
+async def add(
+    session_factory: async_sessionmaker[AsyncSession],
+    *rows: object,
+    telegram: FakeTelegram | None = None,
+) -> None:
+    """Store the rows; with `telegram`, each Stars order's charge is in its ledger as paid by
+    the buyer (Telegram refunds a charge only to whoever paid it)."""
     async with session_factory() as session:
         session.add_all(rows)
         await session.commit()
+    for row in rows:
+        if telegram is not None and isinstance(row, Order) and row.telegram_payment_charge_id:
+            telegram.record_star_payment(row.telegram_user_id, row.telegram_payment_charge_id)
 
 
 async def load(session_factory: async_sessionmaker[AsyncSession], public_id: str) -> Order:

@@ -295,6 +295,28 @@ class BotEnv:
         assert data, f"button {button_text!r} has no callback data"
         return await self.press(user, str(data), screen.message_id)
 
+    def successful_payment(
+        self,
+        user: User,
+        *,
+        payload: str,
+        total_amount: int,
+        charge_id: str,
+        currency: str = "XTR",
+        provider_charge_id: str = "",
+    ) -> Update:
+        """Telegram took the user's money (a Stars charge enters its ledger): the update."""
+        if currency == "XTR":
+            self.fake_telegram.record_star_payment(user.id, charge_id)
+        return successful_payment_update(
+            user,
+            payload=payload,
+            total_amount=total_amount,
+            currency=currency,
+            charge_id=charge_id,
+            provider_charge_id=provider_charge_id,
+        )
+
     def screen(self, user: User) -> StoredMessage:
         """What the user sees now: the bot's latest message in their chat (after edits)."""
         return self.fake_telegram.last_bot_message(user.id)

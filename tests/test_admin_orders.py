@@ -3,8 +3,10 @@ Resend, Mark resolved), each refused with its reason when it no longer fits, and
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, insert, select
@@ -12,17 +14,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.messenger import AiogramMessenger
 from db.models import AdminAction, OrderStatus
+from handlers.callbacks import install_help_callback_data, open_esim_callback_data
 from services.admin.dashboard import Dashboard
 from services.admin.lookup import OrderLookup, QueryKind, parse_query
 from services.admin.order_actions import OrderActions
 from services.admin.order_rules import OrderAction
 from services.admin_alerts import AdminAlerts
 from services.esimgo.client import EsimGoClient
-from services.fulfilment import FulfilmentWorker
+from services.fulfilment import FulfilmentWorker, create_fulfilment_worker
 from services.i18n import Translator
+from services.orders import OrderService
+from services.pricing import PricingService
 from tests.admin_helpers import ADMINS, add, add_users, load, make_order
 from tests.fakes.esimgo import FakeEsimGo
 from tests.fakes.telegram import FakeTelegram
+from tests.reach_helpers import synced_catalogue
 
 ADMIN = ADMINS[0]
 ICCID = "8944500102198300001"
@@ -62,14 +68,22 @@ async def worker(
     session_factory: async_sessionmaker[AsyncSession],
     esimgo_client: EsimGoClient,
     messenger: AiogramMessenger,
+    fake_esimgo: FakeEsimGo,
 ) -> AsyncIterator[FulfilmentWorker]:
-    yield FulfilmentWorker(
-        session_factory,
-        esimgo_client,
-        messenger,
-        Translator(),
-        AdminAlerts(session_factory, ADMINS),
-    )
+    async with synced_catalogue(fake_esimgo, session_factory) as catalogue:
+        pricing = PricingService(Decimal(30), Decimal("0.013"), "XTR")
+        yield create_fulfilment_worker(
+            session_factory=session_factory,
+            esimgo=esimgo_client,
+            messenger=messenger,
+            translator=Translator(),
+            alerts=AdminAlerts(session_factory, ADMINS),
+            orders=OrderService(esimgo_client, catalogue, pricing),
+            catalogue=catalogue,
+            wake_event=asyncio.Event(),
+            install_help_callback=install_help_callback_data(),
+            open_esim_callback=open_esim_callback_data,
+        )
 
 
 def refunds(fake: FakeTelegram) -> list[str]:
@@ -198,7 +212,7 @@ async def test_refund_of_a_failed_stars_order_once_and_the_buyer_is_told(
     order = make_order(
         public_id="FAILED0001", status="failed", failure_reason="rejected: gone", language="ru"
     )
-    await add(session_factory, order)
+    await add(session_factory, order, telegram=fake_telegram)
 
     result = await actions.perform(OrderAction.REFUND, "FAILED0001", ADMIN)
     assert result.done and "Refunded" in result.message
@@ -250,7 +264,11 @@ async def test_a_delivered_esim_can_be_refunded_once(
     actions: OrderActions,
     fake_telegram: FakeTelegram,
 ) -> None:
-    await add(session_factory, make_order(public_id="DELIV00001", qr_code=LPA, iccid=ICCID))
+    await add(
+        session_factory,
+        make_order(public_id="DELIV00001", qr_code=LPA, iccid=ICCID),
+        telegram=fake_telegram,
+    )
     assert (await actions.perform(OrderAction.REFUND, "DELIV00001", ADMIN)).done
     assert not (await actions.perform(OrderAction.REFUND, "DELIV00001", ADMIN)).done
     assert refunds(fake_telegram) == ["charge-DELIV00001"]
@@ -300,6 +318,7 @@ async def test_an_order_a_worker_holds_is_left_alone_until_its_lease_runs_out(
             public_id="DEAD000001", status="failed", lease_owner="worker-2:7",
             lease_until=now - timedelta(seconds=1),
         ),
+        telegram=fake_telegram,
     )  # fmt: skip
     held = await actions.perform(OrderAction.REFUND, "LEASED0001", ADMIN)
     assert not held.done and "worker is acting on it" in held.message
@@ -312,7 +331,11 @@ async def test_a_refund_telegram_refuses_leaves_the_order_as_it_was(
     actions: OrderActions,
     fake_telegram: FakeTelegram,
 ) -> None:
-    await add(session_factory, make_order(public_id="NOREFUND01", status="refund_due"))
+    await add(
+        session_factory,
+        make_order(public_id="NOREFUND01", status="refund_due"),
+        telegram=fake_telegram,
+    )
     fake_telegram.fail_next("refundStarPayment", 400, "Bad Request: CHARGE_NOT_FOUND")
     result = await actions.perform(OrderAction.REFUND, "NOREFUND01", ADMIN)
     assert not result.done and "Telegram refused the refund" in result.message

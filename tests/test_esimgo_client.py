@@ -21,6 +21,7 @@ from services.esimgo.errors import (
     RateLimitedError,
     SupplierUnavailableError,
 )
+from services.qr import lpa_string
 from tests.fakes.esimgo import FakeEsimGo
 
 FAST_TIMEOUTS = Timeouts(catalogue=2.0, orders=0.4, default=0.4)
@@ -278,7 +279,10 @@ async def test_create_order_returns_credentials_and_charges_the_balance(
     (esim,) = result.esims
     assert esim.iccid.startswith("8944") and len(esim.iccid) in (19, 20)
     assert esim.smdp_address == "rsp.fake-esimgo.test"
-    assert esim.lpa == f"LPA:1$rsp.fake-esimgo.test${esim.matching_id}"
+    assert (
+        lpa_string(esim.smdp_address, esim.matching_id)
+        == f"LPA:1$rsp.fake-esimgo.test${esim.matching_id}"
+    )
     assert result.items[0].iccids == (esim.iccid,)
     assert result.created_at is not None and result.created_at.tzinfo is not None
     again = await client.get_order(result.reference)
@@ -291,8 +295,9 @@ async def test_smdp_address_with_scheme_is_stripped_for_the_lpa(
     fake_esimgo.smdp_http_prefix = True
     (esim,) = (await client.create_order("esim_1GB_7D_US_V2")).esims
     assert esim.smdp_address == "http://rsp.fake-esimgo.test"
-    assert esim.smdp_host == "rsp.fake-esimgo.test"
-    assert esim.lpa.startswith("LPA:1$rsp.fake-esimgo.test$")
+    assert lpa_string(esim.smdp_address, esim.matching_id).startswith(
+        "LPA:1$rsp.fake-esimgo.test$"
+    )
 
 
 async def test_order_without_esims_falls_back_to_assignments(

@@ -116,6 +116,11 @@ async def test_payments_commands_webhook_and_updates(
     )
     assert invoice.invoice is not None and invoice.invoice.total_amount == 50
     assert await bot.answer_pre_checkout_query("pc1", ok=True)
+    fake_telegram.record_star_payment(CHAT, "charge-1")
+    with pytest.raises(TelegramBadRequest, match="CHARGE_NOT_FOUND"):
+        await bot.refund_star_payment(CHAT + 1, "charge-1")  # not the payer
+    with pytest.raises(TelegramBadRequest, match="CHARGE_NOT_FOUND"):
+        await bot.refund_star_payment(CHAT, "charge-unknown")
     assert await bot.refund_star_payment(CHAT, "charge-1")
     with pytest.raises(TelegramBadRequest, match="CHARGE_ALREADY_REFUNDED"):
         await bot.refund_star_payment(CHAT, "charge-1")

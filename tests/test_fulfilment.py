@@ -15,11 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.messenger import AiogramMessenger
 from db.base import utcnow
 from db.models import Esim, Order, OrderStatus
+from db.models.events import USER, WORKER
 from db.repositories.orders import OrderRepository
-from handlers.callbacks import install_help_callback_data
+from handlers.callbacks import install_help_callback_data, open_esim_callback_data
 from services.catalogue import CatalogueService
 from services.esimgo.client import EsimGoClient, Timeouts
-from services.fulfilment import FulfilmentWorker, WorkerSettings
+from services.fulfilment import FulfilmentWorker, WorkerSettings, create_fulfilment_worker
 from services.orders import OrderService, PaymentOutcome
 from services.pricing import PricingService
 from tests.fakes.esimgo import FakeEsimGo
@@ -52,19 +53,21 @@ def make_worker(
     worker_id: str | None = None,
     settings: WorkerSettings | None = None,
 ) -> FulfilmentWorker:
-    return FulfilmentWorker(
-        env.deps.session_factory,
-        esimgo or env.deps.esimgo,
-        AiogramMessenger(env.bot),
-        env.deps.translator,
-        env.deps.alerts,
-        env.deps.orders,
-        settings=settings,
+    """The worker as production builds it, on a test clock (and other knobs) when given."""
+    return create_fulfilment_worker(
+        session_factory=env.deps.session_factory,
+        esimgo=esimgo or env.deps.esimgo,
+        messenger=AiogramMessenger(env.bot),
+        translator=env.deps.translator,
+        alerts=env.deps.alerts,
+        orders=env.deps.orders,
+        catalogue=env.deps.catalogue,
         wake_event=env.deps.fulfilment_wake,
+        install_help_callback=install_help_callback_data(),
+        open_esim_callback=open_esim_callback_data,
+        settings=settings,
         worker_id=worker_id,
         clock=clock or Clock(),
-        catalogue=env.deps.catalogue,
-        install_help_callback=install_help_callback_data(),
     )
 
 
@@ -167,6 +170,7 @@ async def test_a_permanent_failure_is_refunded_once_and_the_user_told(bot_env: B
     order = await load_order(env, public_id)
     assert order.status == OrderStatus.REFUNDED and order.refunded_at is not None
     assert refunds[0].params["telegram_payment_charge_id"] == order.telegram_payment_charge_id
+    assert refunds[0].ok and refunds[0].params["user_id"] == order.telegram_user_id
     told = [
         c
         for c in env.fake_telegram.calls_to("sendMessage")
@@ -283,6 +287,44 @@ async def test_a_user_who_blocked_the_bot_keeps_the_esim_and_is_not_retried(
     assert not env.fake_telegram.calls_to("refundStarPayment")
 
 
+async def test_a_buyer_who_blocked_the_bot_gets_the_esim_when_they_write_again(
+    bot_env: BotEnv,
+) -> None:
+    env = bot_env
+    alice = make_user(2001)
+    public_id = await paid_order(env, alice)
+    env.fake_telegram.fail_next("sendPhoto", error_code=403)
+    worker = make_worker(env)
+    await worker.run_once()
+    await worker.run_once()
+    assert photos(env) == 0
+
+    await env.send(alice, "/start")  # unblocked the bot and wrote to it
+    await worker.run_once()
+
+    [photo] = [c for c in env.fake_telegram.calls_to("sendPhoto") if c.ok]
+    assert photo.params["chat_id"] == alice.id
+    order = await load_order(env, public_id)
+    assert order.delivered_at is not None and str(order.iccid) in str(photo.params["caption"])
+    assert transactions(env) == 1
+
+
+async def test_a_purchase_that_cost_more_than_validated_is_delivered_and_alerted(
+    bot_env: BotEnv,
+) -> None:
+    env = bot_env
+    public_id = await paid_order(env)
+    validated = (await load_order(env, public_id)).cost
+    bundle = env.fake_esimgo.bundle(GB)
+    assert bundle is not None
+    bundle["price"] = 9.75  # eSIM Go's price rose between the validate and the purchase
+    await make_worker(env).run_once()
+
+    assert photos(env) == 1
+    alerts = [str(c.params["text"]) for c in messages_to(env, ADMIN_ID)]
+    assert any(public_id in a and "9.75" in a and f"{validated:g}" in a for a in alerts)
+
+
 async def test_a_payment_wakes_the_running_worker_at_once(bot_env: BotEnv) -> None:
     env = bot_env
     worker = make_worker(env, settings=WorkerSettings(poll_seconds=300))
@@ -384,6 +426,7 @@ async def test_only_one_of_two_concurrent_transitions_wins(
                 order_id,
                 OrderStatus.AWAITING_PAYMENT,
                 OrderStatus.PAID,
+                actor=USER,
                 telegram_payment_charge_id=charge,
             )
             await session.commit()
@@ -433,7 +476,7 @@ async def test_a_lease_is_exclusive_until_it_expires(
     order_id = await new_order(session_factory, "LEASE00001")
     async with session_factory() as session:
         await OrderRepository(session).transition(
-            order_id, OrderStatus.AWAITING_PAYMENT, OrderStatus.PAID
+            order_id, OrderStatus.AWAITING_PAYMENT, OrderStatus.PAID, actor=USER
         )
         await session.commit()
     now = utcnow()
@@ -441,7 +484,7 @@ async def test_a_lease_is_exclusive_until_it_expires(
     async def lease(token: str, at: datetime) -> list[Order]:
         async with session_factory() as session:
             leased = await OrderRepository(session).lease_due(
-                token, at, at + timedelta(minutes=3), 10
+                token, at, at + timedelta(minutes=3), 10, actor=WORKER
             )
             await session.commit()
             return leased
@@ -473,4 +516,8 @@ async def test_unpaid_orders_expire(
         await session.commit()
         assert await order_service.expire_unpaid(session) == 1
         order = await OrderRepository(session).get(order_id)
+        events = await OrderRepository(session).events(order_id)
     assert order is not None and order.status == OrderStatus.CANCELLED
+    assert [(e.from_status, e.to_status, e.actor, e.note) for e in events] == [
+        ("awaiting_payment", "cancelled", WORKER, "expired")
+    ]

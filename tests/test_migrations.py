@@ -52,6 +52,7 @@ EXPECTED_TABLES = {
     "ticket_message_copies",
     "broadcasts",
     "broadcast_recipients",
+    "order_events",
 }
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
 
 import pytest
 import zxingcpp
@@ -16,7 +15,7 @@ from sqlalchemy import select, update
 from bot.app import create_fulfilment_worker
 from db.base import utcnow
 from db.models import Esim, Order, OrderStatus
-from handlers.callbacks import BundleCallback, OrderCallback
+from handlers.callbacks import BundleCallback, CountryCallback, OrderCallback
 from services.fulfilment import FulfilmentWorker
 from tests.fakes.telegram import ApiCall
 from tests.helpers import (
@@ -34,12 +33,9 @@ ON_EVERY_DATABASE = True
 GB = "esim_1GB_7D_GB_V2"
 
 
-def worker(env: BotEnv, **kwargs: Any) -> FulfilmentWorker:
+def worker(env: BotEnv) -> FulfilmentWorker:
     """The production worker, driven explicitly with run_once()."""
-    made = create_fulfilment_worker(env.deps)
-    for key, value in kwargs.items():
-        setattr(made, key, value)
-    return made
+    return create_fulfilment_worker(env.deps)
 
 
 async def open_confirmation(env: BotEnv, user: User, bundle: str = GB) -> None:
@@ -72,7 +68,7 @@ async def pay(
     answer = [c for c in calls if c.method == "answerPreCheckoutQuery"]
     assert answer and answer[0].params.get("ok") is True, answer
     return await env.feed(
-        successful_payment_update(user, payload=payload, total_amount=amount, charge_id=charge_id)
+        env.successful_payment(user, payload=payload, total_amount=amount, charge_id=charge_id)
     )
 
 
@@ -128,6 +124,7 @@ async def test_happy_path_delivers_one_photo_whose_qr_is_the_lpa(bot_env: BotEnv
     photos = env.fake_telegram.calls_to("sendPhoto")
     assert len(photos) == 1
     photo = photos[0]
+    assert photo.params["chat_id"] == alice.id, "the buyer's private chat, nobody else's"
     bought = env.fake_esimgo.orders[0]
     esim = bought["order"][0]["esims"][0]
     lpa = f"LPA:1${env.fake_esimgo.smdp_address}${esim['matchingId']}"
@@ -235,7 +232,7 @@ async def test_pre_checkout_refuses_what_does_not_match_the_order(bot_env: BotEn
     assert await refused_reason(env, alice, payload, amount) is None
 
     await env.feed(
-        successful_payment_update(alice, payload=payload, total_amount=amount, charge_id="c-1")
+        env.successful_payment(alice, payload=payload, total_amount=amount, charge_id="c-1")
     )
     assert "already paid" in str(await refused_reason(env, alice, payload, amount))
     assert env.fake_esimgo.calls("POST /orders")[-1].json["type"] == "validate"
@@ -269,7 +266,7 @@ async def test_a_redelivered_payment_buys_and_sends_once(bot_env: BotEnv) -> Non
     await pay(env, alice, invoice, charge_id="charge-x")
     for _ in range(2):
         calls = await env.feed(
-            successful_payment_update(
+            env.successful_payment(
                 alice, payload=payload, total_amount=amount, charge_id="charge-x"
             )
         )
@@ -301,11 +298,14 @@ async def test_an_invoice_paid_after_cancelling_is_refunded(bot_env: BotEnv) -> 
 
     # Telegram already had the invoice open: the money arrives anyway.
     await env.feed(
-        successful_payment_update(alice, payload=payload, total_amount=amount, charge_id="late")
+        env.successful_payment(alice, payload=payload, total_amount=amount, charge_id="late")
     )
     await worker(env).run_once()
     refunds = env.fake_telegram.calls_to("refundStarPayment")
-    assert [r.params["telegram_payment_charge_id"] for r in refunds] == ["late"]
+    assert [(r.params["user_id"], r.params["telegram_payment_charge_id"]) for r in refunds] == [
+        (alice.id, "late")
+    ]
+    assert all(r.ok for r in refunds)
     assert transactions(env) == 0
     order = await load_order(env, payload)
     assert order.status == OrderStatus.REFUNDED
@@ -321,11 +321,14 @@ async def test_a_second_payment_for_a_paid_order_is_refunded(bot_env: BotEnv) ->
     payload, amount = str(invoice.params["payload"]), invoice_amount(invoice)
     await pay(env, alice, invoice, charge_id="first")
     await env.feed(
-        successful_payment_update(alice, payload=payload, total_amount=amount, charge_id="second")
+        env.successful_payment(alice, payload=payload, total_amount=amount, charge_id="second")
     )
     await worker(env).run_once()
     refunds = env.fake_telegram.calls_to("refundStarPayment")
-    assert [r.params["telegram_payment_charge_id"] for r in refunds] == ["second"]
+    assert [(r.params["user_id"], r.params["telegram_payment_charge_id"]) for r in refunds] == [
+        (alice.id, "second")
+    ]
+    assert all(r.ok for r in refunds)
     assert transactions(env) == 1
     assert len(env.fake_telegram.calls_to("sendPhoto")) == 1
     assert (await load_order(env, payload)).status == OrderStatus.DELIVERED
@@ -442,3 +445,26 @@ async def test_pre_checkout_refuses_a_plan_no_longer_sold(bot_env: BotEnv) -> No
     await env.deps.catalogue.sync()
     reason = await refused_reason(env, alice, payload, amount)
     assert reason is not None and "no longer available" in reason
+
+
+async def test_a_plan_without_a_cost_is_never_sold(bot_env: BotEnv) -> None:
+    env = bot_env
+    free, unpriced = GB, "esim_1GB_7D_TH_V2"
+    for item in env.fake_esimgo.catalogue:
+        if item["name"] == free:
+            item["price"] = 0
+        elif item["name"] == unpriced:
+            del item["price"]
+    await env.deps.catalogue.sync()
+    alice = make_user(1010)
+    await env.send(alice, "/start")
+    for iso, name in (("GB", free), ("TH", unpriced)):
+        await env.press(alice, CountryCallback(iso=iso))
+        listed = [str(b.get("callback_data")) for b in env.screen(alice).buttons()]
+        assert listed and not any(name in data for data in listed)
+        calls = await env.press(alice, BundleCallback(action="buy", bundle=name, iso=iso))
+        [answer] = answers(calls)
+        assert "no longer available" in str(answer.params.get("text"))
+    assert not env.fake_telegram.calls_to("sendInvoice")
+    async with env.deps.session_factory() as session:
+        assert (await session.execute(select(Order))).first() is None

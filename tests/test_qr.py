@@ -26,6 +26,7 @@ from services.qr import (
     QUIET_ZONE_MODULES,
     TARGET_PIXELS,
     lpa_string,
+    parse_lpa,
     render_qr_png,
 )
 from tests.fakes.telegram import parse_html
@@ -45,6 +46,15 @@ LPA = "LPA:1$rsp.truphone.com$QR-G-5C-1LS-1W1Z9P7"
 )
 def test_lpa_string_strips_scheme_and_slash_and_keeps_case(address: str, host: str) -> None:
     assert lpa_string(address, " K2-1ABC-XyZ ") == f"LPA:1${host}$K2-1ABC-XyZ"
+
+
+def test_an_lpa_string_reads_back_into_its_parts() -> None:
+    assert parse_lpa(LPA) == ("rsp.truphone.com", "QR-G-5C-1LS-1W1Z9P7")
+    assert parse_lpa(lpa_string("http://smdp.example.com/", "AB-1")) == (
+        "smdp.example.com",
+        "AB-1",
+    )
+    assert parse_lpa("LPA:1$smdp.example.com") == ("smdp.example.com", "")
 
 
 @pytest.mark.parametrize(

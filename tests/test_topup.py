@@ -32,6 +32,7 @@ from tests.fakes.esimgo import FakeEsimGo
 from tests.fakes.telegram import ApiCall
 from tests.helpers import ADMIN_ID, BotEnv, answers, make_user, pre_checkout_update
 from tests.test_fulfilment import Clock
+from tests.test_fulfilment import make_worker as make_worker_on
 from tests.test_purchase import (
     GB,
     get_invoice,
@@ -49,11 +50,10 @@ GB_3GB = "esim_3GB_30D_GB_V2"
 
 
 def make_worker(env: BotEnv, clock: Clock | None = None) -> FulfilmentWorker:
-    """The worker exactly as `esimbot run` builds it (optionally on a test clock)."""
-    made = create_fulfilment_worker(env.deps)
-    if clock is not None:
-        made._clock = clock
-    return made
+    """The worker exactly as `esimbot run` builds it (through the factory on a test clock)."""
+    if clock is None:
+        return create_fulfilment_worker(env.deps)
+    return make_worker_on(env, clock=clock)
 
 
 async def bought_esim(env: BotEnv, user: User) -> Esim:

@@ -5,6 +5,7 @@ from db.models.admin_alert import AdminAlert
 from db.models.broadcast import Broadcast, BroadcastRecipient
 from db.models.catalogue import CatalogueSnapshot
 from db.models.doctor import EsimCheck
+from db.models.events import OrderEvent
 from db.models.gift import Gift, GiftStatus
 from db.models.network import NetworkSnapshot
 from db.models.order import Esim, Order, OrderKind, OrderStatus
@@ -28,6 +29,7 @@ __all__ = [
     "NetworkSnapshot",
     "NotificationSent",
     "Order",
+    "OrderEvent",
     "OrderKind",
     "OrderStatus",
     "StarLedgerEntry",

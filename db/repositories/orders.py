@@ -1,4 +1,5 @@
-"""Orders and eSIMs: lookups and guarded state transitions (`UPDATE … WHERE status = expected`)."""
+"""Orders and eSIMs: lookups and guarded state transitions (`UPDATE … WHERE status = expected`),
+each written down as an order event in the same transaction."""
 
 from __future__ import annotations
 
@@ -16,14 +17,15 @@ from sqlalchemy import (
     bindparam,
     case,
     func,
+    insert,
     or_,
     select,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.base import UTCDateTime
-from db.models import Esim, Order, OrderStatus
+from db.base import UTCDateTime, utcnow
+from db.models import Esim, Order, OrderEvent, OrderStatus
 
 # Statuses the fulfilment worker acts on (see `OrderRepository.due_ids`).
 WORK_STATUSES = (OrderStatus.PAID, OrderStatus.FULFILLING, OrderStatus.FAILED)
@@ -77,6 +79,8 @@ _LEASE_DUE = (
     .returning(Order)
     .execution_options(synchronize_session=False, populate_existing=True)
 )
+_ADD_EVENT = insert(cast(Table, OrderEvent.__table__))
+_STATUS = select(Order.status).where(Order.id == bindparam("order_id"))
 _NEXT_DUE_AT = select(func.min(Order.next_attempt_at), func.min(Order.lease_until)).where(
     _WORK_LEFT
 )
@@ -138,13 +142,63 @@ class OrderRepository:
         expected: OrderStatus | Collection[OrderStatus],
         new: OrderStatus,
         guard: Mapping[str, object] | None = None,
+        *,
+        actor: str,
+        note: str | None = None,
         **values: object,
     ) -> bool:
-        """Move the order from `expected` to `new`; False when another actor got there first."""
-        allowed = [expected] if isinstance(expected, OrderStatus) else list(expected)
-        return await self._guarded(
-            order_id, [s.value for s in allowed], guard or {}, {"status": new.value, **values}
+        """Move the order from `expected` to `new` and record the step as an event by `actor`;
+        False (and nothing written) when another actor got there first."""
+        if isinstance(expected, OrderStatus):
+            current = expected.value
+        else:
+            # The event names the status the order really left: read it, then guard on it.
+            found = (await self.session.execute(_STATUS, {"order_id": order_id})).scalar()
+            if found is None or found not in {s.value for s in expected}:
+                return False
+            current = found
+        if not await self._guarded(
+            order_id, [current], guard or {}, {"status": new.value, **values}
+        ):
+            return False
+        await self.add_events([(order_id, current, new.value)], actor, note)
+        return True
+
+    async def add_events(
+        self, steps: Collection[tuple[int, str | None, str]], actor: str, note: str | None = None
+    ) -> None:
+        """Record (order id, from status, to status) steps taken now by `actor`."""
+        at = utcnow()
+        rows = [
+            {
+                "order_id": order_id,
+                "at": at,
+                "from_status": old,
+                "to_status": new,
+                "actor": actor,
+                "note": note,
+            }
+            for order_id, old, new in steps
+        ]
+        if rows:
+            connection = await self.session.connection()
+            await connection.execute(_ADD_EVENT, rows)
+
+    async def count_events(self, order_id: int, note_prefix: str) -> int:
+        """How many of the order's events have a note starting with `note_prefix`."""
+        result = await self.session.execute(
+            select(func.count())
+            .select_from(OrderEvent)
+            .where(OrderEvent.order_id == order_id, OrderEvent.note.startswith(note_prefix))
         )
+        return int(result.scalar_one())
+
+    async def events(self, order_id: int) -> list[OrderEvent]:
+        """The order's events, oldest first."""
+        result = await self.session.execute(
+            select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(OrderEvent.id)
+        )
+        return list(result.scalars().all())
 
     async def _guarded(
         self,
@@ -171,19 +225,27 @@ class OrderRepository:
         return [(row[0], row[1]) for row in result.all()]
 
     async def lease_due(
-        self, token: str, now: datetime, until: datetime, limit: int
+        self, token: str, now: datetime, until: datetime, limit: int, *, actor: str
     ) -> list[Order]:
         """Lease up to `limit` due orders to `token` in one guarded UPDATE; the leased orders,
         oldest first.
 
-        A paid order becomes fulfilling and its attempt time is set. The due conditions are
-        repeated on the outer UPDATE so that, on PostgreSQL, a row another worker leased first
-        is re-checked after its lock is released and skipped.
+        A paid order becomes fulfilling (an event by `actor`) and its attempt time is set. The
+        due conditions are repeated on the outer UPDATE so that, on PostgreSQL, a row another
+        worker leased first is re-checked after its lock is released and skipped.
         """
         result = await self.session.execute(
             _LEASE_DUE, {"token": token, "now": now, "until": until, "limit": limit}
         )
-        return sorted(result.scalars().all(), key=lambda order: order.id)
+        leased = sorted(result.scalars().all(), key=lambda order: order.id)
+        # Only the lease of a paid order makes it fulfilling, and that lease is its first.
+        started = [
+            (order.id, OrderStatus.PAID.value, OrderStatus.FULFILLING.value)
+            for order in leased
+            if order.status == OrderStatus.FULFILLING.value and order.attempts == 1
+        ]
+        await self.add_events(started, actor)
+        return leased
 
     async def next_due_at(self) -> datetime | None:
         """The earliest future `next_attempt_at` or `lease_until` among orders with work left."""
@@ -214,6 +276,41 @@ class OrderRepository:
             )
         )
         return {ref for ref in result.scalars().all() if ref}
+
+    async def known_iccids(self, iccids: Collection[str]) -> set[str]:
+        """Which of these ICCIDs appear anywhere in our database (an eSIM or any order)."""
+        if not iccids:
+            return set()
+        wanted = list(iccids)
+        on_esims = select(Esim.iccid).where(Esim.iccid.in_(wanted))
+        on_orders = select(Order.iccid).where(Order.iccid.in_(wanted))
+        result = await self.session.execute(on_esims.union(on_orders))
+        return {iccid for iccid in result.scalars().all() if iccid}
+
+    async def holder_of_iccid(self, iccid: str, other_than: int) -> str | None:
+        """The public id of the first other order that holds this ICCID, if any."""
+        result = await self.session.execute(
+            select(Order.public_id)
+            .where(Order.iccid == iccid, Order.id != other_than)
+            .order_by(Order.id)
+            .limit(1)
+        )
+        return result.scalar()
+
+    async def deliver_again(self, user_id: int, now: datetime) -> int:
+        """Make the user's eSIMs that never reached them due for delivery now; how many."""
+        result = await self.session.execute(
+            update(Order)
+            .where(
+                Order.telegram_user_id == user_id,
+                Order.status == OrderStatus.DELIVERED.value,
+                Order.delivered_at.is_(None),
+                Order.next_attempt_at.is_(None),
+            )
+            .values(next_attempt_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def esim_by_iccid(self, iccid: str) -> Esim | None:
         result = await self.session.execute(_ESIM_BY_ICCID, {"iccid": iccid})

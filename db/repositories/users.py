@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from functools import cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -86,6 +87,14 @@ class UserRepository:
                 index_elements=[User.telegram_id],
                 set_={"language": insert.excluded.language, "updated_at": now},
             )
+        )
+
+    async def mark_blocked(self, telegram_id: int, now: datetime) -> None:
+        """Telegram refused to deliver to this user: they blocked the bot or left."""
+        await self.session.execute(
+            update(User)
+            .where(User.telegram_id == telegram_id, User.blocked_at.is_(None))
+            .values(blocked_at=now)
         )
 
     def _dialect(self) -> str:

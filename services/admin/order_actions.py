@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.base import utcnow
 from db.models import Order, OrderStatus
+from db.models.events import admin_actor
 from db.repositories.admin_orders import AdminOrderRepository
 from db.repositories.admin_stats import RESOLVE
 from db.repositories.orders import OrderRepository
@@ -75,13 +76,18 @@ class OrderActions:
             reason = refusal(action, order, now=now, resolved=resolved)
             if reason is not None or action is not OrderAction.REFUND:
                 if reason is None:
-                    reason = await self._apply(session, action, order, now)
+                    reason = await self._apply(session, action, order, now, admin_id)
                 return await self._record(session, order, admin_id, action, reason)
         # A refund asks Telegram: with no database session open.
         return await self._refund(order, admin_id)
 
     async def _apply(
-        self, session: AsyncSession, action: OrderAction, order: Order, now: datetime
+        self,
+        session: AsyncSession,
+        action: OrderAction,
+        order: Order,
+        now: datetime,
+        admin_id: int,
     ) -> str | None:
         """The guarded change of a retry or resend (a resolve changes nothing); the reason
         when the order changed since it was read."""
@@ -95,6 +101,8 @@ class OrderActions:
                 OrderStatus(order.status),
                 OrderStatus.PAID,
                 lease_guard(order),
+                actor=admin_actor(admin_id),
+                note="retry fulfilment",
                 retried_at=now,
                 **free,
             )
@@ -163,6 +171,8 @@ class OrderActions:
                 OrderStatus(order.status),
                 OrderStatus.REFUNDED,
                 {"lease_owner": token},
+                actor=admin_actor(admin_id),
+                note="refunded by an admin",
                 refunded_at=self._clock(),
                 lease_owner=None,
                 lease_until=None,

@@ -557,6 +557,11 @@ class EsimGoClient:
         parsed = (EsimCredentials.from_api(r) for r in records if isinstance(r, Mapping))
         return [c for c in parsed if c is not None]
 
+    async def set_customer_ref(self, iccid: str, customer_ref: str) -> None:
+        """Tag the eSIM (`PUT /esims`); both the query and the body carry the fields."""
+        fields = {"iccid": iccid, "customerRef": customer_ref}
+        await self._request("PUT", "/esims", params=list(fields.items()), body=fields)
+
     async def get_esim(self, iccid: str) -> EsimDetails:
         payload = await self._get_json(f"/esims/{quote(iccid, safe='')}")
         if not isinstance(payload, Mapping):

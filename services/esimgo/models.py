@@ -216,17 +216,6 @@ class EsimCredentials:
     matching_id: str
     smdp_address: str
 
-    @property
-    def smdp_host(self) -> str:
-        """The SM-DP+ address without any scheme or trailing slash (eSIM Go examples add http://)."""
-        host = re.sub(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", "", self.smdp_address.strip())
-        return host.rstrip("/")
-
-    @property
-    def lpa(self) -> str:
-        """The activation code encoded in the QR: `LPA:1$<smdp host>$<matching id>`."""
-        return f"LPA:1${self.smdp_host}${self.matching_id}"
-
     @classmethod
     def from_api(cls, raw: Mapping[str, Any]) -> EsimCredentials | None:
         iccid = to_iccid(_first(raw, "iccid", "ICCID"))
@@ -309,6 +298,8 @@ class EsimDetails:
     smdp_address: str
     profile_status: str | None
     first_installed_at: datetime | None
+    # Our tag on the eSIM (the public id of the order that bought it), "" when untagged.
+    customer_ref: str = ""
 
     @classmethod
     def from_api(cls, raw: Mapping[str, Any]) -> EsimDetails:
@@ -319,6 +310,7 @@ class EsimDetails:
             smdp_address=str(raw.get("smdpAddress") or ""),
             profile_status=str(status) if status not in (None, "") else None,
             first_installed_at=parse_datetime(raw.get("firstInstalledDateTime")),
+            customer_ref=str(raw.get("customerRef") or ""),
         )
 
 

@@ -101,6 +101,9 @@ class FakeEsimGo:
         self.bundle_state_case = "lower"  # or "title" ("Active") or "upper"
         # Misbehave on top-ups: put the bundle on a brand-new eSIM despite allowReassign false.
         self.topups_to_new_iccid = False
+        # ICCIDs the next new-eSIM transactions hand out again instead of fresh ones (a recycled
+        # or mixed-up profile), first in, first out.
+        self.reissue_iccids: list[str] = []
         self.faults: dict[str, list[Fault]] = {}
         # GET /networks: `countryNetworks` items, {"name": ISO, "networks": [...]}.
         self.networks: list[dict[str, Any]] = make_networks()
@@ -121,6 +124,7 @@ class FakeEsimGo:
         r.add_get(f"{PREFIX}/orders", self._list_orders)
         r.add_get(f"{PREFIX}/orders/{{ref}}", self._get_order)
         r.add_get(f"{PREFIX}/esims/assignments", self._assignments)
+        r.add_put(f"{PREFIX}/esims", self._put_esims)
         r.add_get(f"{PREFIX}/esims/{{iccid}}", self._esim)
         r.add_get(f"{PREFIX}/esims/{{iccid}}/bundles", self._esim_bundles)
         r.add_get(f"{PREFIX}/esims/{{iccid}}/compatible/{{bundle}}", self._compatible)
@@ -208,6 +212,37 @@ class FakeEsimGo:
         self.esims[iccid] = record
         self.esim_bundles.setdefault(iccid, [])
         return record
+
+    def plant_order(
+        self,
+        bundle_name: str,
+        *,
+        iccids: list[str] | None = None,
+        quantity: int = 1,
+        lines: int = 1,
+        created: datetime | None = None,
+        customer_ref: str = "",
+    ) -> dict[str, Any]:
+        """An order placed on the account by something other than the bot: another customer's
+        top-up (`iccids` of their eSIM), the operator's web shop (`customer_ref` on its new
+        eSIMs), several lines or eSIMs, or one `created` at another time. Returns the order."""
+        bundle = self.bundle(bundle_name)
+        assert bundle is not None, bundle_name
+        unit = Decimal(str(bundle["price"]))
+        moment = created or datetime.now(UTC)
+        reference = str(uuid.uuid4())
+        order_lines = []
+        for _ in range(lines):
+            line_iccids = list(iccids) if iccids else []
+            if not line_iccids:
+                line_iccids = [
+                    self.add_esim(customerRef=customer_ref)["iccid"] for _ in range(quantity)
+                ]
+            order_lines.append(self._order_line(bundle, unit, line_iccids, reference, False))
+        order = self._order_record(order_lines, reference, moment)
+        self.orders.append(order)
+        self.orders.sort(key=lambda o: _parse_iso(o["createdDate"]))
+        return order
 
     def assign_bundle(self, iccid: str, bundle_name: str, reference: str = "") -> dict[str, Any]:
         """Apply a bundle to an eSIM: a queued assignment with the full quantity left."""
@@ -486,35 +521,55 @@ class FakeEsimGo:
             quantity = int(line.get("quantity", 1))
             iccids = [str(i) for i in line.get("iccids") or []]
             if not iccids or self.topups_to_new_iccid:
-                iccids = [self.add_esim()["iccid"] for _ in range(quantity)]
-            for iccid in iccids:
-                self.assign_bundle(iccid, bundle["name"], reference)
-            order_lines.append(
-                {
-                    "esims": [self._esim_public(i) for i in iccids],
-                    "type": "bundle",
-                    "item": bundle["name"],
-                    "iccids": iccids,
-                    "quantity": quantity,
-                    "subTotal": float(unit * quantity),
-                    "pricePerUnit": float(unit),
-                    "AllowReassign": bool(line.get("allowReassign", False)),
-                }
-            )
-        order = {
-            "order": order_lines,
+                iccids = [self._issue_iccid() for _ in range(quantity)]
+            reassign = bool(line.get("allowReassign", False))
+            order_lines.append(self._order_line(bundle, unit, iccids, reference, reassign))
+        order = self._order_record(order_lines, reference, now)
+        self.orders.append(order)
+        return self._json(self._order_view(order))
+
+    def _issue_iccid(self) -> str:
+        if self.reissue_iccids:
+            return self.reissue_iccids.pop(0)
+        return str(self.add_esim()["iccid"])
+
+    def _order_line(
+        self,
+        bundle: dict[str, Any],
+        unit: Decimal,
+        iccids: list[str],
+        reference: str,
+        reassign: bool,
+    ) -> dict[str, Any]:
+        for iccid in iccids:
+            self.assign_bundle(iccid, bundle["name"], reference)
+        return {
+            "esims": [self._esim_public(i) for i in iccids],
+            "type": "bundle",
+            "item": bundle["name"],
+            "iccids": iccids,
+            "quantity": len(iccids),
+            "subTotal": float(unit * len(iccids)),
+            "pricePerUnit": float(unit),
+            "AllowReassign": reassign,
+        }
+
+    def _order_record(
+        self, lines: list[dict[str, Any]], reference: str, created: datetime
+    ) -> dict[str, Any]:
+        total = sum(Decimal(str(line["subTotal"])) for line in lines)
+        return {
+            "order": lines,
             "total": float(total),
             "currency": self.currency,
             "status": "completed",
-            "statusMessage": f"Order completed: {sum(len(x['iccids']) for x in order_lines)} "
+            "statusMessage": f"Order completed: {sum(len(x['iccids']) for x in lines)} "
             "eSIM assigned",
             "orderReference": reference,
-            "createdDate": _iso(now),
+            "createdDate": _iso(created),
             "assigned": True,
             "sourceIP": "127.0.0.1",
         }
-        self.orders.append(order)
-        return self._json(self._order_view(order))
 
     async def _list_orders(self, request: web.Request) -> web.Response:
         selected = list(self.orders)
@@ -580,6 +635,18 @@ class FakeEsimGo:
         for row in rows:
             writer.writerow([row["iccid"], row["matchingId"], row["smdpAddress"], "", refs[0]])
         return web.Response(text=out.getvalue(), content_type="text/csv")
+
+    async def _put_esims(self, request: web.Request) -> web.Response:
+        """Set an eSIM's customerRef; the body and the query both carry the fields."""
+        body = await request.json() if request.can_read_body else {}
+        fields = {**request.query, **(body if isinstance(body, dict) else {})}
+        iccid, reference = str(fields.get("iccid") or ""), fields.get("customerRef")
+        if not iccid or reference is None:
+            return self._message("iccid and customerRef are required", 400)
+        if iccid not in self.esims:
+            return self._message("ICCID is not accessible", 403)
+        self.esims[iccid]["customerRef"] = str(reference)
+        return self._json({"status": "success"})
 
     async def _esim(self, request: web.Request) -> web.Response:
         record = self.esims.get(request.match_info["iccid"])

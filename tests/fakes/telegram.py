@@ -280,6 +280,8 @@ class FakeTelegram:
         self.star_newest_first = True
         # Chats whose user blocked the bot: every send to them is refused with 403.
         self.blocked_chats: set[int] = set()
+        # Stars charges and who paid each: Telegram refunds a charge only to its payer.
+        self.star_payments: dict[str, int] = {}
         self.base_url = ""
         self._last_message_id: dict[int, int] = {}
         self._failures: dict[str, list[_Failure]] = {}
@@ -345,6 +347,10 @@ class FakeTelegram:
         """The next `times` calls of `method` meet a proxy that redirects them in a circle."""
         self._redirects[method.lower()] = self._redirects.get(method.lower(), 0) + times
 
+    def record_star_payment(self, user_id: int, charge_id: str) -> None:
+        """Telegram took `charge_id` from `user_id`: call it with each successful_payment."""
+        self.star_payments[charge_id] = user_id
+
     def calls_to(self, method: str) -> list[ApiCall]:
         return [call for call in self.calls if call.method.lower() == method.lower()]
 
@@ -400,6 +406,7 @@ class FakeTelegram:
         (its id is the payment's telegram_payment_charge_id). Returns the charge id; a charge
         already in the ledger is kept once, as Telegram charges once."""
         charge_id = charge_id or f"stxn-{len(self.star_transactions) + 1:06d}"
+        self.record_star_payment(user_id, charge_id)
         if self._star_payment(charge_id) is None:
             partner = self._star_partner(user_id, payload)
             self.star_transactions.append(
@@ -807,6 +814,8 @@ class FakeTelegram:
         charge_id = str(params.get("telegram_payment_charge_id") or "")
         if not params.get("user_id") or not charge_id:
             raise _bad_request("CHARGE_ID_EMPTY")
+        if self.star_payments.get(charge_id) != params["user_id"]:
+            raise _bad_request("CHARGE_NOT_FOUND")  # no such charge, or another user's
         if charge_id in self.refunded_charges:
             raise _bad_request("CHARGE_ALREADY_REFUNDED")
         self.refunded_charges.add(charge_id)
