@@ -383,6 +383,33 @@ async def test_retry_sends_a_failed_order_back_and_it_is_delivered_not_refunded(
     assert refused.message.startswith("Already delivered")
 
 
+async def test_a_retried_order_paid_long_ago_is_delivered_not_failed_for_its_old_deadline(
+    session_factory: async_sessionmaker[AsyncSession],
+    messenger: AiogramMessenger,
+    fake_telegram: FakeTelegram,
+    fake_esimgo: FakeEsimGo,
+    worker: FulfilmentWorker,
+) -> None:
+    """The fulfilment deadline runs from the admin's retry, not from a payment hours ago."""
+    paid = datetime.now(UTC) - timedelta(hours=3)
+    await add(
+        session_factory,
+        make_order(
+            public_id="RETRY00002", status="failed", attempts=1, created_at=paid,
+            paid_at=paid, last_attempt_at=paid, failure_reason="rejected: Insufficient balance",
+        ),
+        telegram=fake_telegram,
+    )  # fmt: skip
+    actions = OrderActions(session_factory, messenger, Translator())
+    assert (await actions.perform(OrderAction.RETRY, "RETRY00002", ADMIN)).done
+
+    await worker.run_once()
+    stored = await load(session_factory, "RETRY00002")
+    assert stored.status == OrderStatus.DELIVERED, stored.failure_reason
+    assert len(fake_esimgo.orders) == 1 and photos_to(fake_telegram, 1001) == 1
+    assert refunds(fake_telegram) == []
+
+
 @pytest.mark.parametrize(
     ("fields", "reason"),
     [

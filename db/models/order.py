@@ -88,6 +88,12 @@ class Order(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
+    @property
+    def work_started_at(self) -> datetime:
+        """When work on the order (re)started, for its deadlines: an admin's retry, else the
+        payment."""
+        return self.retried_at or self.paid_at or self.created_at
+
     def mirror(self, status: OrderStatus, values: Mapping[str, object]) -> Order:
         """This object as a guarded transition to `status` setting `values` just wrote its row,
         without reading it back. Only for an object no session holds (it would flush)."""

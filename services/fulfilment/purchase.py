@@ -71,7 +71,7 @@ class Purchase:
         refused = (order.failure_reason or "").startswith(REJECTED)
         if not first_try and not refused and await self._reconciled(lease):
             return
-        if self._clock() > (order.paid_at or order.created_at) + self._settings.deadline:
+        if self._clock() > order.work_started_at + self._settings.deadline:
             await self.fail(lease, "fulfilment deadline passed")
             return
         # The lease is checked right before buying: a worker that lost it stops. A later
@@ -176,7 +176,7 @@ class Purchase:
     ) -> None:
         order = lease.order
         delay = delay if delay is not None else self._settings.backoff(order.attempts)
-        deadline = (order.paid_at or order.created_at) + self._settings.deadline
+        deadline = order.work_started_at + self._settings.deadline
         if self._clock() + delay > deadline and reason.startswith(REJECTED):
             # Nothing was bought and the next try would be late anyway: refund now.
             await self.fail(lease, reason)

@@ -89,7 +89,7 @@ class Refunds:
 
     async def _failed(self, lease: OrderLease, exc: MessengerError) -> None:
         order = lease.order
-        if self._clock() > (order.paid_at or order.created_at) + self._settings.refund_give_up:
+        if self._clock() > order.work_started_at + self._settings.refund_give_up:
             await self.by_hand(lease, f"refundStarPayment failing for a day: {exc}")
             return
         log.warning("order %s: refund failed, will retry: %s", order.public_id, exc)

@@ -110,7 +110,7 @@ class DeliverySender:
         elif isinstance(exc, RetryLaterError):
             wait = timedelta(seconds=max(exc.retry_after, 1))
             await lease.release(wait, f"telegram flood wait: {exc}")
-        elif self._clock() > (order.paid_at or order.created_at) + self._settings.delivery_give_up:
+        elif self._clock() > order.work_started_at + self._settings.delivery_give_up:
             log.warning("order %s: delivery given up: %s", order.public_id, exc)
             await lease.release(None, f"delivery given up: {exc}")
         else:
