@@ -1,26 +1,23 @@
-""" "It doesn't work" as the user meets it in /myesims, through the real dispatcher: each
-finding with what to do (in English and Russian), the network refresh and its 10-minute limit,
-the support ticket with the diagnosis, and an eSIM Go that cannot be read. eSIM Go's live state
-is set in the fake."""
+"""The button "It doesn't work" as the user meets it in /myesims, through the real
+dispatcher: each finding with what to do (in English and Russian), the network refresh and its
+10-minute limit, the support ticket with the diagnosis, and an eSIM Go that cannot be read.
+eSIM Go's live state is set in the fake."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from aiogram.types import User
 from sqlalchemy import select
 
 from db.models import EsimCheck
-from handlers.callbacks import DoctorCallback, MyEsimsCallback
-from tests.doctor_world import TH_5GB, Purchase, World
+from handlers.callbacks import DoctorCallback
+from tests.doctor_world import ALICE, BOB, TH_5GB, Purchase, bought, open_card
 from tests.fakes.telegram import StoredMessage
 from tests.helpers import ADMIN_ID, BotEnv, answers, make_user
 
-ALICE = 7001
-BOB = 7002
 # The words on the buttons the user taps, in each language.
 TAPS = {
     "en": {
@@ -48,35 +45,6 @@ TAPS = {
         "all plans": "Все тарифы для этой страны",
     },
 }
-
-
-def world_of(env: BotEnv) -> World:
-    """Purchases stored as fulfilment leaves them, in the bot's own database and eSIM Go."""
-    deps = env.deps
-    return World(
-        env.fake_esimgo,
-        env.fake_telegram,
-        deps.session_factory,
-        deps.esimgo,
-        deps.catalogue,
-        deps.messenger,  # type: ignore[arg-type]
-        deps.alerts,
-    )
-
-
-async def bought(env: BotEnv, language: str = "en", **options: Any) -> tuple[User, Purchase]:
-    """Alice (Telegram in `language`) has met the bot and owns a delivered eSIM."""
-    alice = make_user(ALICE, language_code=language, first_name="Alice", username="alice")
-    await env.send(alice, "/start")
-    return alice, await world_of(env).buy(**options)
-
-
-async def open_card(env: BotEnv, user: User, purchase: Purchase) -> int:
-    """/myesims, then the eSIM; returns the id of the message showing its card."""
-    await env.send(user, "/myesims")
-    screen_id = env.screen(user).message_id
-    await env.press(user, MyEsimsCallback(action="esim", id=purchase.esim_id), screen_id)
-    return screen_id
 
 
 async def doctor(env: BotEnv, user: User, purchase: Purchase, language: str) -> StoredMessage:
