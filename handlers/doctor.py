@@ -54,7 +54,8 @@ def gone_screen() -> Screen:
 
 
 def diagnosis_place(diagnosis: Diagnosis) -> Place:
-    """Plans offered for where the phone is open with Back to that country's list."""
+    """Back to the eSIM's card; plans offered for the country the phone is in keep that
+    country for their card's Back."""
     seen = diagnosis.location
     return esim_place(diagnosis.esim_id, iso=seen.country if seen and seen.country else "")
 
