@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
+from typing import TypedDict
 
 from aiogram import Bot
 from aiogram.client.default import DefaultBotProperties
@@ -36,6 +37,7 @@ from services.admin_alerts import AdminAlerts
 from services.budget import request_budget
 from services.catalogue import CatalogueService
 from services.checkout import Checkout
+from services.doctor import EsimDoctor
 from services.esimgo.client import EsimGoClient
 from services.esimgo_events import EsimGoEventService
 from services.fulfilment import FulfilmentWorker, WorkerSettings, deliver_on_return
@@ -46,6 +48,8 @@ from services.notifications import Notifier
 from services.orders import OrderService
 from services.pricing import PricingService
 from services.profiles import UserProfiles
+from services.self_refund import SelfRefunds
+from services.support_ticket import AdminAlertDesk
 from services.tracking import TrackingService
 
 
@@ -128,6 +132,7 @@ async def create_deps(settings: Settings, bot: Bot) -> AppDeps:
             install_help_link=install_help_callback_data(),
         ),
         screens=ScreenCache(catalogue),
+        **_doctor(settings, session_factory, esimgo, catalogue, alerts, messenger),
     )
 
 
@@ -168,6 +173,31 @@ def _tracking(
         session_factory, settings.esimgo_api_key.get_secret_value(), tracking, notifier
     )
     return notifier, tracking, esimgo_events
+
+
+class _DoctorDeps(TypedDict):
+    doctor: EsimDoctor
+    refunds: SelfRefunds
+
+
+def _doctor(
+    settings: Settings,
+    session_factory: async_sessionmaker[AsyncSession],
+    esimgo: EsimGoClient,
+    catalogue: CatalogueService,
+    alerts: AdminAlerts,
+    messenger: AiogramMessenger,
+) -> _DoctorDeps:
+    """The eSIM doctor ("It doesn't work") and the self-refund, as AppDeps fields."""
+    # Doctor tickets reach the admins as alerts until the admin ticket store
+    # (services/admin/tickets.py) takes them as a TicketDesk.
+    desk = AdminAlertDesk(alerts, messenger)
+    return _DoctorDeps(
+        doctor=EsimDoctor(session_factory, esimgo, catalogue, desk),
+        refunds=SelfRefunds(
+            session_factory, esimgo, messenger, alerts, days=settings.self_refund_days
+        ),
+    )
 
 
 def create_fulfilment_worker(deps: AppDeps) -> FulfilmentWorker:

@@ -12,6 +12,7 @@ from handlers.screen_cache import ScreenCache
 from services.admin_alerts import AdminAlerts
 from services.catalogue import CatalogueService
 from services.checkout import Checkout
+from services.doctor import EsimDoctor
 from services.esimgo.client import EsimGoClient
 from services.esimgo_events import EsimGoEventService
 from services.i18n import Translator
@@ -21,6 +22,7 @@ from services.notifications import Notifier
 from services.orders import OrderService
 from services.pricing import PricingService
 from services.profiles import UserProfiles
+from services.self_refund import SelfRefunds
 from services.tracking import TrackingService
 
 
@@ -47,3 +49,6 @@ class AppDeps:
     myesims: MyEsimsService
     # Rendered catalogue and menu screens, per language; started over by a catalogue refresh.
     screens: ScreenCache
+    # "It doesn't work" on an eSIM, and the refund of an unused one (issue 14).
+    doctor: EsimDoctor
+    refunds: SelfRefunds

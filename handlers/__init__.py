@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import browse, common, fallback, myesims, purchase, support, topup
+from handlers import (
+    browse,
+    common,
+    doctor,
+    fallback,
+    myesims,
+    phone_check,
+    purchase,
+    support,
+    topup,
+)
 
 
 def feature_routers() -> list[Router]:
@@ -18,5 +28,7 @@ def feature_routers() -> list[Router]:
         browse.create_router(),
         purchase.create_router(),
         topup.create_router(),  # owns the Top up buttons of /myesims and notifications
+        doctor.create_router(),  # "It doesn't work" and "Refund" on an eSIM of /myesims
+        phone_check.create_router(),
         fallback.create_router(),  # always last
     ]

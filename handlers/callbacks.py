@@ -122,6 +122,35 @@ class SupportCallback(CallbackData, prefix="sup"):
         return Owned("order", self.id) if self.action == "order" else None
 
 
+class DoctorCallback(CallbackData, prefix="dr"):
+    """The eSIM doctor on one eSIM: check it, ask to / refresh the network, open a ticket."""
+
+    action: Literal["check", "ask_refresh", "refresh", "ticket"]
+    esim_id: int
+
+    def owned(self) -> Owned | None:
+        return Owned("esim", self.esim_id)
+
+
+class RefundCallback(CallbackData, prefix="rf"):
+    """Refund an unused order ("ask" confirms first); `esim_id` is the card Back leads to."""
+
+    action: Literal["ask", "do"]
+    order_id: int
+    esim_id: int = 0
+
+    def owned(self) -> Owned | None:
+        return Owned("order", self.order_id)
+
+
+class PhoneCheckCallback(CallbackData, prefix="pc"):
+    """A step of "Will it work on my phone?"; `bundle`/`iso`: the plan card it started from."""
+
+    step: str
+    bundle: str = ""
+    iso: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class Owned:
     """What a button names that only its owner may open: an eSIM or an order, by id."""
@@ -143,6 +172,17 @@ def open_esim_callback_data(esim_id: int) -> str:
 def topup_callback_data(esim_id: int) -> str:
     """The "Top up" button of an eSIM, under notifications and in /myesims."""
     return TopUpCallback(esim_id=esim_id).pack()
+
+
+def phone_check_data(step: str, bundle: str = "", iso: str = "") -> PhoneCheckCallback:
+    """A step of the phone check, carrying the plan while it fits in callback data (a name
+    too long goes without it: the check then asks for a country at step 3)."""
+    data = PhoneCheckCallback(step=step, bundle=bundle, iso=iso)
+    try:
+        data.pack()
+    except ValueError:
+        return PhoneCheckCallback(step=step)
+    return data
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from aiogram.utils.i18n import gettext as _
 
 from handlers.callbacks import InstallHelpCallback, MenuCallback, MyEsimsCallback
 from handlers.common import show
+from handlers.doctor import card_rows
 from handlers.filters import is_command
 from handlers.guards import OwnedOnly, alert, refuse
 from handlers.myesims_render import (
@@ -30,6 +31,7 @@ from services.i18n import Translator
 from services.install import install_instructions
 from services.messenger import Messenger
 from services.myesims import EsimView, MyEsimsService, OrderView
+from services.self_refund import SelfRefunds
 
 
 async def on_list(
@@ -62,6 +64,7 @@ async def on_open_esim(
     translator: Translator,
     language: str,
     callback_answer: CallbackAnswer,
+    refunds: SelfRefunds,
 ) -> None:
     """Read eSIM Go first (cached for a minute; its trouble leaves the stored state), then show
     the eSIM; news the read found follows below it."""
@@ -70,7 +73,8 @@ async def on_open_esim(
         refuse(callback_answer)
         return
     words = Wording(catalogue.catalogue, translator, language)
-    await show(query, esim_screen(detail, words, callback_data.page))
+    doctor = await card_rows(refunds, owned, translator, language)
+    await show(query, esim_screen(detail, words, callback_data.page, doctor))
     await myesims.tell_news(detail)
 
 

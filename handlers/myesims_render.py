@@ -233,8 +233,14 @@ def _plans_lines(detail: EsimDetail, words: Wording) -> list[str]:
     return lines
 
 
-def esim_screen(detail: EsimDetail, words: Wording, page: int = 0) -> Screen:
-    """An eSIM: its plan and usage, queued and finished plans, purchases; QR, install, top up."""
+def esim_screen(
+    detail: EsimDetail,
+    words: Wording,
+    page: int = 0,
+    more: Sequence[list[InlineKeyboardButton]] = (),
+) -> Screen:
+    """An eSIM: its plan and usage, queued and finished plans, purchases; QR, install, top up,
+    then the `more` rows (the doctor, Refund) above Back."""
     esim, orders = detail.esim, detail.orders
     title = words.esim_title(orders, group_bundles(detail.bundles).current) or esim.iccid
     lines = [
@@ -254,6 +260,7 @@ def esim_screen(detail: EsimDetail, words: Wording, page: int = 0) -> Screen:
         rows.append([button(_("🔳 Show QR again"), MyEsimsCallback(action="qr", id=esim.id))])
     rows.append([button(_("📖 How to install"), InstallHelpCallback(esim_id=esim.id))])
     rows.append([button(_("➕ Top up"), TopUpCallback(esim_id=esim.id))])
+    rows.extend(more)
     rows.append([back_button(MyEsimsCallback(action="list", page=page))])
     return Screen("\n".join(lines), InlineKeyboardMarkup(inline_keyboard=rows))
 

@@ -35,6 +35,7 @@ from services.checkout import Buyer, CancelOutcome, Checkout, PayOutcome, Quote,
 from services.formatting import bundle_size, bundle_title
 from services.i18n import N_, Translator
 from services.orders import TOPUP, OrderService, PaymentOutcome, PreCheckoutRefusal
+from services.phone_check import confirmation_notes
 from services.pricing import Price, format_price
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,8 @@ def confirmation_screen(
                 old=html.escape(old), new=html.escape(price)
             ),
         ]
+    starts, keep_qr = confirmation_notes(translator, lang)
+    lines += ["", starts] if esim is not None else ["", starts, keep_qr]
     lines += ["", _next_step(esim)]
     return Screen("\n".join(lines), _confirmation_keyboard(quote, price))
 

@@ -29,6 +29,7 @@ from handlers.callbacks import (
     Origin,
     az_origin,
     parse_origin,
+    phone_check_data,
     region_origin,
 )
 from services.catalogue import Catalogue
@@ -36,6 +37,7 @@ from services.countries import region_name, sorted_by_name
 from services.esimgo.models import Bundle
 from services.formatting import WORLD, bundle_area, bundle_place, data_size, days, flagged
 from services.i18n import Translator
+from services.phone_check import PhoneCheckStep
 from services.pricing import PricingService, format_price
 
 logger = logging.getLogger(__name__)
@@ -163,6 +165,7 @@ def main_menu() -> Screen:
         inline_keyboard=[
             [button(_("🛒 Buy eSIM"), MenuCallback(action="buy"))],
             [button(_("📱 My eSIMs"), MenuCallback(action="myesims"))],
+            [button(_("📱 Will it work on my phone?"), phone_check_data(PhoneCheckStep.ESIM))],
             [
                 button(_("❓ Help"), MenuCallback(action="help")),
                 button(_("🌐 Language"), MenuCallback(action="language")),
@@ -427,13 +430,26 @@ def bundle_screen(
             "so you can install it before you travel."
         ),
     ]
+    keyboard = _bundle_keyboard(catalogue, bundle, price, iso=iso, origin=origin, page=page)
+    return Screen("\n".join(lines), keyboard)
+
+
+def _bundle_keyboard(
+    catalogue: Catalogue, bundle: Bundle, price: str, *, iso: str, origin: str, page: int
+) -> InlineKeyboardMarkup:
+    """Buy, "Will it work on my phone?" (about this plan), and Back to where it was found."""
     buy = BundleCallback(action="buy", bundle=bundle.name, iso=iso, origin=origin, page=page)
     if iso and catalogue.has_country(iso):
         back: CallbackData = CountryCallback(iso=iso, origin=origin, page=page)
     else:
         back = MenuCallback(action="buy")
-    rows = [[button(_("🛒 Buy · {price}").format(price=price), buy)], [back_button(back)]]
-    return Screen("\n".join(lines), InlineKeyboardMarkup(inline_keyboard=rows))
+    check = phone_check_data(PhoneCheckStep.ESIM, bundle.name, iso)
+    rows = [
+        [button(_("🛒 Buy · {price}").format(price=price), buy)],
+        [button(_("📱 Will it work on my phone?"), check)],
+        [back_button(back)],
+    ]
+    return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
 def search_choices_screen(catalogue: Catalogue, lang: str, isos: Sequence[str]) -> Screen:

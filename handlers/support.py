@@ -31,7 +31,9 @@ from services.formatting import date_medium
 from services.i18n import N_, Translator
 from services.messenger import Messenger
 from services.myesims import MyEsimsService, OrderView
+from services.phone_check import self_refund_rule
 from services.pricing import format_price
+from services.self_refund import SelfRefunds
 
 logger = logging.getLogger(__name__)
 
@@ -51,19 +53,33 @@ def _cancel_markup() -> InlineKeyboardMarkup:
     )
 
 
-def _support_screen(orders: Sequence[OrderView], words: Wording) -> Screen:
+def _support_screen(orders: Sequence[OrderView], words: Wording, refund_rule: str) -> Screen:
+    """What we refund and how (`refund_rule`: the self-refund paragraph, empty when off)."""
     lines = [
         _("💬 <b>Help with a payment</b>"),
         _(
             "If we cannot deliver your eSIM, you get your money back automatically — Stars "
             "return to your Telegram balance, usually within minutes."
         ),
-        _(
-            "If an eSIM you received does not work, tell us: we will help you install it, and "
-            "refund it if the fault is ours. An eSIM that has been installed and used cannot be "
-            "returned."
-        ),
     ]
+    if refund_rule:
+        lines += [
+            refund_rule,
+            _(
+                "If an eSIM you received does not work, tap “It doesn't work” on it in My "
+                "eSIMs, or tell us: we will help you install it, and refund it if the fault is "
+                "ours. An eSIM that has been installed, or whose plan has started, cannot be "
+                "returned."
+            ),
+        ]
+    else:
+        lines.append(
+            _(
+                "If an eSIM you received does not work, tell us: we will help you install it, "
+                "and refund it if the fault is ours. An eSIM that has been installed and used "
+                "cannot be returned."
+            )
+        )
     if orders:
         lines.append(_("Which order is your question about?"))
     else:
@@ -89,13 +105,14 @@ async def on_paysupport(
     translator: Translator,
     language: str,
     state: FSMContext,
+    refunds: SelfRefunds,
 ) -> None:
     if message.from_user is None:
         return
     await state.clear()
     orders = await myesims.recent_orders(message.from_user.id, RECENT_ORDERS)
     words = Wording(catalogue.catalogue, translator, language)
-    await show(message, _support_screen(orders, words))
+    await show(message, _support_screen(orders, words, refund_rule(refunds, translator, language)))
 
 
 async def on_pick(
@@ -198,7 +215,33 @@ async def on_command_while_asking(message: Message, state: FSMContext) -> None:
     raise SkipHandler
 
 
-async def on_terms(message: Message) -> None:
+def refund_rule(refunds: SelfRefunds, translator: Translator, lang: str) -> str:
+    """The self-refund paragraph of /terms and /paysupport; empty when SELF_REFUND_DAYS is 0."""
+    return self_refund_rule(translator, lang, refunds.days) if refunds.days > 0 else ""
+
+
+def _payment_terms(rule: str) -> list[str]:
+    """The refund sentences of /terms, as they hold with or without the self-refund."""
+    if not rule:
+        return [
+            _(
+                "<b>Payment and refunds.</b> You pay in Telegram. If we cannot deliver your "
+                "eSIM, the payment is refunded in full automatically. A delivered eSIM cannot "
+                "be returned, but if it does not work because of us, we refund it."
+            )
+        ]
+    paid = _(
+        "<b>Payment and refunds.</b> You pay in Telegram. If we cannot deliver your eSIM, the "
+        "payment is refunded in full automatically. An eSIM that has been installed, or whose "
+        "plan has started, cannot be returned, but if it does not work because of us, we "
+        "refund it."
+    )
+    return [paid, rule]
+
+
+async def on_terms(
+    message: Message, refunds: SelfRefunds, translator: Translator, language: str
+) -> None:
     sections = [
         _("📄 <b>Terms of sale</b>"),
         _(
@@ -215,11 +258,7 @@ async def on_terms(message: Message) -> None:
             "<b>Your phone.</b> It must support eSIM and must not be locked to a carrier. Please "
             "check before buying."
         ),
-        _(
-            "<b>Payment and refunds.</b> You pay in Telegram. If we cannot deliver your eSIM, the "
-            "payment is refunded in full automatically. A delivered eSIM cannot be returned, but "
-            "if it does not work because of us, we refund it."
-        ),
+        *_payment_terms(refund_rule(refunds, translator, language)),
         _("<b>Support.</b> Questions about a payment or an order: /paysupport."),
     ]
     await message.answer("\n\n".join(sections))

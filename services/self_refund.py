@@ -133,6 +133,7 @@ class SelfRefunds:
         self._esimgo = esimgo
         self._messenger = messenger
         self._alerts = alerts
+        self.days = days  # 0: no self-refund at all
         self.window = timedelta(days=days)
         self._clock = clock
         self._claim_for = claim_for
@@ -152,12 +153,15 @@ class SelfRefunds:
         cases = (_Case(order, esim, rows) for order in orders)
         return [self._offer(case.order) for case in cases if self._refusal(case, now) is None]
 
-    async def offer(self, owner_id: int, order_id: int) -> RefundOffer | RefundVerdict:
-        """The order for the confirmation screen, or why it cannot be refunded."""
+    async def offer(self, owner_id: int, order_id: int) -> RefundOffer | RefundResult:
+        """The order for the confirmation screen, or why it cannot be refunded (with the
+        order's terms where it is the user's: the refusal names the deadline)."""
         case = await self._case(owner_id, order_id)
         if case is None:
-            return RefundVerdict.NOT_REFUNDABLE
-        return self._refusal(case, self._clock()) or self._offer(case.order)
+            return RefundResult(RefundVerdict.NOT_REFUNDABLE)
+        offer = self._offer(case.order)
+        refusal = self._refusal(case, self._clock())
+        return offer if refusal is None else RefundResult(refusal, offer)
 
     # -- the refund ----------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from services.admin_alerts import AdminAlerts
+from services.admin_alerts import AdminAlerts, alert_markup
 from services.messenger import Messenger
 
 TICKET_LIMIT = 4000  # Telegram's 4096 characters, with room for the header
@@ -71,4 +71,5 @@ class AdminAlertDesk:
         self._messenger = messenger
 
     async def open(self, ticket: SupportTicket) -> None:
-        await self._alerts.alert(self._messenger, ticket.admin_text())
+        # admin_text() escapes every value itself: its markup is sent as it is.
+        await self._alerts.alert(self._messenger, alert_markup(ticket.admin_text()))

@@ -5,32 +5,39 @@ API behind AiogramMessenger, and purchases seeded the way fulfilment stores them
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from aiogram import Bot
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
+from aiogram.types import User as TelegramUser
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.messenger import AiogramMessenger
 from db.engine import create_engine, create_session_factory
 from db.models import Esim, EsimBundle, Order, OrderStatus, User
+from handlers.callbacks import MyEsimsCallback
 from services.admin_alerts import AdminAlerts
 from services.catalogue import CatalogueService
 from services.esimgo.client import EsimGoClient, RetryPolicy, Timeouts
 from services.qr import lpa_string
 from tests.fakes.esimgo import FakeEsimGo
 from tests.fakes.telegram import DEFAULT_TOKEN, FakeTelegram, StoredMessage
+from tests.helpers import BotEnv, make_user
 
 ALICE = 7001
 BOB = 7002
 ADMIN = 900_000_001
 TH_5GB = "esim_5GB_30D_TH_V2"
 TH_1GB = "esim_1GB_7D_TH_V2"
+# Public ids unique across every World on one database.
+_PUBLIC_IDS = itertools.count(1)
 FAST = RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.02, max_retry_after=1.0)
 
 
@@ -67,7 +74,6 @@ class World:
     messenger: AiogramMessenger
     alerts: AdminAlerts
     clock: Clock = field(default_factory=Clock)
-    _orders: int = 0
 
     async def buy(
         self,
@@ -82,8 +88,7 @@ class World:
         stored with its eSIM and plan row, the Stars charge in Telegram's ledger."""
         result = await self.esimgo.create_order(bundle, iccid=topup_of)
         credentials = result.esims[0]
-        self._orders += 1
-        public_id = f"DOC{self._orders:05d}"
+        public_id = f"DOC{next(_PUBLIC_IDS):05d}"
         charge = f"charge-{public_id}" if currency == "XTR" else None
         paid_at = self.clock.now - timedelta(days=paid_days_ago)
         async with self.session_factory() as session:
@@ -135,8 +140,8 @@ class World:
                 )
             )
             await session.commit()
-        if charge:
-            telegram_took_stars(self.telegram, owner, charge)
+        if charge:  # Telegram refunds a charge only to the user who paid it
+            self.telegram.add_star_payment(owner, public_id, 450, charge_id=charge)
         return Purchase(order.id, public_id, esim.id, credentials.iccid, charge, result.reference)
 
     async def poll(self, iccid: str) -> None:
@@ -167,14 +172,6 @@ class World:
 
     def admin_messages(self) -> list[StoredMessage]:
         return [m for m in self.telegram.chat(ADMIN) if m.from_bot]
-
-
-def telegram_took_stars(telegram: FakeTelegram, user_id: int, charge: str) -> None:
-    """Enter the charge in the fake's ledger where it keeps one (Telegram refunds a charge only
-    to the user who paid it)."""
-    record = getattr(telegram, "record_star_payment", None)
-    if record is not None:
-        record(user_id, charge)
 
 
 @contextlib.asynccontextmanager
@@ -208,3 +205,37 @@ async def open_world(
         await bot.session.close()
         await esimgo.close()
         await engine.dispose()
+
+
+# -- the same purchases in the bot's own world (tests.helpers.bot_env) ---------------------
+
+
+def world_of(env: BotEnv) -> World:
+    """Purchases stored as fulfilment leaves them, in the bot's own database and eSIM Go."""
+    deps = env.deps
+    return World(
+        env.fake_esimgo,
+        env.fake_telegram,
+        deps.session_factory,
+        deps.esimgo,
+        deps.catalogue,
+        deps.messenger,  # type: ignore[arg-type]
+        deps.alerts,
+    )
+
+
+async def bought(
+    env: BotEnv, language: str = "en", **options: Any
+) -> tuple[TelegramUser, Purchase]:
+    """Alice (Telegram in `language`) has met the bot and owns a delivered eSIM."""
+    alice = make_user(ALICE, language_code=language, first_name="Alice", username="alice")
+    await env.send(alice, "/start")
+    return alice, await world_of(env).buy(**options)
+
+
+async def open_card(env: BotEnv, user: TelegramUser, purchase: Purchase) -> int:
+    """/myesims, then the eSIM; returns the id of the message showing its card."""
+    await env.send(user, "/myesims")
+    screen_id = env.screen(user).message_id
+    await env.press(user, MyEsimsCallback(action="esim", id=purchase.esim_id), screen_id)
+    return screen_id

@@ -10,7 +10,7 @@ from tests.helpers import BotEnv, answers, callback_update, make_user, message_u
 
 ALICE = make_user(1001, language_code="en")
 BORIS = make_user(2002, language_code="ru")
-MENU = ["🛒 Buy eSIM", "📱 My eSIMs", "❓ Help", "🌐 Language"]
+MENU = ["🛒 Buy eSIM", "📱 My eSIMs", "📱 Will it work on my phone?", "❓ Help", "🌐 Language"]
 
 
 async def test_sticker_gets_a_text_only_hint_and_the_menu(bot_env: BotEnv) -> None:

@@ -53,7 +53,13 @@ async def test_start_shows_the_main_menu_in_english(bot_env: BotEnv) -> None:
     assert [c.method for c in calls] == ["sendMessage"]
     screen = bot_env.screen(ALICE)
     assert "Travel eSIMs" in screen.text
-    assert screen.button_texts() == ["🛒 Buy eSIM", "📱 My eSIMs", "❓ Help", "🌐 Language"]
+    assert screen.button_texts() == [
+        "🛒 Buy eSIM",
+        "📱 My eSIMs",
+        "📱 Will it work on my phone?",
+        "❓ Help",
+        "🌐 Language",
+    ]
     assert not bot_env.error_logs
 
 
@@ -61,7 +67,13 @@ async def test_start_follows_telegram_language_russian(bot_env: BotEnv) -> None:
     await bot_env.send(BORIS, "/start")
     screen = bot_env.screen(BORIS)
     assert "eSIM для путешествий" in screen.text
-    assert screen.button_texts() == ["🛒 Купить eSIM", "📱 Мои eSIM", "❓ Помощь", "🌐 Язык"]
+    assert screen.button_texts() == [
+        "🛒 Купить eSIM",
+        "📱 Мои eSIM",
+        "📱 Подойдёт ли мой телефон?",
+        "❓ Помощь",
+        "🌐 Язык",
+    ]
 
 
 async def test_unsupported_telegram_language_falls_back_to_default(bot_env: BotEnv) -> None:

@@ -313,6 +313,8 @@ async def test_still_not_working_sends_one_ticket_with_the_diagnosis(world: Worl
     (ticket,) = world.admin_messages()
     text = ticket.text or ""
     assert "Support request" in text and "Alice (@alice)" in text and "language ru" in text
+    # The ticket is formatted for the operators, not shown as escaped tags.
+    assert "<b>" not in text and "🆘 <b>Support request" in (ticket.html or "")
     assert purchase.iccid in text and purchase.public_id in text
     assert "User saw: wrong_country at" in text
     assert "finding: wrong_country" in text

@@ -191,6 +191,7 @@ async def test_open_esim_shows_details_and_history(bot_env: BotEnv) -> None:
         "Show QR again",
         "How to install",
         "Top up",
+        "It doesn't work",
         "Back",
     ]
     await bot_env.tap(alice, "How to install", screen_id)
