@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import TypedDict
 
 from aiogram import Bot
 from aiogram.client.default import DefaultBotProperties
@@ -25,8 +26,10 @@ from bot.fsm_storage import ExpiringMemoryStorage
 from bot.messenger import AiogramMessenger
 from db.engine import create_engine, create_session_factory
 from handlers.callbacks import (
+    gift_take_back_callback_data,
     install_help_callback_data,
     open_esim_callback_data,
+    reminder_buttons,
     topup_callback_data,
 )
 from handlers.screen_cache import ScreenCache
@@ -34,16 +37,24 @@ from services.admin_alerts import AdminAlerts
 from services.budget import request_budget
 from services.catalogue import CatalogueService
 from services.checkout import Checkout
+from services.deeplinks import StartLinks
 from services.esimgo.client import EsimGoClient
 from services.esimgo_events import EsimGoEventService
 from services.fulfilment import FulfilmentWorker, WorkerSettings
+from services.gift_delivery import GiftDelivery
+from services.gifts import GiftService
 from services.i18n import Translator
+from services.inline import InlineCatalogue
+from services.messenger import Messenger
 from services.myesims import MyEsimsService
+from services.networks import NetworkService
 from services.notifications import Notifier
 from services.orders import OrderService
 from services.pricing import PricingService
 from services.profiles import UserProfiles
+from services.reminders import ReminderService
 from services.tracking import TrackingService
+from services.trip import TripPlanner
 
 
 def create_bot(settings: Settings) -> Bot:
@@ -87,9 +98,7 @@ async def create_deps(settings: Settings, bot: Bot) -> AppDeps:
     engine = create_engine(settings.database_url)
     session_factory = create_session_factory(engine)
     esimgo = create_esimgo_client(settings)
-    catalogue = CatalogueService(
-        esimgo, session_factory, refresh_minutes=settings.catalogue_refresh_minutes
-    )
+    catalogue, networks = _catalogue(settings, esimgo, session_factory)
     pricing = PricingService(
         settings.price_markup_percent, settings.usd_per_star, settings.payment_currency
     )
@@ -99,6 +108,8 @@ async def create_deps(settings: Settings, bot: Bot) -> AppDeps:
     notifier, tracking, esimgo_events = _tracking(
         settings, session_factory, esimgo, catalogue, alerts, translator
     )
+    myesims = _my_esims(session_factory, catalogue, tracking, notifier, translator, messenger)
+    look = (catalogue, pricing, translator)
     return AppDeps(
         settings=settings,
         engine=engine,
@@ -116,17 +127,97 @@ async def create_deps(settings: Settings, bot: Bot) -> AppDeps:
         tracking=tracking,
         esimgo_events=esimgo_events,
         profiles=UserProfiles(session_factory, settings.default_language),
-        myesims=MyEsimsService(
-            session_factory,
-            catalogue,
-            tracking,
-            notifier,
-            translator,
-            messenger,
-            install_help_link=install_help_callback_data(),
-        ),
+        myesims=myesims,
         screens=ScreenCache(catalogue),
+        networks=networks,
+        **_reach(settings, bot, messenger, session_factory, look, notifier, myesims),
     )
+
+
+def _my_esims(
+    session_factory: async_sessionmaker[AsyncSession],
+    catalogue: CatalogueService,
+    tracking: TrackingService,
+    notifier: Notifier,
+    translator: Translator,
+    messenger: Messenger,
+) -> MyEsimsService:
+    return MyEsimsService(
+        session_factory,
+        catalogue,
+        tracking,
+        notifier,
+        translator,
+        messenger,
+        install_help_link=install_help_callback_data(),
+    )
+
+
+def _catalogue(
+    settings: Settings, esimgo: EsimGoClient, session_factory: async_sessionmaker[AsyncSession]
+) -> tuple[CatalogueService, NetworkService]:
+    """The catalogue, with the networks per country fetched and kept beside it on every sync."""
+    networks = NetworkService(esimgo, session_factory)
+    catalogue = CatalogueService(
+        esimgo,
+        session_factory,
+        refresh_minutes=settings.catalogue_refresh_minutes,
+        companions=(networks,),
+    )
+    return catalogue, networks
+
+
+class _Reach(TypedDict):
+    trips: TripPlanner
+    inline_catalogue: InlineCatalogue
+    start_links: StartLinks
+    gifts: GiftService
+    gift_delivery: GiftDelivery
+    reminders: ReminderService
+
+
+def _reach(
+    settings: Settings,
+    bot: Bot,
+    messenger: Messenger,
+    session_factory: async_sessionmaker[AsyncSession],
+    look: tuple[CatalogueService, PricingService, Translator],
+    notifier: Notifier,
+    myesims: MyEsimsService,
+) -> _Reach:
+    """Trips, inline answers, start links, gifts and reminders; `look` is how plans read
+    (the catalogue, its prices, the words)."""
+    catalogue, pricing, translator = look
+    gifts = GiftService(
+        session_factory, notifier, translator, default_language=settings.default_language
+    )
+    delivery = GiftDelivery(
+        gifts,
+        myesims,
+        catalogue,
+        translator,
+        messenger,
+        bot_username=_username(bot),
+        take_back_callback=gift_take_back_callback_data,
+    )
+    reminders = ReminderService(session_factory, notifier, translator, buttons=reminder_buttons())
+    return _Reach(
+        trips=TripPlanner(catalogue, pricing),
+        inline_catalogue=InlineCatalogue(catalogue, pricing, translator),
+        start_links=StartLinks(),
+        gifts=gifts,
+        gift_delivery=delivery,
+        reminders=reminders,
+    )
+
+
+def _username(bot: Bot) -> Callable[[], Awaitable[str]]:
+    """The bot's @username for t.me links, asked of Telegram once (Bot.me() keeps it)."""
+
+    async def username() -> str:
+        return (await bot.me()).username or ""
+
+    return username
 
 
 def _tracking(
@@ -170,6 +261,7 @@ def create_fulfilment_worker(deps: AppDeps) -> FulfilmentWorker:
         catalogue=deps.catalogue,
         install_help_callback=install_help_callback_data(),
         open_esim_callback=open_esim_callback_data,
+        gift_delivery=deps.gift_delivery.deliver,
     )
 
 

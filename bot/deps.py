@@ -12,16 +12,23 @@ from handlers.screen_cache import ScreenCache
 from services.admin_alerts import AdminAlerts
 from services.catalogue import CatalogueService
 from services.checkout import Checkout
+from services.deeplinks import StartLinks
 from services.esimgo.client import EsimGoClient
 from services.esimgo_events import EsimGoEventService
+from services.gift_delivery import GiftDelivery
+from services.gifts import GiftService
 from services.i18n import Translator
+from services.inline import InlineCatalogue
 from services.messenger import Messenger
 from services.myesims import MyEsimsService
+from services.networks import NetworkService
 from services.notifications import Notifier
 from services.orders import OrderService
 from services.pricing import PricingService
 from services.profiles import UserProfiles
+from services.reminders import ReminderService
 from services.tracking import TrackingService
+from services.trip import TripPlanner
 
 
 @dataclass(slots=True)
@@ -47,3 +54,12 @@ class AppDeps:
     myesims: MyEsimsService
     # Rendered catalogue and menu screens, per language; started over by a catalogue refresh.
     screens: ScreenCache
+    # Reach and share: networks per country (refreshed with the catalogue), trips of several
+    # countries, inline answers, t.me start links, gifts and reminders.
+    networks: NetworkService
+    trips: TripPlanner
+    inline_catalogue: InlineCatalogue
+    start_links: StartLinks
+    gifts: GiftService
+    gift_delivery: GiftDelivery
+    reminders: ReminderService

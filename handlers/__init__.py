@@ -4,13 +4,26 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import browse, common, fallback, myesims, purchase, support, topup
+from handlers import (
+    browse,
+    common,
+    fallback,
+    gifts,
+    inline,
+    myesims,
+    purchase,
+    reminders,
+    start_links,
+    support,
+    topup,
+)
 
 
 def feature_routers() -> list[Router]:
     """Fresh routers in the order updates try them: specific first, the fallback last."""
     return [
         support.create_router(),  # first: a command typed instead of a question clears it
+        start_links.create_router(),  # before common: /start with a link's parameter
         common.create_router(),
         # The next four answer disjoint commands, callback data and messages; the busiest
         # (/myesims, typed searches) come first so that they cross fewer routers.
@@ -18,5 +31,8 @@ def feature_routers() -> list[Router]:
         browse.create_router(),
         purchase.create_router(),
         topup.create_router(),  # owns the Top up buttons of /myesims and notifications
+        gifts.create_router(),
+        reminders.create_router(),
+        inline.create_router(),
         fallback.create_router(),  # always last
     ]

@@ -15,6 +15,7 @@ from aiogram.utils.i18n import gettext as _
 from handlers.callbacks import InstallHelpCallback, MenuCallback, MyEsimsCallback
 from handlers.common import show
 from handlers.filters import is_command
+from handlers.gifts import GIFT_QR_HIDDEN
 from handlers.guards import OwnedOnly, alert, refuse
 from handlers.myesims_render import (
     Wording,
@@ -26,6 +27,7 @@ from handlers.myesims_render import (
 )
 from handlers.screen_cache import ScreenCache
 from services.catalogue import CatalogueService
+from services.gifts import GiftService
 from services.i18n import Translator
 from services.install import install_instructions
 from services.messenger import Messenger
@@ -39,6 +41,7 @@ async def on_list(
     translator: Translator,
     language: str,
     screens: ScreenCache,
+    gifts: GiftService,
     callback_data: MyEsimsCallback | MenuCallback | None = None,
 ) -> None:
     """/myesims, the main menu's "My eSIMs" and the list's pages."""
@@ -50,7 +53,9 @@ async def on_list(
         return
     page = callback_data.page if isinstance(callback_data, MyEsimsCallback) else 0
     words = Wording(catalogue.catalogue, translator, language)
-    await show(event, list_screen(items, words, page))
+    pending = await gifts.pending_of(event.from_user.id)
+    unclaimed = {gift.esim.esim_id for gift in pending if gift.esim is not None}
+    await show(event, list_screen(items, words, page, unclaimed))
 
 
 async def on_open_esim(
@@ -62,6 +67,7 @@ async def on_open_esim(
     translator: Translator,
     language: str,
     callback_answer: CallbackAnswer,
+    gifts: GiftService,
 ) -> None:
     """Read eSIM Go first (cached for a minute; its trouble leaves the stored state), then show
     the eSIM; news the read found follows below it."""
@@ -70,7 +76,9 @@ async def on_open_esim(
         refuse(callback_answer)
         return
     words = Wording(catalogue.catalogue, translator, language)
-    await show(query, esim_screen(detail, words, callback_data.page))
+    gift = await gifts.pending_gift(owned.telegram_user_id, owned.iccid)
+    page, gift_id = callback_data.page, gift.id if gift is not None else None
+    await show(query, esim_screen(detail, words, page, gift_id))
     await myesims.tell_news(detail)
 
 
@@ -93,8 +101,13 @@ async def on_show_qr(
     messenger: Messenger,
     language: str,
     callback_answer: CallbackAnswer,
+    gifts: GiftService,
 ) -> None:
-    """Re-send the QR photo from what we stored: no eSIM Go call, no new purchase."""
+    """Re-send the QR photo from what we stored: no eSIM Go call, no new purchase. A gift
+    nobody has claimed yet keeps its QR for whoever claims it."""
+    if await gifts.pending_gift(query.from_user.id, owned.iccid):
+        alert(callback_answer, _(GIFT_QR_HIDDEN))
+        return
     photo = await myesims.qr_photo(owned, language)
     if photo is None:
         alert(callback_answer, _("The QR code is not ready yet. It will arrive in this chat."))

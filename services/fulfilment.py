@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.base import utcnow
 from db.models import Esim, Order, OrderStatus
+from db.repositories.gifts import GiftRepository
 from db.repositories.orders import OrderRepository
 from services.admin_alerts import AdminAlerts
 from services.catalogue import CatalogueService
@@ -127,8 +128,11 @@ class FulfilmentWorker:
         catalogue: CatalogueService | None = None,
         install_help_callback: str = "",
         open_esim_callback: Callable[[int], str] | None = None,
+        gift_delivery: Callable[[Order], Awaitable[bool]] | None = None,
     ) -> None:
         self._session_factory = session_factory
+        # Sends a pending gift's claim link instead of its QR; False: not a gift.
+        self._gift_delivery = gift_delivery
         self._catalogue = catalogue
         self._install_help_callback = install_help_callback
         # Callback data of the button that opens an eSIM (by id) in /myesims, under a top-up.
@@ -643,7 +647,7 @@ class FulfilmentWorker:
             if topup:
                 text, keyboard = await self._topup_text(order)
                 await self._messenger.send_text(order.chat_id, text, keyboard)
-            else:
+            elif not await self._sent_as_gift(order):
                 assert order.qr_code is not None
                 # On the loop: ~2.5 ms of pure Python that holds the GIL either way. In a thread
                 # it also waited to win the GIL back from the busy loop: bench/purchase measured
@@ -677,6 +681,9 @@ class FulfilmentWorker:
             failure_reason=None,
         )
         log.info("order %s: eSIM sent to user %s", order.public_id, order.telegram_user_id)
+
+    async def _sent_as_gift(self, order: Order) -> bool:
+        return self._gift_delivery is not None and await self._gift_delivery(order)
 
     async def _topup_text(self, order: Order) -> tuple[str, Keyboard | None]:
         """No QR for a top-up: which plan went onto which eSIM, and a way to open it."""
@@ -727,7 +734,7 @@ class FulfilmentWorker:
             await self._refund_by_hand(order, price)
             return
         try:
-            await self._messenger.refund_star_payment(order.telegram_user_id, charge)
+            await self._messenger.refund_star_payment(await self._payer(order), charge)
         except RefundError as exc:
             log.error("order %s: Stars refund refused: %s", order.public_id, exc)
             await self._refund_by_hand(order, price, f"refundStarPayment refused: {exc}")
@@ -778,16 +785,23 @@ class FulfilmentWorker:
         )
         await self._alerts.alert(
             self._messenger,
-            f"💸 Refund due by hand: order {order.public_id}, user {order.telegram_user_id}, "
+            f"💸 Refund due by hand: order {order.public_id}, user {await self._payer(order)}, "
             f"{order.price} {order.price_currency}, charge {order.telegram_payment_charge_id}, "
             f"provider charge {order.provider_payment_charge_id}: {why or order.failure_reason}",
         )
+
+    async def _payer(self, order: Order) -> int:
+        """Who paid: a claimed gift's orders name its claimant, but the buyer paid."""
+        async with self._session_factory() as session:
+            return await GiftRepository(session).payer_id(order)
 
     async def _tell(self, order: Order, text: str, price: Price) -> None:
         message = self._translator.gettext(text, order.language).format(
             order=order.public_id, price=format_price(price, order.language)
         )
+        payer = await self._payer(order)
+        chat_id = order.chat_id if payer == order.telegram_user_id else payer
         try:
-            await self._messenger.send_text(order.chat_id, message)
+            await self._messenger.send_text(chat_id, message)
         except MessengerError as exc:
             log.warning("order %s: could not tell the user: %s", order.public_id, exc)

@@ -19,6 +19,7 @@ from db.base import utcnow
 from db.models import Order, OrderStatus
 from db.repositories.admin_orders import AdminOrderRepository
 from db.repositories.admin_stats import RESOLVE
+from db.repositories.gifts import GiftRepository
 from db.repositories.orders import OrderRepository
 from services.admin.order_rules import OrderAction, lease_guard, refusal
 from services.i18n import N_, Translator
@@ -142,7 +143,7 @@ class OrderActions:
             assert order.telegram_payment_charge_id is not None  # order_rules checked
             try:
                 await self._messenger.refund_star_payment(
-                    order.telegram_user_id, order.telegram_payment_charge_id
+                    await self._payer(order), order.telegram_payment_charge_id
                 )
             except MessengerError as exc:
                 await self._release(order, token)
@@ -174,13 +175,21 @@ class OrderActions:
         text = self._translator.gettext(REFUNDED_BY_ADMIN_TEXT, order.language).format(
             price=format_price(price, order.language), order=order.public_id
         )
+        payer = await self._payer(order)
         try:
-            await self._messenger.send_text(order.chat_id, text)
+            await self._messenger.send_text(
+                order.chat_id if payer == order.telegram_user_id else payer, text
+            )
         except MessengerError as exc:
             log.warning(
                 "order %s: could not tell the user of the refund: %s", order.public_id, exc
             )
         return result
+
+    async def _payer(self, order: Order) -> int:
+        """Who paid: a claimed gift's orders name its claimant, but the buyer's money it was."""
+        async with self._session_factory() as session:
+            return await GiftRepository(session).payer_id(order)
 
     async def _release(self, order: Order, token: str) -> None:
         async with self._session_factory() as session:
