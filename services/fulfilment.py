@@ -27,7 +27,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.base import utcnow
 from db.models import Esim, Order, OrderStatus
-from db.repositories.gifts import GiftRepository
 from db.repositories.orders import OrderRepository
 from services.admin_alerts import AdminAlerts
 from services.catalogue import CatalogueService
@@ -43,6 +42,7 @@ from services.esimgo.errors import (
 )
 from services.esimgo.models import EsimCredentials, OrderResult
 from services.formatting import order_title
+from services.gifts import Payer, order_payer
 from services.i18n import N_, Translator
 from services.install import delivery_caption, delivery_keyboard
 from services.messenger import (
@@ -734,7 +734,7 @@ class FulfilmentWorker:
             await self._refund_by_hand(order, price)
             return
         try:
-            await self._messenger.refund_star_payment(await self._payer(order), charge)
+            await self._messenger.refund_star_payment((await self._payer(order)).user_id, charge)
         except RefundError as exc:
             log.error("order %s: Stars refund refused: %s", order.public_id, exc)
             await self._refund_by_hand(order, price, f"refundStarPayment refused: {exc}")
@@ -785,23 +785,23 @@ class FulfilmentWorker:
         )
         await self._alerts.alert(
             self._messenger,
-            f"💸 Refund due by hand: order {order.public_id}, user {await self._payer(order)}, "
+            f"💸 Refund due by hand: order {order.public_id}, "
+            f"user {(await self._payer(order)).user_id}, "
             f"{order.price} {order.price_currency}, charge {order.telegram_payment_charge_id}, "
             f"provider charge {order.provider_payment_charge_id}: {why or order.failure_reason}",
         )
 
-    async def _payer(self, order: Order) -> int:
+    async def _payer(self, order: Order) -> Payer:
         """Who paid: a claimed gift's orders name its claimant, but the buyer paid."""
         async with self._session_factory() as session:
-            return await GiftRepository(session).payer_id(order)
+            return await order_payer(session, order)
 
     async def _tell(self, order: Order, text: str, price: Price) -> None:
-        message = self._translator.gettext(text, order.language).format(
-            order=order.public_id, price=format_price(price, order.language)
-        )
         payer = await self._payer(order)
-        chat_id = order.chat_id if payer == order.telegram_user_id else payer
+        message = self._translator.gettext(text, payer.language).format(
+            order=order.public_id, price=format_price(price, payer.language)
+        )
         try:
-            await self._messenger.send_text(chat_id, message)
+            await self._messenger.send_text(payer.chat_id, message)
         except MessengerError as exc:
             log.warning("order %s: could not tell the user: %s", order.public_id, exc)

@@ -319,6 +319,26 @@ class GiftService:
         return await self._notifier.send_once(messenger, key=key, recipient=who, text=text)
 
 
+@dataclass(frozen=True, slots=True)
+class Payer:
+    """Who paid for an order, where to tell them and in which language."""
+
+    user_id: int
+    chat_id: int
+    language: str
+
+
+async def order_payer(session: AsyncSession, order: Order) -> Payer:
+    """The payer of an order: its owner, unless a claimed gift moved it to its claimant; then
+    the buyer, told in their own private chat and language (refunds go back to them)."""
+    gift = await GiftRepository(session).payer_gift(order)
+    if gift is None:
+        return Payer(order.telegram_user_id, order.chat_id, order.language)
+    buyer = await session.get(User, gift.buyer_id)
+    chosen = (buyer.language or buyer.telegram_language) if buyer is not None else None
+    return Payer(gift.buyer_id, gift.buyer_id, normalize_language(chosen))
+
+
 def _delivered(order: Order) -> bool:
     return order.status == OrderStatus.DELIVERED.value and order.iccid is not None
 
