@@ -58,7 +58,8 @@ async def test_a_trip_lists_the_plans_covering_every_country_cheapest_first(
     assert shown[0] == cheapest
     assert set(shown) <= covering(env.fake_esimgo.catalogue, isos)
     catalogue, pricing = env.deps.catalogue.catalogue, env.deps.pricing
-    prices = [pricing.retail_price(catalogue.by_name(n).price).amount for n in shown]  # type: ignore[union-attr]
+    bundles = [b for n in shown if (b := catalogue.by_name(n)) is not None]
+    prices = [pricing.retail_price(b.price).amount for b in bundles]
     assert prices == sorted(prices)
     heading = "Ваша поездка" if user is BORIS else "Your trip"
     assert heading in (screen.text or "")
@@ -117,9 +118,9 @@ async def test_a_plan_card_shows_networks_per_country_and_the_price_per_gb(
     await env.press(ALICE, BundleCallback(action="show", bundle="esim_1GB_7D_TH_V2", iso="TH"))
     text = env.screen(ALICE).text or ""
     assert "📡 Networks: AIS 5G/4G · TrueMove H 5G/4G · dtac 4G" in text
-    price = env.deps.pricing.retail_price(
-        env.deps.catalogue.catalogue.by_name("esim_1GB_7D_TH_V2").price  # type: ignore[union-attr]
-    )
+    bundle = env.deps.catalogue.catalogue.by_name("esim_1GB_7D_TH_V2")
+    assert bundle is not None
+    price = env.deps.pricing.retail_price(bundle.price)
     assert f"💵 ≈ {price.amount} ⭐ per GB" in text
 
     await env.send(BORIS, "/start")
