@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from functools import partial
 from typing import TypedDict
@@ -28,8 +28,10 @@ from bot.messenger import AiogramMessenger
 from db.base import utcnow
 from db.engine import create_engine, create_session_factory
 from handlers.callbacks import (
+    gift_take_back_callback_data,
     install_help_callback_data,
     open_esim_callback_data,
+    reminder_buttons,
     topup_callback_data,
 )
 from handlers.screen_cache import ScreenCache
@@ -37,20 +39,28 @@ from services.admin_alerts import AdminAlerts
 from services.budget import request_budget
 from services.catalogue import CatalogueService
 from services.checkout import Checkout
+from services.deeplinks import StartLinks
 from services.doctor import EsimDoctor
 from services.esimgo.client import EsimGoClient
 from services.esimgo_events import EsimGoEventService
 from services.fulfilment import FulfilmentWorker, WorkerSettings, deliver_on_return
 from services.fulfilment import create_fulfilment_worker as build_fulfilment_worker
+from services.gift_delivery import GiftDelivery
+from services.gifts import GiftService
 from services.i18n import Translator
+from services.inline import InlineCatalogue
+from services.messenger import Messenger
 from services.myesims import MyEsimsService
+from services.networks import NetworkService
 from services.notifications import Notifier
 from services.orders import OrderService
 from services.pricing import PricingService
 from services.profiles import UserProfiles
+from services.reminders import ReminderService
 from services.self_refund import SelfRefunds
 from services.support_ticket import AdminAlertDesk
 from services.tracking import TrackingService
+from services.trip import TripPlanner
 
 
 def create_bot(settings: Settings) -> Bot:
@@ -94,13 +104,15 @@ async def create_deps(settings: Settings, bot: Bot) -> AppDeps:
     engine = create_engine(settings.database_url)
     session_factory = create_session_factory(engine)
     esimgo = create_esimgo_client(settings)
-    catalogue, pricing, orders = _selling(settings, session_factory, esimgo)
+    catalogue, networks, pricing, orders = _selling(settings, session_factory, esimgo)
     translator = Translator()
     alerts = AdminAlerts(session_factory, settings.admin_ids)
     wake = asyncio.Event()
     notifier, tracking, esimgo_events = _tracking(
         settings, session_factory, esimgo, catalogue, alerts, translator
     )
+    myesims = _my_esims(session_factory, catalogue, tracking, notifier, translator, messenger)
+    look = (catalogue, pricing, translator)
     return AppDeps(
         settings=settings,
         engine=engine,
@@ -122,31 +134,102 @@ async def create_deps(settings: Settings, bot: Bot) -> AppDeps:
             settings.default_language,
             on_return=partial(deliver_on_return, session_factory, wake, utcnow),
         ),
-        myesims=MyEsimsService(
-            session_factory,
-            catalogue,
-            tracking,
-            notifier,
-            translator,
-            messenger,
-            install_help_link=install_help_callback_data(),
-        ),
+        myesims=myesims,
         screens=ScreenCache(catalogue),
+        networks=networks,
         **_doctor(settings, session_factory, esimgo, catalogue, alerts, messenger),
+        **_reach(settings, bot, messenger, session_factory, look, notifier, myesims),
+    )
+
+
+def _my_esims(
+    session_factory: async_sessionmaker[AsyncSession],
+    catalogue: CatalogueService,
+    tracking: TrackingService,
+    notifier: Notifier,
+    translator: Translator,
+    messenger: Messenger,
+) -> MyEsimsService:
+    return MyEsimsService(
+        session_factory,
+        catalogue,
+        tracking,
+        notifier,
+        translator,
+        messenger,
+        install_help_link=install_help_callback_data(),
     )
 
 
 def _selling(
     settings: Settings, session_factory: async_sessionmaker[AsyncSession], esimgo: EsimGoClient
-) -> tuple[CatalogueService, PricingService, OrderService]:
-    """What is sold and at what price, and the orders that buy it."""
+) -> tuple[CatalogueService, NetworkService, PricingService, OrderService]:
+    """What is sold (with the networks per country fetched and kept beside the catalogue on
+    every sync), at what price, and the orders that buy it."""
+    networks = NetworkService(esimgo, session_factory)
     catalogue = CatalogueService(
-        esimgo, session_factory, refresh_minutes=settings.catalogue_refresh_minutes
+        esimgo,
+        session_factory,
+        refresh_minutes=settings.catalogue_refresh_minutes,
+        companions=(networks,),
     )
     pricing = PricingService(
         settings.price_markup_percent, settings.usd_per_star, settings.payment_currency
     )
-    return catalogue, pricing, OrderService(esimgo, catalogue, pricing)
+    return catalogue, networks, pricing, OrderService(esimgo, catalogue, pricing)
+
+
+class _Reach(TypedDict):
+    trips: TripPlanner
+    inline_catalogue: InlineCatalogue
+    start_links: StartLinks
+    gifts: GiftService
+    gift_delivery: GiftDelivery
+    reminders: ReminderService
+
+
+def _reach(
+    settings: Settings,
+    bot: Bot,
+    messenger: Messenger,
+    session_factory: async_sessionmaker[AsyncSession],
+    look: tuple[CatalogueService, PricingService, Translator],
+    notifier: Notifier,
+    myesims: MyEsimsService,
+) -> _Reach:
+    """Trips, inline answers, start links, gifts and reminders; `look` is how plans read
+    (the catalogue, its prices, the words)."""
+    catalogue, pricing, translator = look
+    gifts = GiftService(
+        session_factory, notifier, translator, default_language=settings.default_language
+    )
+    delivery = GiftDelivery(
+        gifts,
+        myesims,
+        catalogue,
+        translator,
+        messenger,
+        bot_username=_username(bot),
+        take_back_callback=gift_take_back_callback_data,
+    )
+    reminders = ReminderService(session_factory, notifier, translator, buttons=reminder_buttons())
+    return _Reach(
+        trips=TripPlanner(catalogue, pricing),
+        inline_catalogue=InlineCatalogue(catalogue, pricing, translator),
+        start_links=StartLinks(),
+        gifts=gifts,
+        gift_delivery=delivery,
+        reminders=reminders,
+    )
+
+
+def _username(bot: Bot) -> Callable[[], Awaitable[str]]:
+    """The bot's @username for t.me links, asked of Telegram once (Bot.me() keeps it)."""
+
+    async def username() -> str:
+        return (await bot.me()).username or ""
+
+    return username
 
 
 def _tracking(
@@ -215,6 +298,7 @@ def create_fulfilment_worker(deps: AppDeps) -> FulfilmentWorker:
         install_help_callback=install_help_callback_data(),
         open_esim_callback=open_esim_callback_data,
         settings=WorkerSettings(deadline=deadline),
+        gift_delivery=deps.gift_delivery.deliver,
     )
 
 

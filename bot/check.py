@@ -52,7 +52,12 @@ async def _telegram(settings: Settings) -> str:
         me = await bot.get_me()
     finally:
         await bot.session.close()
-    return f"@{me.username} (id {me.id})"
+    if not me.supports_inline_queries:
+        return (
+            f"@{me.username} (id {me.id}); warning: inline mode is off, so `@{me.username} "
+            "thailand` lists nothing: send /setinline to @BotFather to switch it on"
+        )
+    return f"@{me.username} (id {me.id}), inline mode on"
 
 
 async def run_checks(settings: Settings) -> int:

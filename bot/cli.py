@@ -48,6 +48,8 @@ async def _sync_catalogue(settings: Settings) -> int:
         had_snapshot = await deps.catalogue.load_snapshot()
         diff = await deps.catalogue.sync()
         print(f"catalogue: {len(deps.catalogue.catalogue)} bundles")
+        # Fetched with the catalogue (a failure keeps the last ones and is logged).
+        print(f"networks: {len(deps.networks.directory)} countries")
         print(diff.summary() if had_snapshot else "first snapshot stored")
         return 0
     finally:

@@ -12,18 +12,25 @@ from handlers.screen_cache import ScreenCache
 from services.admin_alerts import AdminAlerts
 from services.catalogue import CatalogueService
 from services.checkout import Checkout
+from services.deeplinks import StartLinks
 from services.doctor import EsimDoctor
 from services.esimgo.client import EsimGoClient
 from services.esimgo_events import EsimGoEventService
+from services.gift_delivery import GiftDelivery
+from services.gifts import GiftService
 from services.i18n import Translator
+from services.inline import InlineCatalogue
 from services.messenger import Messenger
 from services.myesims import MyEsimsService
+from services.networks import NetworkService
 from services.notifications import Notifier
 from services.orders import OrderService
 from services.pricing import PricingService
 from services.profiles import UserProfiles
+from services.reminders import ReminderService
 from services.self_refund import SelfRefunds
 from services.tracking import TrackingService
+from services.trip import TripPlanner
 
 
 @dataclass(slots=True)
@@ -52,3 +59,12 @@ class AppDeps:
     # "It doesn't work" on an eSIM, and the refund of an unused one (issue 14).
     doctor: EsimDoctor
     refunds: SelfRefunds
+    # Reach and share: networks per country (refreshed with the catalogue), trips of several
+    # countries, inline answers, t.me start links, gifts and reminders.
+    networks: NetworkService
+    trips: TripPlanner
+    inline_catalogue: InlineCatalogue
+    start_links: StartLinks
+    gifts: GiftService
+    gift_delivery: GiftDelivery
+    reminders: ReminderService

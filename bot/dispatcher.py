@@ -24,19 +24,11 @@ from bot.middlewares import (
 from bot.payments import is_payment, payment_update_failed
 from handlers import feature_routers
 from services.admin_alerts import AdminAlerts
-from services.i18n import N_, SUPPORTED_LANGUAGES, Translator, normalize_language
+from services.bot_profile import BotProfile, bot_profiles
+from services.i18n import N_, Translator, normalize_language
 
 logger = logging.getLogger(__name__)
 
-# The command menu Telegram shows next to the input field, in each language.
-BOT_COMMANDS = (
-    ("start", N_("Main menu")),
-    ("help", N_("How it works")),
-    ("language", N_("Change language")),
-    ("myesims", N_("My eSIMs and data left")),
-    ("paysupport", N_("Help with a payment")),
-    ("terms", N_("Terms of sale")),
-)
 ERROR_TEXT = N_(
     "😔 Something went wrong on our side. Please try again in a minute — "
     "or press /start to open the menu."
@@ -105,14 +97,27 @@ async def _on_error(
     return True
 
 
-async def set_bot_commands(bot: Bot, translator: Translator | None = None) -> None:
-    """Publish the command menu in every supported language (English as the default)."""
-    translator = translator or Translator()
-    for language in SUPPORTED_LANGUAGES:
-        commands = [
-            BotCommand(command=name, description=translator.gettext(text, language))
-            for name, text in BOT_COMMANDS
-        ]
-        await bot.set_my_commands(commands, language_code=language)
-        if language == "en":
-            await bot.set_my_commands(commands)
+async def set_bot_profile(bot: Bot, translator: Translator) -> None:
+    """What a user sees before pressing Start, in each language we speak and the default
+    (English): the command menu, the description and the short description. A refusal is
+    logged, never fatal: the bot works without them."""
+    for profile in bot_profiles(translator):
+        try:
+            await _publish(bot, profile)
+        except TelegramAPIError as exc:
+            logger.warning(
+                "Telegram refused the bot's profile (%s): %s", profile.language_code, exc
+            )
+
+
+async def _publish(bot: Bot, profile: BotProfile) -> None:
+    code = profile.language_code
+    commands = [BotCommand(command=name, description=text) for name, text in profile.commands]
+    await bot.set_my_commands(commands, language_code=code)
+    # Descriptions are written only when they differ, so a restart (or ten replicas) rewrites
+    # nothing.
+    if (await bot.get_my_description(language_code=code)).description != profile.description:
+        await bot.set_my_description(profile.description, language_code=code)
+    short = profile.short_description
+    if (await bot.get_my_short_description(language_code=code)).short_description != short:
+        await bot.set_my_short_description(short, language_code=code)

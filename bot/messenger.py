@@ -14,6 +14,7 @@ from aiogram.exceptions import (
 )
 from aiogram.types import (
     BufferedInputFile,
+    CopyTextButton,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     Message,
@@ -22,6 +23,7 @@ from aiogram.types import (
 
 from bot.redaction import Redactor
 from services.messenger import (
+    Button,
     Keyboard,
     MessengerError,
     RecipientUnavailableError,
@@ -37,18 +39,17 @@ NOT_MODIFIED = "message is not modified"
 _GONE = ("chat not found", "user not found", "user is deactivated", "peer_id_invalid")
 
 
+def to_button(button: Button) -> InlineKeyboardButton:
+    copy = CopyTextButton(text=button.copy_text) if button.copy_text else None
+    return InlineKeyboardButton(
+        text=button.text, url=button.url, callback_data=button.callback_data, copy_text=copy
+    )
+
+
 def to_markup(keyboard: Keyboard | None) -> InlineKeyboardMarkup | None:
     if not keyboard:
         return None
-    return InlineKeyboardMarkup(
-        inline_keyboard=[
-            [
-                InlineKeyboardButton(text=b.text, url=b.url, callback_data=b.callback_data)
-                for b in row
-            ]
-            for row in keyboard
-        ]
-    )
+    return InlineKeyboardMarkup(inline_keyboard=[[to_button(b) for b in row] for row in keyboard])
 
 
 def _translate(exc: TelegramAPIError, redact: Redactor) -> MessengerError:

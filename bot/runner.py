@@ -22,7 +22,7 @@ from bot.app import (
 )
 from bot.config import Settings
 from bot.deps import AppDeps
-from bot.dispatcher import create_dispatcher, set_bot_commands
+from bot.dispatcher import create_dispatcher, set_bot_profile
 from bot.leader import Job, RedisLease, run_as_leader
 from bot.payments import create_payment_reconciler
 from bot.server import create_web_app, delete_webhook, register_webhook, start_web_server
@@ -80,7 +80,7 @@ async def run(settings: Settings) -> None:
         me = await bot.get_me()
         log.info("bot @%s (id %s) starting", me.username, me.id)
         await _first_catalogue(deps)
-        await set_bot_commands(bot)
+        await set_bot_profile(bot, deps.translator)
         tuning.settle_heap()
 
         # Background workers: each runs until cancelled.
@@ -95,6 +95,8 @@ async def run(settings: Settings) -> None:
             RefundDueReminder(deps.session_factory, deps.alerts).run, deps.messenger
         )
         _spawn(background, _on_one_replica(settings, "refund-due", reminder), "refund-due")
+        reminders = partial(deps.reminders.run_loop, deps.messenger)
+        _spawn(background, _on_one_replica(settings, "reminders", reminders), "reminders")
 
         web_runner = await start_web_server(
             create_web_app(deps, dispatcher, bot), settings.http_host, settings.http_port

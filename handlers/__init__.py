@@ -9,9 +9,13 @@ from handlers import (
     common,
     doctor,
     fallback,
+    gifts,
+    inline,
     myesims,
     phone_check,
     purchase,
+    reminders,
+    start_links,
     support,
     topup,
 )
@@ -21,6 +25,7 @@ def feature_routers() -> list[Router]:
     """Fresh routers in the order updates try them: specific first, the fallback last."""
     return [
         support.create_router(),  # first: a command typed instead of a question clears it
+        start_links.create_router(),  # before common: /start with a link's parameter
         common.create_router(),
         # The next four answer disjoint commands, callback data and messages; the busiest
         # (/myesims, typed searches) come first so that they cross fewer routers.
@@ -30,5 +35,8 @@ def feature_routers() -> list[Router]:
         topup.create_router(),  # owns the Top up buttons of /myesims and notifications
         doctor.create_router(),  # "It doesn't work" and "Refund" on an eSIM of /myesims
         phone_check.create_router(),
+        gifts.create_router(),
+        reminders.create_router(),
+        inline.create_router(),
         fallback.create_router(),  # always last
     ]

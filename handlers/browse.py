@@ -22,12 +22,15 @@ from handlers.callbacks import (
 from handlers.common import show
 from handlers.guards import RequireCatalogue
 from handlers.screen_cache import ScreenCache
+from handlers.trip_render import trip_screen
 from services.catalogue import Catalogue
 from services.countries import country_name, territory_names
 from services.country_search import CountrySearch
 from services.esimgo.models import Bundle
 from services.i18n import Translator
+from services.networks import NetworkDirectory, NetworkService
 from services.pricing import PricingService
+from services.trip import TripPlanner
 
 SEARCH_CHOICES = 6
 # CLDR territory codes that are groupings or test locales, not places one travels to.
@@ -126,6 +129,7 @@ async def on_bundle(
     language: str,
     callback_answer: CallbackAnswer,
     screens: ScreenCache,
+    networks: NetworkService,
 ) -> None:
     bundle = current.by_name(callback_data.bundle)
     if bundle is None:
@@ -134,7 +138,7 @@ async def on_bundle(
         await show(query, screen or screens.render(render.buy_screen, current, language))
         return
     look = (current, pricing, translator, language)
-    await show(query, _bundle_card(screens, look, bundle, callback_data))
+    await show(query, _bundle_card(screens, look, bundle, callback_data, networks.directory))
 
 
 def _bundle_card(
@@ -142,13 +146,20 @@ def _bundle_card(
     look: tuple[Catalogue, PricingService, Translator, str],
     bundle: Bundle,
     pressed: BundleCallback,
+    networks: NetworkDirectory,
 ) -> render.Screen:
     """The plan's card; Back leads where the button came from."""
     iso = pressed.iso.upper()
     if iso not in {c.iso for c in bundle.coverage}:
         iso = ""  # a forged or stale country: Back leads to the Buy screen
     return screens.render(
-        render.bundle_screen, *look, bundle, iso=iso, origin=pressed.origin, page=pressed.page
+        render.bundle_screen,
+        *look,
+        bundle,
+        iso=iso,
+        origin=pressed.origin,
+        page=pressed.page,
+        networks=networks,
     )
 
 
@@ -159,30 +170,33 @@ async def on_search(
     translator: Translator,
     language: str,
     screens: ScreenCache,
+    trips: TripPlanner,
 ) -> None:
-    """Typed text at any time is a country search."""
+    """Typed text at any time is a country search, or a trip's countries."""
     query = message.text or ""
-    await show(message, _found(query, current, pricing, translator, language, screens))
+    look = (current, pricing, translator, language)
+    await show(message, _found(query, look, screens, trips))
 
 
 def _found(
     query: str,
-    current: Catalogue,
-    pricing: PricingService,
-    translator: Translator,
-    language: str,
+    look: tuple[Catalogue, PricingService, Translator, str],
     screens: ScreenCache,
+    trips: TripPlanner,
 ) -> render.Screen:
-    """A region named exactly, the one country meant, the countries it may mean, or what was
-    understood when nothing matched."""
+    """A region named exactly, several countries (a trip), the one country meant, the
+    countries it may mean, or what was understood when nothing matched."""
+    current, _pricing, translator, language = look
     region = current.region_named(query)
     if region is not None and (
         screen := screens.render(render.region_screen, current, language, region, 0)
     ):
         return screen
+    trip = trips.find(query)
+    if trip is not None:
+        return trip_screen(current, translator, language, trip)
     matches = current.search.search(query, limit=SEARCH_CHOICES)
     if len(matches) == 1:
-        look = (current, pricing, translator, language)
         screen = screens.render(render.country_screen, *look, matches[0].iso, ORIGIN_SEARCH, 0)
         if screen is not None:
             return screen

@@ -13,6 +13,8 @@ from typing import Literal
 
 from aiogram.filters.callback_data import CallbackData
 
+from services.reminders import ReminderButtons
+
 ORIGIN_BUY = "p"
 ORIGIN_SEARCH = "s"
 _PAGE = re.compile(r"[0-9]{1,4}")
@@ -151,6 +153,21 @@ class PhoneCheckCallback(CallbackData, prefix="pc"):
     iso: str = ""
 
 
+class GiftCallback(CallbackData, prefix="gift"):
+    """Buy an order (`order`: public id) as a gift; a pending gift (`id`) shared again, or
+    taken back: asked first ("ask"), then done ("keep"). Services check the presser's own."""
+
+    action: Literal["buy", "share", "ask", "keep"]
+    order: str = ""
+    id: int = 0
+
+
+class ReminderCallback(CallbackData, prefix="rem"):
+    """Reminders turned on or off (/reminders, and the button under each reminder)."""
+
+    action: Literal["on", "off"]
+
+
 @dataclass(frozen=True, slots=True)
 class Owned:
     """What a button names that only its owner may open: an eSIM or an order, by id."""
@@ -167,6 +184,21 @@ def install_help_callback_data() -> str:
 def open_esim_callback_data(esim_id: int) -> str:
     """The button under a delivered top-up (and the list's entries) that opens an eSIM."""
     return MyEsimsCallback(action="esim", id=esim_id).pack()
+
+
+def gift_take_back_callback_data(gift_id: int) -> str:
+    """ "Take it back" under a gift's claim link: asks first."""
+    return GiftCallback(action="ask", id=gift_id).pack()
+
+
+def reminder_buttons() -> ReminderButtons:
+    """Under reminders: turn them off, pay the order (its invoice again, as "Pay" does after
+    checking owner and price), the eSIM's install help (owner checked there too)."""
+    return ReminderButtons(
+        turn_off=ReminderCallback(action="off").pack(),
+        pay=lambda public_id: OrderCallback(action="pay", order=public_id).pack(),
+        install_help=lambda esim_id: InstallHelpCallback(esim_id=esim_id).pack(),
+    )
 
 
 def topup_callback_data(esim_id: int) -> str:

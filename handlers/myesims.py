@@ -16,6 +16,7 @@ from handlers.callbacks import InstallHelpCallback, MenuCallback, MyEsimsCallbac
 from handlers.common import show
 from handlers.doctor import card_rows
 from handlers.filters import is_command
+from handlers.gifts import GIFT_QR_HIDDEN
 from handlers.guards import OwnedOnly, alert, refuse
 from handlers.myesims_render import (
     Wording,
@@ -27,6 +28,7 @@ from handlers.myesims_render import (
 )
 from handlers.screen_cache import ScreenCache
 from services.catalogue import CatalogueService
+from services.gifts import GiftService
 from services.i18n import Translator
 from services.install import install_instructions
 from services.messenger import Messenger
@@ -41,6 +43,7 @@ async def on_list(
     translator: Translator,
     language: str,
     screens: ScreenCache,
+    gifts: GiftService,
     callback_data: MyEsimsCallback | MenuCallback | None = None,
 ) -> None:
     """/myesims, the main menu's "My eSIMs" and the list's pages."""
@@ -52,7 +55,9 @@ async def on_list(
         return
     page = callback_data.page if isinstance(callback_data, MyEsimsCallback) else 0
     words = Wording(catalogue.catalogue, translator, language)
-    await show(event, list_screen(items, words, page))
+    pending = await gifts.pending_of(event.from_user.id)
+    unclaimed = {gift.esim.esim_id for gift in pending if gift.esim is not None}
+    await show(event, list_screen(items, words, page, unclaimed))
 
 
 async def on_open_esim(
@@ -65,6 +70,7 @@ async def on_open_esim(
     language: str,
     callback_answer: CallbackAnswer,
     refunds: SelfRefunds,
+    gifts: GiftService,
 ) -> None:
     """Read eSIM Go first (cached for a minute; its trouble leaves the stored state), then show
     the eSIM; news the read found follows below it."""
@@ -73,8 +79,10 @@ async def on_open_esim(
         refuse(callback_answer)
         return
     words = Wording(catalogue.catalogue, translator, language)
-    doctor = await card_rows(refunds, owned, translator, language)
-    await show(query, esim_screen(detail, words, callback_data.page, doctor))
+    gift = await gifts.pending_gift(owned.telegram_user_id, owned.iccid)
+    more = await card_rows(refunds, owned, translator, language)
+    gift_id = gift.id if gift is not None else None
+    await show(query, esim_screen(detail, words, callback_data.page, more, gift_id))
     await myesims.tell_news(detail)
 
 
@@ -97,8 +105,13 @@ async def on_show_qr(
     messenger: Messenger,
     language: str,
     callback_answer: CallbackAnswer,
+    gifts: GiftService,
 ) -> None:
-    """Re-send the QR photo from what we stored: no eSIM Go call, no new purchase."""
+    """Re-send the QR photo from what we stored: no eSIM Go call, no new purchase. A gift
+    nobody has claimed yet keeps its QR for whoever claims it."""
+    if await gifts.pending_gift(query.from_user.id, owned.iccid):
+        alert(callback_answer, _(GIFT_QR_HIDDEN))
+        return
     photo = await myesims.qr_photo(owned, language)
     if photo is None:
         alert(callback_answer, _("The QR code is not ready yet. It will arrive in this chat."))

@@ -8,7 +8,7 @@ prices are formatted by services.formatting in `Wording.lang`, the same language
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -16,7 +16,13 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 from babel.dates import format_timedelta
 
-from handlers.callbacks import InstallHelpCallback, MenuCallback, MyEsimsCallback, TopUpCallback
+from handlers.callbacks import (
+    GiftCallback,
+    InstallHelpCallback,
+    MenuCallback,
+    MyEsimsCallback,
+    TopUpCallback,
+)
 from handlers.render import Screen, back_button, button, clamp_page
 from services.catalogue import Catalogue
 from services.formatting import bundle_title, date_medium, date_short, order_title
@@ -137,13 +143,15 @@ class _Line:
     when: datetime
 
 
-def _line(item: EsimEntry | OrderView, words: Wording, page: int) -> _Line:
+def _line(item: EsimEntry | OrderView, words: Wording, page: int, gifts: Collection[int]) -> _Line:
     if isinstance(item, OrderView):
         callback = MyEsimsCallback(action="order", id=item.id, page=page)
         return _Line(callback, words.order_title(item), order_status(item), item.created_at)
     current = group_bundles(item.bundles).current
     title = words.esim_title(item.orders, current) or item.esim.iccid
     status = words.esim_status(item.esim, item.bundles)
+    if item.esim.id in gifts:
+        status = _("🎁 a gift, not claimed yet")
     left = percent_left(current, words.lang, words.translator) if current is not None else None
     if left is not None:
         status = f"{status} · {left}"
@@ -151,13 +159,19 @@ def _line(item: EsimEntry | OrderView, words: Wording, page: int) -> _Line:
     return _Line(callback, title, status, item.when)
 
 
-def list_screen(items: Sequence[EsimEntry | OrderView], words: Wording, page: int = 0) -> Screen:
-    """eSIMs (state in words, % of data left) and orders without an eSIM, newest first."""
+def list_screen(
+    items: Sequence[EsimEntry | OrderView],
+    words: Wording,
+    page: int = 0,
+    gifts: Collection[int] = frozenset(),
+) -> Screen:
+    """eSIMs (state in words, % of data left; `gifts`: ids of eSIMs that are gifts nobody has
+    claimed yet) and orders without an eSIM, newest first."""
     if not items:
         return empty_screen()
     page, pages = clamp_page(page, len(items), ENTRIES_PER_PAGE)
     shown = [
-        _line(item, words, page)
+        _line(item, words, page, gifts)
         for item in items[page * ENTRIES_PER_PAGE : (page + 1) * ENTRIES_PER_PAGE]
     ]
     lines = [_("📱 <b>My eSIMs and orders</b>"), ""]
@@ -238,9 +252,11 @@ def esim_screen(
     words: Wording,
     page: int = 0,
     more: Sequence[list[InlineKeyboardButton]] = (),
+    gift_id: int | None = None,
 ) -> Screen:
     """An eSIM: its plan and usage, queued and finished plans, purchases; QR, install, top up,
-    then the `more` rows (the doctor, Refund) above Back."""
+    then the `more` rows (the doctor, Refund) above Back. A gift nobody has claimed yet
+    (`gift_id`) shows no QR: its link again, or take it back."""
     esim, orders = detail.esim, detail.orders
     title = words.esim_title(orders, group_bundles(detail.bundles).current) or esim.iccid
     lines = [
@@ -256,13 +272,23 @@ def esim_screen(
     note = freshness_note(detail.freshness, words.lang)
     lines += ["", "<i>" + html.escape(note) + "</i>"]
     rows: list[list[InlineKeyboardButton]] = []
-    if esim.has_qr:
+    if gift_id is not None:
+        lines[1:1] = [_("🎁 A gift nobody has claimed yet.")]
+        rows += gift_rows(gift_id)
+    elif esim.has_qr:
         rows.append([button(_("🔳 Show QR again"), MyEsimsCallback(action="qr", id=esim.id))])
     rows.append([button(_("📖 How to install"), InstallHelpCallback(esim_id=esim.id))])
     rows.append([button(_("➕ Top up"), TopUpCallback(esim_id=esim.id))])
     rows.extend(more)
     rows.append([back_button(MyEsimsCallback(action="list", page=page))])
     return Screen("\n".join(lines), InlineKeyboardMarkup(inline_keyboard=rows))
+
+
+def gift_rows(gift_id: int) -> list[list[InlineKeyboardButton]]:
+    return [
+        [button(_("🔗 Share link again"), GiftCallback(action="share", id=gift_id))],
+        [button(_("↩️ Take back"), GiftCallback(action="ask", id=gift_id))],
+    ]
 
 
 _ORDER_NOTES: dict[str, str] = {

@@ -26,7 +26,13 @@ from aiogram.utils.i18n import ngettext
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers import render
-from handlers.callbacks import BundleCallback, MenuCallback, OrderCallback, TopUpCallback
+from handlers.callbacks import (
+    BundleCallback,
+    GiftCallback,
+    MenuCallback,
+    OrderCallback,
+    TopUpCallback,
+)
 from handlers.common import show
 from handlers.guards import alert
 from handlers.render import Screen, button
@@ -132,10 +138,11 @@ def _confirmation_keyboard(quote: Quote, price: str) -> InlineKeyboardMarkup:
         )
     pay = OrderCallback(action="pay", order=quote.public_id)
     cancel = OrderCallback(action="cancel", order=quote.public_id)
-    rows = [
-        [button(_("💳 Pay {price}").format(price=price), pay)],
-        [render.back_button(back), button(_("✖️ Cancel"), cancel)],
-    ]
+    rows = [[button(_("💳 Pay {price}").format(price=price), pay)]]
+    if quote.esim is None:  # a new eSIM can go to someone else; a top-up is for one's own
+        gift = GiftCallback(action="buy", order=quote.public_id)
+        rows.append([button(_("🎁 Buy as a gift"), gift)])
+    rows.append([render.back_button(back), button(_("✖️ Cancel"), cancel)])
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 

@@ -32,11 +32,13 @@ from handlers.callbacks import (
     phone_check_data,
     region_origin,
 )
+from handlers.plan_details import network_lines, price_per_gb_line
 from services.catalogue import Catalogue
 from services.countries import region_name, sorted_by_name
 from services.esimgo.models import Bundle
 from services.formatting import WORLD, bundle_area, bundle_place, data_size, days, flagged
 from services.i18n import Translator
+from services.networks import NetworkDirectory
 from services.phone_check import PhoneCheckStep
 from services.pricing import PricingService, format_price
 
@@ -401,8 +403,10 @@ def bundle_screen(
     iso: str,
     origin: str,
     page: int,
+    networks: NetworkDirectory | None = None,
 ) -> Screen:
-    """The card of one plan: what, where, how fast, for how long, for how much; Buy and Back."""
+    """The card of one plan: what, where, how fast (and on which networks), for how long, for
+    how much (and per GB); Buy and Back."""
     title = bundle_place(bundle, lang, translator)
     data = data_size(bundle, lang, translator)
     validity = days(bundle.duration_days, lang, translator)
@@ -422,7 +426,9 @@ def bundle_screen(
     ]
     if bundle.speed:
         lines.append(_("⚡ Speed: {speed}").format(speed=html.escape(", ".join(bundle.speed))))
+    lines += network_lines(catalogue, networks, bundle, iso, lang)
     lines.append(_("💰 Price: {price}").format(price=html.escape(price)))
+    lines += price_per_gb_line(pricing, translator, lang, bundle)
     lines += [
         "",
         _(

@@ -29,6 +29,7 @@ from services.i18n import N_, Translator, normalize_language
 from services.messenger import Messenger
 from services.notifications import Notifier
 from services.orders import NEW
+from services.pricing import Price
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ class GiftView:
     bundle_name: str
     country_code: str | None
     country_name: str | None
+    price: Price
     claimed_by: int | None
     claimed_at: datetime | None
     esim: GiftedEsim | None
@@ -150,6 +152,22 @@ class GiftService:
                     assert gift is not None
             return await _view(session, gift)
 
+    async def register_order(self, public_id: str, buyer_id: int) -> GiftView | None:
+        """`register` for the order a button names by its public id; None when it is not the
+        buyer's new-eSIM order still awaiting payment."""
+        async with self._session_factory() as session:
+            order = await OrderRepository(session).by_public_id(public_id)
+        if order is None or order.status != OrderStatus.AWAITING_PAYMENT.value:
+            return None
+        return await self.register(order.id, buyer_id)
+
+    async def pending_gift(self, buyer_id: int, iccid: str | None) -> GiftView | None:
+        """The buyer's unclaimed gift on this eSIM, if it is one (its QR stays hidden)."""
+        if not iccid:
+            return None
+        pending = await self.pending_of(buyer_id)
+        return next((g for g in pending if g.esim is not None and g.esim.iccid == iccid), None)
+
     async def for_order(self, order_id: int) -> GiftView | None:
         """The gift an order was bought as, if any (delivery asks this)."""
         async with self._session_factory() as session:
@@ -177,8 +195,11 @@ class GiftService:
         log.info("gift %s (order %s): claim link issued", gift.id, order.public_id)
         return token
 
-    async def claim(self, token: str, claimant_id: int) -> ClaimResult:
-        """Give the gift behind `token` to the claimant, unless it is settled already."""
+    async def claim(
+        self, token: str, claimant_id: int, language: str | None = None
+    ) -> ClaimResult:
+        """Give the gift behind `token` to the claimant, unless it is settled already;
+        `language` is theirs when the bot has not stored them yet (a first /start)."""
         if not TOKEN_PATTERN.fullmatch(token):
             return ClaimResult(ClaimOutcome.UNKNOWN)
         async with self._session_factory() as session:
@@ -193,7 +214,9 @@ class GiftService:
                 return ClaimResult(ClaimOutcome.NOT_READY, await _view(session, gift))
             # A rollback expires every loaded object: keep the ids apart.
             gift_id, public_id = gift.id, order.public_id
-            outcome = await self._move(session, gift_id, gift.buyer_id, order, claimant_id)
+            outcome = await self._move(
+                session, gift_id, gift.buyer_id, order, claimant_id, language
+            )
             if outcome is ClaimOutcome.CLAIMED:
                 await session.commit()
                 log.info("gift %s (order %s) claimed by %s", gift_id, public_id, claimant_id)
@@ -204,7 +227,13 @@ class GiftService:
             return ClaimResult(outcome, await _view(session, fresh))
 
     async def _move(
-        self, session: AsyncSession, gift_id: int, buyer_id: int, order: Order, claimant_id: int
+        self,
+        session: AsyncSession,
+        gift_id: int,
+        buyer_id: int,
+        order: Order,
+        claimant_id: int,
+        known_language: str | None,
     ) -> ClaimOutcome:
         """The one transition: gift pending → claimed, then the eSIM and its paid orders."""
         repo = GiftRepository(session)
@@ -224,7 +253,7 @@ class GiftService:
             log.warning("gift %s: eSIM %s is not the buyer's any more", gift_id, iccid)
             return ClaimOutcome.NOT_READY
         claimant = await session.get(User, claimant_id)
-        chosen = (claimant.language or claimant.telegram_language) if claimant else None
+        chosen = (claimant.language or claimant.telegram_language) if claimant else known_language
         language = normalize_language(chosen, self._default_language)
         await repo.move_orders(
             iccid,
@@ -269,8 +298,7 @@ class GiftService:
     async def payer_of(self, order: Order) -> int:
         """Who paid for the order: a Stars refund must go to them, not to a gift's claimant."""
         async with self._session_factory() as session:
-            gift = await GiftRepository(session).payer_gift(order)
-        return gift.buyer_id if gift is not None else order.telegram_user_id
+            return await GiftRepository(session).payer_id(order)
 
     async def tell_buyer(self, messenger: Messenger, gift: GiftView) -> bool:
         """Tell the buyer, once, that their gift was claimed (and by whom, if we know a name)."""
@@ -289,6 +317,26 @@ class GiftService:
             text = text.format(plan=plan)
         key = f"gift:{gift.id}:claimed"
         return await self._notifier.send_once(messenger, key=key, recipient=who, text=text)
+
+
+@dataclass(frozen=True, slots=True)
+class Payer:
+    """Who paid for an order, where to tell them and in which language."""
+
+    user_id: int
+    chat_id: int
+    language: str
+
+
+async def order_payer(session: AsyncSession, order: Order) -> Payer:
+    """The payer of an order: its owner, unless a claimed gift moved it to its claimant; then
+    the buyer, told in their own private chat and language (refunds go back to them)."""
+    gift = await GiftRepository(session).payer_gift(order)
+    if gift is None:
+        return Payer(order.telegram_user_id, order.chat_id, order.language)
+    buyer = await session.get(User, gift.buyer_id)
+    chosen = (buyer.language or buyer.telegram_language) if buyer is not None else None
+    return Payer(gift.buyer_id, gift.buyer_id, normalize_language(chosen))
 
 
 def _delivered(order: Order) -> bool:
@@ -314,6 +362,7 @@ async def _view(session: AsyncSession, gift: Gift) -> GiftView:
         bundle_name=order.bundle_name,
         country_code=order.country_code,
         country_name=order.country_name,
+        price=Price(order.price, order.price_currency),
         claimed_by=gift.claimed_by,
         claimed_at=gift.claimed_at,
         esim=codes,

@@ -12,9 +12,10 @@ from urllib.parse import quote
 
 from services.i18n import Translator
 from services.messenger import Button, Keyboard
-from services.qr import smdp_host
+from services.qr import parse_lpa, smdp_host
 
 CAPTION_LIMIT = 1024
+COPY_TEXT_LIMIT = 256
 _TAG = re.compile(r"<[^>]+>")
 IOS_INSTALL_BASE = "https://esimsetup.apple.com/esim_qrcode_provisioning?carddata="
 ANDROID_INSTALL_BASE = "https://esimsetup.android.com/esim_qrcode_provisioning?carddata="
@@ -78,13 +79,30 @@ def _shown_length(text: str) -> int:
     return len(plain.encode("utf-16-le")) // 2
 
 
+def copy_buttons(translator: Translator, lang: str, lpa: str) -> Keyboard:
+    """Buttons that copy the SM-DP+ address and the activation code, for typing them in by
+    hand on the phone that shows them (Telegram copies 1–256 characters)."""
+    codes = tuple(part.strip() for part in parse_lpa(lpa))
+    if not all(codes) or any(len(code) > COPY_TEXT_LIMIT for code in codes):
+        return []
+    address, code = codes
+    return [
+        [
+            Button(translator.gettext("📋 Copy SM-DP+ address", lang), copy_text=address),
+            Button(translator.gettext("📋 Copy activation code", lang), copy_text=code),
+        ]
+    ]
+
+
 def delivery_keyboard(
     translator: Translator, lang: str, *, lpa: str, install_help_callback: str
 ) -> Keyboard:
-    """One-tap install links for iPhone and Android, and the step-by-step instructions."""
+    """One-tap install links for iPhone and Android, copy buttons for the manual codes, and
+    the step-by-step instructions."""
     return [
         [Button(translator.gettext("🍏 Install on iPhone", lang), url=ios_install_url(lpa))],
         [Button(translator.gettext("🤖 Install on Android", lang), url=android_install_url(lpa))],
+        *copy_buttons(translator, lang, lpa),
         [
             Button(
                 translator.gettext("📖 Step-by-step instructions", lang),

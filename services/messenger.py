@@ -9,11 +9,13 @@ from typing import Protocol
 
 @dataclass(frozen=True, slots=True)
 class Button:
-    """An inline button: exactly one of `url` or `callback_data`."""
+    """An inline button: exactly one of `url`, `callback_data` or `copy_text` (the text
+    Telegram copies to the clipboard, 1–256 characters)."""
 
     text: str
     url: str | None = None
     callback_data: str | None = None
+    copy_text: str | None = None
 
 
 Keyboard = Sequence[Sequence[Button]]

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.base import utcnow
 from db.models import Order, OrderStatus
+from db.repositories.gifts import GiftRepository
 from services.admin_alerts import AdminAlerts, alert_html
 from services.messenger import Messenger
 from services.pricing import Price, format_price
@@ -61,13 +62,15 @@ class RefundDueReminder:
                     .limit(BATCH)
                 )
             )
+            # A claimed gift's order names its claimant; the buyer paid and is paid back.
+            payers = {o.id: await GiftRepository(session).payer_id(o) for o in waiting}
         sent = 0
         for order in waiting:
             text = alert_html(
                 REMINDER,
                 since=order.updated_at.strftime("%Y-%m-%d %H:%M UTC"),
                 order=order.public_id,
-                user=order.telegram_user_id,
+                user=payers[order.id],
                 price=format_price(Price(order.price, order.price_currency), "en"),
                 charge=order.telegram_payment_charge_id or "—",
                 provider_charge=order.provider_payment_charge_id or "—",

@@ -25,6 +25,7 @@ from db.base import utcnow
 from db.models import Esim, EsimBundle, Order, OrderStatus
 from db.models.events import USER
 from db.repositories.esims import MyEsimsRepository
+from db.repositories.gifts import GiftRepository
 from db.repositories.orders import OrderRepository
 from db.repositories.self_refunds import SelfRefundRepository
 from services.admin_alerts import AdminAlerts
@@ -147,7 +148,8 @@ class SelfRefunds:
             esim = await repo.esim(esim_id, owner_id)
             if esim is None:
                 return []
-            orders = await repo.esim_orders(esim.iccid, owner_id)
+            mine = await repo.esim_orders(esim.iccid, owner_id)
+            orders = await _paid_by(session, mine, owner_id)
             rows = tuple(await repo.esim_bundles(esim.iccid, owner_id))
         now = self._clock()
         cases = (_Case(order, esim, rows) for order in orders)
@@ -197,7 +199,7 @@ class SelfRefunds:
         async with self._session_factory() as session:
             repo = MyEsimsRepository(session)
             order = await OrderRepository(session).get(order_id)
-            if order is None or order.telegram_user_id != owner_id:
+            if order is None or not await _paid_by(session, [order], owner_id):
                 return None
             esim: Esim | None = None
             rows: Sequence[EsimBundle] = ()
@@ -403,6 +405,15 @@ class SelfRefunds:
             await repo.mark_revoked(iccid, key)
         if not await repo.other_live_orders(iccid, order.telegram_user_id, order.id):
             await repo.hide_esim(iccid, order.telegram_user_id, now)
+
+
+async def _paid_by(session: AsyncSession, orders: Sequence[Order], owner_id: int) -> list[Order]:
+    """The owner's orders they paid for themselves: a gift's claimant owns its orders, but the
+    money goes back only to the buyer who paid (an admin refunds a gift)."""
+    repo = GiftRepository(session)
+    return [
+        o for o in orders if o.telegram_user_id == owner_id and await repo.payer_id(o) == owner_id
+    ]
 
 
 def _is_claim(lease_owner: str | None) -> bool:

@@ -154,6 +154,21 @@ def callback_update(
     )
 
 
+def inline_query_update(
+    user: User, query: str, *, chat_type: str = "private", query_id: str | None = None
+) -> Update:
+    """The user types `@bot <query>` in a chat (of `chat_type`)."""
+    return _update(
+        inline_query={
+            "id": query_id or f"iq-{next(_query_ids)}",
+            "from": _user_dict(user),
+            "query": query,
+            "offset": "",
+            "chat_type": chat_type,
+        }
+    )
+
+
 def pre_checkout_update(
     user: User,
     *,

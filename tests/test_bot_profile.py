@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
+from bot.dispatcher import set_bot_profile
 from services.bot_profile import (
     MAX_COMMAND_DESCRIPTION,
     MAX_DESCRIPTION,
@@ -11,6 +14,7 @@ from services.bot_profile import (
     bot_profiles,
 )
 from services.i18n import Translator
+from tests.helpers import BotEnv
 
 _COMMAND = re.compile(r"[a-z0-9_]{1,32}")
 
@@ -39,3 +43,33 @@ def test_every_profile_fits_telegram_limits() -> None:
         for command, description in profile.commands:
             assert _COMMAND.fullmatch(command)
             assert 0 < len(description) <= MAX_COMMAND_DESCRIPTION
+
+
+async def test_published_per_language_once_and_a_refusal_is_not_fatal(
+    bot_env: BotEnv, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = bot_env.fake_telegram
+    await set_bot_profile(bot_env.bot, bot_env.deps.translator)
+
+    english, russian, _ = bot_profiles(Translator())
+    assert fake.commands[("default", "ru")] == [
+        {"command": c, "description": d} for c, d in russian.commands
+    ]
+    assert fake.commands[("default", "")] == fake.commands[("default", "en")]
+    assert fake.descriptions == {
+        "en": english.description,
+        "ru": russian.description,
+        "": english.description,
+    }
+    assert fake.short_descriptions["ru"] == russian.short_description
+    # Published again (a restart): the descriptions are left alone, being the same.
+    fake.clear_calls()
+    await set_bot_profile(bot_env.bot, bot_env.deps.translator)
+    assert fake.calls_to("setMyDescription") == fake.calls_to("setMyShortDescription") == []
+
+    # Telegram refusing one language leaves the others published and the bot starting.
+    fake.descriptions.clear()
+    fake.fail_next("setMyDescription", 429, retry_after=30)
+    await set_bot_profile(bot_env.bot, bot_env.deps.translator)
+    assert set(fake.descriptions) == {"ru", ""}
+    assert "Telegram refused the bot's profile (en)" in caplog.text

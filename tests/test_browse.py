@@ -374,12 +374,20 @@ async def test_help_and_menu_buttons(bot_env: BotEnv) -> None:
 
 
 async def test_bot_commands_in_both_languages(bot_env: BotEnv) -> None:
-    from bot.dispatcher import set_bot_commands
+    from bot.dispatcher import set_bot_profile
 
-    await set_bot_commands(bot_env.bot, bot_env.deps.translator)
+    await set_bot_profile(bot_env.bot, bot_env.deps.translator)
     commands = bot_env.fake_telegram.commands
     names = [c["command"] for c in commands[("default", "en")]]
-    assert names == ["start", "help", "language", "myesims", "paysupport", "terms"]
+    assert names == [
+        "start",
+        "help",
+        "myesims",
+        "language",
+        "reminders",
+        "paysupport",
+        "terms",
+    ]
     assert commands[("default", "ru")][0]["description"] == "Главное меню"
     assert commands[("default", "")][0]["description"] == "Main menu"
 

@@ -62,6 +62,8 @@ async def test_sync_catalogue_prints_what_changed_since_the_last_snapshot(
     assert code == 0, err
     assert f"catalogue: {len(fake_esimgo.catalogue)} bundles" in first
     assert "first snapshot stored" in first
+    # The networks per country come with the catalogue (plan cards read them, never eSIM Go).
+    assert f"networks: {len(fake_esimgo.networks)} countries" in first
 
     removed = fake_esimgo.catalogue.pop()
     repriced = fake_esimgo.catalogue[0]

@@ -16,7 +16,16 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramUnauthorizedError,
 )
-from aiogram.types import BotCommand, BufferedInputFile, LabeledPrice
+from aiogram.types import (
+    BotCommand,
+    BufferedInputFile,
+    CopyTextButton,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InlineQueryResultArticle,
+    InputTextMessageContent,
+    LabeledPrice,
+)
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from tests.fakes.telegram import DEFAULT_TOKEN, FakeTelegram
@@ -159,3 +168,30 @@ async def test_wrong_token_is_unauthorized(fake_telegram: FakeTelegram) -> None:
             await bot.get_me()
     finally:
         await bot.session.close()
+
+
+async def test_inline_answers_and_copy_buttons_are_checked_like_telegram(bot: Bot) -> None:
+    def article(text: str, button: InlineKeyboardButton) -> InlineQueryResultArticle:
+        return InlineQueryResultArticle(
+            id="a1",
+            title="Thailand",
+            input_message_content=InputTextMessageContent(message_text=text, parse_mode="HTML"),
+            reply_markup=InlineKeyboardMarkup(inline_keyboard=[[button]]),
+        )
+
+    link = InlineKeyboardButton(text="Buy", url="https://t.me/esim_test_bot?start=cTH")
+    assert await bot.answer_inline_query("q1", [article("<b>TH</b>", link)], cache_time=60)
+    with pytest.raises(TelegramBadRequest, match="QUERY_ID_INVALID"):  # answered once
+        await bot.answer_inline_query("q1", [article("<b>TH</b>", link)])
+    with pytest.raises(TelegramBadRequest, match="can't parse entities"):
+        await bot.answer_inline_query("q2", [article("<b>TH", link)])
+    copy = InlineKeyboardButton(text="Copy", copy_text=CopyTextButton(text="x" * 257))
+    with pytest.raises(TelegramBadRequest, match="BUTTON_COPY_TEXT_INVALID"):
+        await bot.send_message(
+            CHAT, "codes", reply_markup=InlineKeyboardMarkup(inline_keyboard=[[copy]])
+        )
+    both = InlineKeyboardButton(text="Two", url="https://example.com", callback_data="go")
+    with pytest.raises(TelegramBadRequest, match="BUTTON_TYPE_INVALID"):
+        await bot.send_message(
+            CHAT, "two", reply_markup=InlineKeyboardMarkup(inline_keyboard=[[both]])
+        )

@@ -184,12 +184,17 @@ def test_delivery_keyboard_and_instructions(lang: str) -> None:
     translator = Translator()
     rows = delivery_keyboard(translator, lang, lpa=LPA, install_help_callback="ih")
     buttons = [b for row in rows for b in row]
-    assert [b.url for b in buttons] == [ios_install_url(LPA), android_install_url(LPA), None]
-    assert buttons[2].callback_data == "ih"
+    urls = [ios_install_url(LPA), android_install_url(LPA), None, None, None]
+    assert [b.url for b in buttons] == urls
+    # The manual codes copy with one tap (nobody retypes them from the caption).
+    assert [b.copy_text for b in buttons[2:4]] == ["rsp.truphone.com", "QR-G-5C-1LS-1W1Z9P7"]
+    assert buttons[4].callback_data == "ih"
     if lang == "en":
         assert [b.text for b in buttons] == [
             "🍏 Install on iPhone",
             "🤖 Install on Android",
+            "📋 Copy SM-DP+ address",
+            "📋 Copy activation code",
             "📖 Step-by-step instructions",
         ]
     else:

@@ -79,6 +79,12 @@ async def test_run_migrates_syncs_reconciles_answers_start_serves_healthz_and_st
             )
 
         await _eventually(answered, "the answer to /start")
+        # Before anyone presses Start the bot has introduced itself, in each language.
+        assert fake_telegram.commands[("default", "ru")][0]["description"] == "Главное меню"
+        assert any(c["command"] == "reminders" for c in fake_telegram.commands[("default", "")])
+        assert set(fake_telegram.descriptions) == set(fake_telegram.short_descriptions)
+        assert set(fake_telegram.descriptions) == {"", "en", "ru"}
+        assert fake_telegram.short_descriptions["ru"].startswith("eSIM для поездок")
         assert fake_telegram.calls_to("getUpdates"), "long polling is the default"
         assert fake_telegram.calls_to("deleteWebhook")
         assert fake_esimgo.calls("GET /catalogue"), "a first catalogue was fetched"
@@ -115,6 +121,7 @@ async def test_run_migrates_syncs_reconciles_answers_start_serves_healthz_and_st
             # With several replicas only the holder of this lease reconciles (bot/leader.py).
             async with Redis.from_url(REDIS_URL) as redis:
                 assert await redis.exists("esimbot:leader:payment-reconcile") == 1
+                assert await redis.exists("esimbot:leader:reminders") == 1
     finally:
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)

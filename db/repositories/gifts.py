@@ -152,6 +152,12 @@ class GiftRepository:
         )
         return _rowcount(result)
 
+    async def payer_id(self, order: Order) -> int:
+        """Who paid for the order: a claimed gift's orders now name its claimant, but their
+        money came from the buyer (refunds go back to them)."""
+        gift = await self.payer_gift(order)
+        return gift.buyer_id if gift is not None else order.telegram_user_id
+
     async def payer_gift(self, order: Order) -> Gift | None:
         """The claimed gift whose claim moved this order to its new owner, if any."""
         if not order.iccid:

@@ -22,6 +22,7 @@ from db.repositories.admin_orders import AdminOrderRepository
 from db.repositories.admin_stats import RESOLVE
 from db.repositories.orders import OrderRepository
 from services.admin.order_rules import OrderAction, lease_guard, refusal
+from services.gifts import Payer, order_payer
 from services.i18n import N_, Translator
 from services.messenger import Messenger, MessengerError, RefundError
 from services.pricing import Price, format_price
@@ -150,7 +151,7 @@ class OrderActions:
             assert order.telegram_payment_charge_id is not None  # order_rules checked
             try:
                 await self._messenger.refund_star_payment(
-                    order.telegram_user_id, order.telegram_payment_charge_id
+                    (await self._payer(order)).user_id, order.telegram_payment_charge_id
                 )
             except MessengerError as exc:
                 await self._release(order, token)
@@ -181,16 +182,22 @@ class OrderActions:
             if not won:  # only a lease that outlived ACTION_LEASE gets here
                 log.error("order %s: refunded, but its row was taken over", order.public_id)
             result = await self._record(session, order, admin_id, OrderAction.REFUND, None)
-        text = self._translator.gettext(REFUNDED_BY_ADMIN_TEXT, order.language).format(
-            price=format_price(price, order.language), order=order.public_id
+        payer = await self._payer(order)
+        text = self._translator.gettext(REFUNDED_BY_ADMIN_TEXT, payer.language).format(
+            price=format_price(price, payer.language), order=order.public_id
         )
         try:
-            await self._messenger.send_text(order.chat_id, text)
+            await self._messenger.send_text(payer.chat_id, text)
         except MessengerError as exc:
             log.warning(
                 "order %s: could not tell the user of the refund: %s", order.public_id, exc
             )
         return result
+
+    async def _payer(self, order: Order) -> Payer:
+        """Who paid: a claimed gift's orders name its claimant, but the buyer's money it was."""
+        async with self._session_factory() as session:
+            return await order_payer(session, order)
 
     async def _release(self, order: Order, token: str) -> None:
         async with self._session_factory() as session:

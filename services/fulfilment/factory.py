@@ -15,7 +15,7 @@ from services.esimgo.client import EsimGoClient
 from services.fulfilment.adoption import Reconciler
 from services.fulfilment.purchase import Purchase
 from services.fulfilment.refunds import Refunds
-from services.fulfilment.sender import DeliveryButtons, DeliverySender
+from services.fulfilment.sender import DeliveryButtons, DeliverySender, GiftDelivery
 from services.fulfilment.settings import WorkerSettings
 from services.fulfilment.side_tasks import SideTasks
 from services.fulfilment.store import OrderStore
@@ -40,14 +40,15 @@ def create_fulfilment_worker(
     settings: WorkerSettings | None = None,
     worker_id: str | None = None,
     clock: Callable[[], datetime] = utcnow,
+    gift_delivery: GiftDelivery | None = None,
 ) -> FulfilmentWorker:
     """The worker and its parts; the callbacks are those of the buttons under a delivery."""
     settings = settings or WorkerSettings()
     side_tasks = SideTasks()
-    refunds = Refunds(messenger, translator, alerts, settings, clock)
+    refunds = Refunds(session_factory, messenger, translator, alerts, settings, clock)
     buttons = DeliveryButtons(install_help_callback, open_esim_callback)
     sender = DeliverySender(
-        session_factory, messenger, translator, catalogue, buttons, settings, clock
+        session_factory, messenger, translator, catalogue, buttons, settings, clock, gift_delivery
     )
     store = OrderStore(
         session_factory, esimgo, messenger, alerts, sender, refunds, side_tasks, settings, clock

@@ -7,10 +7,13 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from db.models import Order, OrderStatus
 from services.admin_alerts import AdminAlerts
 from services.fulfilment.lease import OrderLease
 from services.fulfilment.settings import WorkerSettings
+from services.gifts import Payer, order_payer
 from services.i18n import N_, Translator
 from services.messenger import Messenger, MessengerError, RefundError, RetryLaterError
 from services.orders import STRAY, TOPUP
@@ -41,16 +44,19 @@ TOPUP_REFUND_DUE_TEXT = N_(
 
 
 class Refunds:
-    """Refunds a failed order once and tells its buyer once."""
+    """Refunds a failed order once, to whoever paid (a claimed gift's buyer, not its claimant),
+    and tells them once."""
 
     def __init__(
         self,
+        session_factory: async_sessionmaker[AsyncSession],
         messenger: Messenger,
         translator: Translator,
         alerts: AdminAlerts,
         settings: WorkerSettings,
         clock: Callable[[], datetime],
     ) -> None:
+        self._session_factory = session_factory
         self._messenger = messenger
         self._translator = translator
         self._alerts = alerts
@@ -65,7 +71,8 @@ class Refunds:
             await self.by_hand(lease)
             return
         try:
-            await self._messenger.refund_star_payment(order.telegram_user_id, charge)
+            payer = await self._payer(order)
+            await self._messenger.refund_star_payment(payer.user_id, charge)
         except RefundError as exc:
             log.error("order %s: Stars refund refused: %s", order.public_id, exc)
             await self.by_hand(lease, f"refundStarPayment refused: {exc}")
@@ -123,19 +130,25 @@ class Refunds:
         ):
             return
         await self._tell(order, TOPUP_REFUND_DUE_TEXT if order.kind == TOPUP else REFUND_DUE_TEXT)
+        payer = await self._payer(order)
         await self._alerts.alert(
             self._messenger,
-            f"💸 Refund due by hand: order {order.public_id}, user {order.telegram_user_id}, "
+            f"💸 Refund due by hand: order {order.public_id}, user {payer.user_id}, "
             f"{order.price} {order.price_currency}, charge {order.telegram_payment_charge_id}, "
             f"provider charge {order.provider_payment_charge_id}: {reason}",
         )
 
+    async def _payer(self, order: Order) -> Payer:
+        async with self._session_factory() as session:
+            return await order_payer(session, order)
+
     async def _tell(self, order: Order, text: str) -> None:
-        price = format_price(Price(order.price, order.price_currency), order.language)
-        message = self._translator.gettext(text, order.language).format(
+        payer = await self._payer(order)
+        price = format_price(Price(order.price, order.price_currency), payer.language)
+        message = self._translator.gettext(text, payer.language).format(
             order=order.public_id, price=price
         )
         try:
-            await self._messenger.send_text(order.chat_id, message)
+            await self._messenger.send_text(payer.chat_id, message)
         except MessengerError as exc:
             log.warning("order %s: could not tell the user: %s", order.public_id, exc)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -30,6 +30,9 @@ from services.orders import TOPUP
 
 log = logging.getLogger(__name__)
 
+# Sends a pending gift's claim link instead of its QR; False: the order is no pending gift.
+GiftDelivery = Callable[[Order], Awaitable[bool]]
+
 
 @dataclass(frozen=True, slots=True)
 class DeliveryButtons:
@@ -51,8 +54,10 @@ class DeliverySender:
         buttons: DeliveryButtons,
         settings: WorkerSettings,
         clock: Callable[[], datetime],
+        gift_delivery: GiftDelivery | None = None,
     ) -> None:
         self._session_factory = session_factory
+        self._gift_delivery = gift_delivery
         self._messenger = messenger
         self._translator = translator
         self._catalogue = catalogue
@@ -62,12 +67,13 @@ class DeliverySender:
 
     async def deliver(self, lease: OrderLease) -> None:
         order = lease.order
-        delivery = await self._build(order) if order.delivered_at is None else None
-        if delivery is None:
-            await lease.release(None, order.failure_reason)
-            return
         try:
-            await self._send(order.chat_id, delivery)
+            if not await self._sent_as_gift(order):
+                delivery = await self._build(order) if order.delivered_at is None else None
+                if delivery is None:
+                    await lease.release(None, order.failure_reason)
+                    return
+                await self._send(order.chat_id, delivery)
         except MessengerError as exc:
             await self._not_sent(lease, exc)
             return
@@ -79,6 +85,11 @@ class DeliverySender:
             failure_reason=None,
         )
         log.info("order %s: eSIM sent to user %s", order.public_id, order.telegram_user_id)
+
+    async def _sent_as_gift(self, order: Order) -> bool:
+        if self._gift_delivery is None or order.kind == TOPUP or order.delivered_at is not None:
+            return False
+        return await self._gift_delivery(order)
 
     async def _build(self, order: Order) -> Delivery | None:
         catalogue = self._catalogue.catalogue

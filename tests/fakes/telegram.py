@@ -64,6 +64,7 @@ _BOOL_FIELDS = frozenset(
         "send_email_to_provider",
         "disable_web_page_preview",
         "allow_sending_without_reply",
+        "is_personal",
     }
 )
 _JSON_FIELDS = frozenset(
@@ -79,6 +80,8 @@ _JSON_FIELDS = frozenset(
         "allowed_updates",
         "suggested_tip_amounts",
         "media",
+        "results",
+        "button",
     }
 )
 
@@ -109,12 +112,32 @@ _TAG = re.compile(
 )
 _ENTITY = re.compile(r"&(?:lt|gt|amp|quot|#[0-9]{1,7}|#x[0-9a-fA-F]{1,6});")
 
+# An inline button is exactly one of these (InlineKeyboardButton: "exactly one of the fields
+# other than text, icon_custom_emoji_id and style").
+_BUTTON_KINDS = frozenset(
+    {
+        "url",
+        "callback_data",
+        "web_app",
+        "login_url",
+        "switch_inline_query",
+        "switch_inline_query_current_chat",
+        "switch_inline_query_chosen_chat",
+        "copy_text",
+        "callback_game",
+        "pay",
+    }
+)
+
 # Marks a request the fake's redirect loop sent back to itself.
 LOOP_PARAMETER = "fake-redirect-loop"
 
 MAX_TEXT = 4096
 MAX_CAPTION = 1024
 MAX_CALLBACK_ANSWER = 200
+MAX_DESCRIPTION = 512
+MAX_SHORT_DESCRIPTION = 120
+MAX_INLINE_RESULTS = 50
 
 
 class ApiError(Exception):
@@ -269,6 +292,12 @@ class FakeTelegram:
         self.calls: list[ApiCall] = []
         self.messages: dict[tuple[int, int], StoredMessage] = {}
         self.commands: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        # The bot's profile texts per language_code ("" is the default for every other one).
+        self.descriptions: dict[str, str] = {}
+        self.short_descriptions: dict[str, str] = {}
+        # What getMe says: inline mode is switched on in BotFather (/setinline).
+        self.supports_inline_queries = False
+        self.answered_inline_queries: dict[str, dict[str, Any]] = {}
         self.webhook: dict[str, Any] | None = None
         self.answered_callbacks: dict[str, dict[str, Any]] = {}
         self.answered_pre_checkouts: dict[str, dict[str, Any]] = {}
@@ -542,7 +571,7 @@ class FakeTelegram:
             "username": "esim_test_bot",
             "can_join_groups": False,
             "can_read_all_group_messages": False,
-            "supports_inline_queries": False,
+            "supports_inline_queries": self.supports_inline_queries,
         }
 
     def _chat_object(self, chat_id: int) -> dict[str, Any]:
@@ -635,6 +664,13 @@ class FakeTelegram:
                 url = button.get("url")
                 if url is not None and not re.match(r"(https?|tg)://", str(url)):
                     raise _bad_request("BUTTON_URL_INVALID")
+                copy = button.get("copy_text")
+                if copy is not None and not (
+                    isinstance(copy, dict) and 1 <= len(str(copy.get("text") or "")) <= 256
+                ):
+                    raise _bad_request("BUTTON_COPY_TEXT_INVALID")
+                if len(_BUTTON_KINDS.intersection(button)) != 1:
+                    raise _bad_request("BUTTON_TYPE_INVALID")
         return markup
 
     def _editable(self, params: Mapping[str, Any]) -> StoredMessage | None:
@@ -867,6 +903,72 @@ class FakeTelegram:
     async def _m_deletemycommands(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
         self.commands.pop(_commands_key(params), None)
         return True
+
+    async def _m_setmydescription(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        return self._set_profile_text(params, "description", MAX_DESCRIPTION, self.descriptions)
+
+    async def _m_getmydescription(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        language = str(params.get("language_code") or "")
+        return {"description": self.descriptions.get(language, "")}
+
+    async def _m_setmyshortdescription(
+        self, params: dict[str, Any], files: dict[str, bytes]
+    ) -> Any:
+        return self._set_profile_text(
+            params, "short_description", MAX_SHORT_DESCRIPTION, self.short_descriptions
+        )
+
+    async def _m_getmyshortdescription(
+        self, params: dict[str, Any], files: dict[str, bytes]
+    ) -> Any:
+        language = str(params.get("language_code") or "")
+        return {"short_description": self.short_descriptions.get(language, "")}
+
+    @staticmethod
+    def _set_profile_text(
+        params: Mapping[str, Any], key: str, limit: int, store: dict[str, str]
+    ) -> bool:
+        text = str(params.get(key) or "")
+        language = str(params.get("language_code") or "")
+        if language and not re.fullmatch(r"[a-z]{2}", language):
+            raise _bad_request("LANGUAGE_CODE_INVALID")
+        if len(text) > limit:
+            raise _bad_request(f"{key} is too long")
+        if text:
+            store[language] = text
+        else:
+            store.pop(language, None)  # an empty text removes that language's own one
+        return True
+
+    async def _m_answerinlinequery(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        query_id = str(params.get("inline_query_id") or "")
+        results = params.get("results")
+        if not query_id or query_id in self.answered_inline_queries:
+            raise _bad_request("QUERY_ID_INVALID")
+        if not isinstance(results, list) or len(results) > MAX_INLINE_RESULTS:
+            raise _bad_request("RESULTS_TOO_MUCH")
+        ids = [str(result.get("id") or "") for result in results]
+        if len(set(ids)) != len(ids) or not all(1 <= len(i.encode()) <= 64 for i in ids):
+            raise _bad_request("RESULT_ID_DUPLICATE")
+        for result in results:
+            self._inline_result(result)
+        self.answered_inline_queries[query_id] = params
+        return True
+
+    def _inline_result(self, result: Mapping[str, Any]) -> None:
+        """An InlineQueryResultArticle as Telegram checks it: a title, a text message that
+        parses, a keyboard like any other."""
+        if result.get("type") != "article" or not str(result.get("title") or "").strip():
+            raise _bad_request("RESULT_TYPE_INVALID")
+        content = result.get("input_message_content")
+        if not isinstance(content, dict):
+            raise _bad_request("MESSAGE_EMPTY")
+        self._formatted(
+            {"text": content.get("message_text"), "parse_mode": content.get("parse_mode")},
+            "text",
+            MAX_TEXT,
+        )
+        self._markup({"reply_markup": result.get("reply_markup")})
 
     async def _m_getupdates(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
         if self.webhook is not None:
