@@ -238,6 +238,7 @@ async def test_a_failed_top_up_that_followed_a_gift_is_refunded_to_its_payer(
             )
         )
         await session.commit()
+    env.fake_telegram.record_star_payment(ANNA.id, "charge-topup-1")  # Telegram took her Stars
     await env.send(BORIS, f"/start {parameter}")
     async with env.deps.session_factory() as session:
         await session.execute(
