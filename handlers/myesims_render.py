@@ -17,7 +17,7 @@ from aiogram.utils.i18n import gettext as _
 from babel.dates import format_timedelta
 
 from handlers.callbacks import InstallHelpCallback, MenuCallback, MyEsimsCallback, TopUpCallback
-from handlers.render import Screen, back_button, button, clamp_page
+from handlers.render import Screen, back_button, button
 from services.catalogue import Catalogue
 from services.formatting import bundle_title, date_medium, date_short, order_title
 from services.i18n import N_, Translator
@@ -27,6 +27,7 @@ from services.myesims import (
     EsimEntry,
     EsimView,
     Freshness,
+    ListPage,
     OrderStatus,
     OrderView,
 )
@@ -151,15 +152,12 @@ def _line(item: EsimEntry | OrderView, words: Wording, page: int) -> _Line:
     return _Line(callback, title, status, item.when)
 
 
-def list_screen(items: Sequence[EsimEntry | OrderView], words: Wording, page: int = 0) -> Screen:
+def list_screen(listed: ListPage, words: Wording) -> Screen:
     """eSIMs (state in words, % of data left) and orders without an eSIM, newest first."""
-    if not items:
+    if not listed.entries:
         return empty_screen()
-    page, pages = clamp_page(page, len(items), ENTRIES_PER_PAGE)
-    shown = [
-        _line(item, words, page)
-        for item in items[page * ENTRIES_PER_PAGE : (page + 1) * ENTRIES_PER_PAGE]
-    ]
+    page, pages = listed.number, listed.pages
+    shown = [_line(item, words, page) for item in listed.entries]
     lines = [_("📱 <b>My eSIMs and orders</b>"), ""]
     for line in shown:
         lines.append(
