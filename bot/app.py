@@ -101,13 +101,14 @@ async def create_deps(settings: Settings, bot: Bot) -> AppDeps:
     """Every service, sending through `bot`; the catalogue is empty until load_snapshot() or
     sync()."""
     messenger = AiogramMessenger(bot)
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
     session_factory = create_session_factory(engine)
     esimgo = create_esimgo_client(settings)
     catalogue, networks, pricing, orders = _selling(settings, session_factory, esimgo)
     translator = Translator()
     alerts = AdminAlerts(session_factory, settings.admin_ids)
     wake = asyncio.Event()
+    cap = settings.unpaid_orders_per_user
     notifier, tracking, esimgo_events = _tracking(
         settings, session_factory, esimgo, catalogue, alerts, translator
     )
@@ -123,7 +124,7 @@ async def create_deps(settings: Settings, bot: Bot) -> AppDeps:
         pricing=pricing,
         translator=translator,
         orders=orders,
-        checkout=Checkout(session_factory, orders, catalogue, alerts, messenger),
+        checkout=Checkout(session_factory, orders, catalogue, alerts, messenger, unpaid_cap=cap),
         alerts=alerts,
         fulfilment_wake=wake,
         notifier=notifier,

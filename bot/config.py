@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     # The whole account's pace, shared by every replica when REDIS_URL is set (eSIM Go allows 10).
     esimgo_requests_per_second: float = Field(default=9.0, gt=0)
     database_url: str = "sqlite+aiosqlite:///data/esimbot.db"
+    # Connections kept open (half as many more in a burst); None (empty) = the driver's own.
+    database_pool_size: int | None = Field(default=None, ge=1)
     redis_url: str = ""
     webhook_url: str = ""
     webhook_secret: SecretStr = SecretStr("")
@@ -74,6 +76,12 @@ class Settings(BaseSettings):
     metrics_token: SecretStr = SecretStr("")
     # UTC hour of the admins' daily summary; None (empty) = off.
     daily_report_hour: int | None = Field(default=None, ge=0, le=23)
+    # Per user: this many updates at once, refilled at this many a second; the excess is
+    # dropped (payments never are).
+    throttle_burst: int = Field(default=10, ge=1)
+    throttle_rate: float = Field(default=3.0, gt=0)
+    # Orders awaiting payment one user may hold (one per plan: Buy again reuses it).
+    unpaid_orders_per_user: int = Field(default=5, ge=1)
 
     @field_validator("admin_ids", mode="before")
     @classmethod
@@ -85,7 +93,9 @@ class Settings(BaseSettings):
             return frozenset({value})
         return value
 
-    @field_validator("esimgo_balance_warn", "daily_report_hour", mode="before")
+    @field_validator(
+        "esimgo_balance_warn", "daily_report_hour", "database_pool_size", mode="before"
+    )
     @classmethod
     def _empty_is_off(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

@@ -11,17 +11,18 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.storage.base import BaseStorage
 from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.types import BotCommand, ErrorEvent
-from aiogram.utils.callback_answer import CallbackAnswerMiddleware
 
 from bot.deps import AppDeps
 from bot.i18n import CatalogueI18n
 from bot.middlewares import (
     LANGUAGE_KEY,
+    ButtonAnswerMiddleware,
     DbSessionMiddleware,
     LanguageI18nMiddleware,
     UserMiddleware,
 )
 from bot.payments import is_payment, payment_update_failed
+from bot.throttle import ThrottleMiddleware, UserThrottle
 from handlers import feature_routers
 from services.admin_alerts import AdminAlerts
 from services.bot_profile import BotProfile, bot_profiles
@@ -46,10 +47,12 @@ def create_dispatcher(deps: AppDeps, storage: BaseStorage | None = None) -> Disp
 
     # Runs after aiogram's own outer middlewares (user/chat context, FSM).
     dp.update.outer_middleware(UserMiddleware(deps.profiles))
+    throttle = UserThrottle(deps.settings.throttle_rate, deps.settings.throttle_burst)
+    dp.update.outer_middleware(ThrottleMiddleware(throttle, deps.translator))
     i18n = CatalogueI18n(deps.translator, default_locale=deps.settings.default_language)
     LanguageI18nMiddleware(i18n).setup(dp)
     # Every callback query is answered once, after its handler (handlers may set the text).
-    dp.callback_query.middleware(CallbackAnswerMiddleware())
+    dp.callback_query.middleware(ButtonAnswerMiddleware())
     # Inner, so it sees which handler won and opens a session only if that one takes it; and
     # inside the answer above, so the session is closed before that request goes out.
     sessions = DbSessionMiddleware(deps.session_factory)
@@ -82,7 +85,7 @@ async def _on_error(
     query = update.callback_query
     try:
         if query is not None:
-            # Usually answered already by CallbackAnswerMiddleware; then this one fails quietly.
+            # Usually answered already by ButtonAnswerMiddleware; then this one fails quietly.
             with contextlib.suppress(TelegramAPIError):
                 await bot.answer_callback_query(query.id)
         chat = update.message.chat.id if update.message else None

@@ -1,8 +1,9 @@
-"""aiogram middlewares: who is talking and in which language, the update's DB session, i18n;
-and one for the Bot's own requests."""
+"""aiogram middlewares: who is talking and in which language, the update's DB session, i18n,
+the answer to every button; and one for the Bot's own requests."""
 
 from __future__ import annotations
 
+import logging
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -14,16 +15,20 @@ from aiogram.client.session.middlewares.base import (
     NextRequestMiddlewareType,
 )
 from aiogram.dispatcher.event.handler import HandlerObject
-from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
+from aiogram.dispatcher.flags import get_flag
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramForbiddenError
 from aiogram.methods import Response, TelegramMethod
 from aiogram.methods.base import TelegramType
-from aiogram.types import TelegramObject
+from aiogram.types import CallbackQuery, TelegramObject
 from aiogram.types import User as TelegramUser
+from aiogram.utils.callback_answer import CallbackAnswer, CallbackAnswerMiddleware
 from aiogram.utils.i18n import I18nMiddleware
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.repositories.users import Profile
 from services.profiles import UserProfiles
+
+log = logging.getLogger(__name__)
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
@@ -121,3 +126,26 @@ class LanguageI18nMiddleware(I18nMiddleware):
         if isinstance(language, str) and language in self.i18n.available_locales:
             return language
         return self.i18n.default_locale
+
+
+class ButtonAnswerMiddleware(CallbackAnswerMiddleware):
+    """aiogram's answer to every button, once its handler is done (handlers may set its text).
+    Telegram failing to take that answer (a 5xx, a timeout, a query too old) is logged, not
+    reported to the user as the step failing: the step itself worked, or failed on its own."""
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        if not isinstance(event, CallbackQuery):
+            return await handler(event, data)
+        answer = self.construct_callback_answer(properties=get_flag(data, "callback_answer"))
+        data["callback_answer"] = answer
+        try:
+            return await handler(event, data)
+        finally:
+            if not answer.disabled:
+                await self._answer_quietly(event, answer)
+
+    async def _answer_quietly(self, query: CallbackQuery, answer: CallbackAnswer) -> None:
+        try:
+            await self.answer(query, answer)
+        except TelegramAPIError as exc:
+            log.warning("button %s not acknowledged by Telegram: %s", query.id, exc)

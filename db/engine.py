@@ -23,12 +23,23 @@ def ensure_sqlite_directory(database_url: str) -> None:
         Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
-def create_engine(database_url: str, *, echo: bool = False) -> AsyncEngine:
+# Connections kept open on PostgreSQL unless DATABASE_POOL_SIZE says otherwise.
+POOL_SIZE = 10
+
+
+def create_engine(
+    database_url: str, *, echo: bool = False, pool_size: int | None = None
+) -> AsyncEngine:
+    """An engine whose pool keeps `pool_size` connections (None: the driver's default) and
+    opens half as many more in a burst."""
     ensure_sqlite_directory(database_url)
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
-        return create_sqlite_engine(url, echo=echo)
-    return create_async_engine(url, echo=echo, pool_pre_ping=True)
+        return create_sqlite_engine(url, echo=echo, pool_size=pool_size)
+    size = pool_size or POOL_SIZE
+    return create_async_engine(
+        url, echo=echo, pool_pre_ping=True, pool_size=size, max_overflow=size // 2
+    )
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -28,15 +28,18 @@ BUSY_TIMEOUT_SECONDS = 5.0
 WRITE_WAIT_SECONDS = 30.0
 # Connections cost no thread here; a session waiting for one is what hurts, and so does opening
 # and closing overflow connections under load (pragmas, schema read): keep them all pooled.
+# DATABASE_POOL_SIZE overrides it (overflow: half as many again).
 POOL_SIZE = 40
-MAX_OVERFLOW = 20
 
 
-def create_sqlite_engine(url: URL, *, echo: bool = False) -> AsyncEngine:
+def create_sqlite_engine(
+    url: URL, *, echo: bool = False, pool_size: int | None = None
+) -> AsyncEngine:
     """An engine on `url` (sqlite+aiosqlite) whose connections are the ones below."""
     connect_args = url.get_dialect()().create_connect_args(url)
+    size = pool_size or POOL_SIZE
     pool_args: dict[str, Any] = (
-        {"pool_size": POOL_SIZE, "max_overflow": MAX_OVERFLOW} if _file_based(url) else {}
+        {"pool_size": size, "max_overflow": size // 2} if _file_based(url) else {}
     )
     return create_async_engine(
         url,

@@ -3,7 +3,8 @@ served, and hand the handler what they checked.
 
 `RequireCatalogue` needs a catalogue to browse; `OwnedOnly` lets a button that names an eSIM or
 an order work only for its owner (the handler receives it as `owned`; a forged or stale id gets
-an alert and the screen stays as it was).
+an alert and the screen stays as it was); `PrivateChatOnly` keeps buying, paying, QR codes and
+top-ups in the user's private chat.
 """
 
 from __future__ import annotations
@@ -11,14 +12,22 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiogram import BaseMiddleware
-from aiogram.types import CallbackQuery, Message, TelegramObject
+from aiogram import BaseMiddleware, Bot
+from aiogram.enums import ChatType
+from aiogram.types import (
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    TelegramObject,
+)
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 
 from handlers import render
 from handlers.callbacks import Owned
 from handlers.common import show
+from handlers.render import Screen
 from services.catalogue import CatalogueService
 from services.i18n import N_
 from services.myesims import EsimView, MyEsimsService, OrderView
@@ -80,3 +89,37 @@ class OwnedOnly(BaseMiddleware):
             return None
         data["owned"] = found
         return await handler(event, data)
+
+
+def in_private_chat(event: TelegramObject) -> bool:
+    """A message or a button in the user's own chat with the bot (a button on an inline
+    message, posted anywhere, is not)."""
+    message = event.message if isinstance(event, CallbackQuery) else event
+    return isinstance(message, Message) and message.chat.type == ChatType.PRIVATE
+
+
+def private_chat_screen(bot_username: str) -> Screen:
+    """Why not here, and a button into the private chat."""
+    text = _(
+        "🔒 Buying, paying and eSIM QR codes happen only in our private chat: a QR code "
+        "lets whoever scans it first install the eSIM. Tap below to continue there."
+    )
+    link = InlineKeyboardButton(
+        text=_("💬 Open the private chat"), url=f"https://t.me/{bot_username}"
+    )
+    return Screen(text, InlineKeyboardMarkup(inline_keyboard=[[link]]))
+
+
+class PrivateChatOnly(BaseMiddleware):
+    """The handler runs only in the user's private chat; anywhere else (a group, a channel, an
+    inline message) the bot offers a button into it instead."""
+
+    async def __call__(
+        self, handler: NextHandler, event: TelegramObject, data: dict[str, Any]
+    ) -> Any:
+        if in_private_chat(event) or not isinstance(event, CallbackQuery | Message):
+            return await handler(event, data)
+        bot: Bot = data["bot"]
+        me = await bot.me()  # asked once, then remembered by aiogram
+        await show(event, private_chat_screen(me.username or ""))
+        return None

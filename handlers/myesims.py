@@ -17,8 +17,9 @@ from handlers.common import show
 from handlers.doctor import card_rows
 from handlers.filters import is_command
 from handlers.gifts import GIFT_QR_HIDDEN
-from handlers.guards import OwnedOnly, alert, refuse
+from handlers.guards import OwnedOnly, PrivateChatOnly, alert, refuse
 from handlers.myesims_render import (
+    ENTRIES_PER_PAGE,
     Wording,
     empty_screen,
     esim_screen,
@@ -49,15 +50,15 @@ async def on_list(
     """/myesims, the main menu's "My eSIMs" and the list's pages."""
     if event.from_user is None:
         return
-    items = await myesims.overview(event.from_user.id)
-    if not items:
+    page = callback_data.page if isinstance(callback_data, MyEsimsCallback) else 0
+    listed = await myesims.overview(event.from_user.id, page, ENTRIES_PER_PAGE)
+    if not listed.entries:
         await show(event, screens.render(empty_screen))
         return
-    page = callback_data.page if isinstance(callback_data, MyEsimsCallback) else 0
     words = Wording(catalogue.catalogue, translator, language)
     pending = await gifts.pending_of(event.from_user.id)
     unclaimed = {gift.esim.esim_id for gift in pending if gift.esim is not None}
-    await show(event, list_screen(items, words, page, unclaimed))
+    await show(event, list_screen(listed, words, unclaimed))
 
 
 async def on_open_esim(
@@ -116,8 +117,8 @@ async def on_show_qr(
     if photo is None:
         alert(callback_answer, _("The QR code is not ready yet. It will arrive in this chat."))
         return
-    chat_id = query.message.chat.id if query.message is not None else query.from_user.id
-    await messenger.send_photo(chat_id, photo.png, photo.caption, photo.keyboard)
+    # The QR is a bearer credential: to the owner's private chat only (PrivateChatOnly).
+    await messenger.send_photo(query.from_user.id, photo.png, photo.caption, photo.keyboard)
 
 
 async def on_install_help(
@@ -132,6 +133,9 @@ def create_router() -> Router:
     """A fresh router each call: a router can belong to one dispatcher only."""
     router = Router(name="myesims")
     router.message.filter(is_command)
+    # Someone's eSIMs, and their QR codes above all, are shown in their private chat only.
+    router.message.middleware(PrivateChatOnly())
+    router.callback_query.middleware(PrivateChatOnly())
     router.callback_query.middleware(OwnedOnly())
     router.message.register(on_list, Command("myesims"))
     router.callback_query.register(on_list, MenuCallback.filter(F.action == "myesims"))

@@ -23,7 +23,7 @@ from handlers.callbacks import (
     MyEsimsCallback,
     TopUpCallback,
 )
-from handlers.render import Screen, back_button, button, clamp_page
+from handlers.render import Screen, back_button, button
 from services.catalogue import Catalogue
 from services.formatting import bundle_title, date_medium, date_short, order_title
 from services.i18n import N_, Translator
@@ -33,6 +33,7 @@ from services.myesims import (
     EsimEntry,
     EsimView,
     Freshness,
+    ListPage,
     OrderStatus,
     OrderView,
 )
@@ -160,20 +161,14 @@ def _line(item: EsimEntry | OrderView, words: Wording, page: int, gifts: Collect
 
 
 def list_screen(
-    items: Sequence[EsimEntry | OrderView],
-    words: Wording,
-    page: int = 0,
-    gifts: Collection[int] = frozenset(),
+    listed: ListPage, words: Wording, gifts: Collection[int] = frozenset()
 ) -> Screen:
     """eSIMs (state in words, % of data left; `gifts`: ids of eSIMs that are gifts nobody has
     claimed yet) and orders without an eSIM, newest first."""
-    if not items:
+    if not listed.entries:
         return empty_screen()
-    page, pages = clamp_page(page, len(items), ENTRIES_PER_PAGE)
-    shown = [
-        _line(item, words, page, gifts)
-        for item in items[page * ENTRIES_PER_PAGE : (page + 1) * ENTRIES_PER_PAGE]
-    ]
+    page, pages = listed.number, listed.pages
+    shown = [_line(item, words, page, gifts) for item in listed.entries]
     lines = [_("📱 <b>My eSIMs and orders</b>"), ""]
     for line in shown:
         lines.append(

@@ -34,7 +34,7 @@ from handlers.callbacks import (
     TopUpCallback,
 )
 from handlers.common import show
-from handlers.guards import alert
+from handlers.guards import PrivateChatOnly, alert
 from handlers.render import Screen, button
 from services.catalogue import Catalogue, CatalogueService
 from services.checkout import Buyer, CancelOutcome, Checkout, PayOutcome, Quote, TopUpEsim
@@ -62,14 +62,19 @@ PAY_REFUSALS = {
     PayOutcome.UNAVAILABLE: N_(
         "😔 This plan is temporarily unavailable. Please try again later or pick another one."
     ),
+    PayOutcome.TRY_AGAIN: N_(
+        "⏳ Our supplier did not answer in time. Please try again in a moment."
+    ),
 }
+CHECKING = N_("⏳ Checking this order with our supplier, one moment…")
+TOO_MANY_UNPAID = N_(
+    "You have too many unpaid orders. Please pay for one or cancel it first: they are in /myesims."
+)
 
 
 def buyer_of(query: CallbackQuery) -> Buyer:
-    """Whoever pressed; the order's messages go to the chat the button is in."""
-    user = query.from_user
-    chat_id = query.message.chat.id if query.message is not None else user.id
-    return Buyer(user.id, user.username, chat_id)
+    """Whoever pressed (buying happens in their private chat only: see PrivateChatOnly)."""
+    return Buyer(query.from_user.id, query.from_user.username)
 
 
 def confirmation_screen(
@@ -165,6 +170,9 @@ async def on_buy(
         alert(callback_answer, _("This plan is no longer available. Please choose another one."))
         return
     quote = await checkout.start(bundle, buyer_of(query), callback_data.iso or None, language)
+    if quote is None:
+        alert(callback_answer, _(TOO_MANY_UNPAID))
+        return
     await show(query, confirmation_screen(catalogue.catalogue, translator, language, quote))
 
 
@@ -197,17 +205,25 @@ async def on_pay(
     """Price and stock confirmed with eSIM Go, then the invoice (or why there is none)."""
     step = await checkout.pay(callback_data.order, query.from_user.id)
     if step.quote is None:
-        alert(callback_answer, _(PAY_REFUSALS[step.outcome]))
+        _refuse_invoice(callback_answer, step.outcome)
     elif step.outcome is PayOutcome.PRICE_CHANGED:
         screen = confirmation_screen(
             catalogue.catalogue, translator, language, step.quote, old_price=step.old_price
         )
         await show(query, screen)
     else:
-        chat_id = buyer_of(query).chat_id
+        chat_id = query.from_user.id  # the buyer's private chat
         await bot(_invoice(chat_id, step.quote, translator, language, provider_token))
         log.info("order %s: invoice sent (%s)", step.quote.public_id, step.quote.price)
         await show(query, _waiting_screen(step.quote))
+
+
+def _refuse_invoice(callback_answer: CallbackAnswer, outcome: PayOutcome) -> None:
+    """Why no invoice: a note for a press while the order is being checked, else an alert."""
+    if outcome is PayOutcome.CHECKING:
+        callback_answer.text = _(CHECKING)
+    else:
+        alert(callback_answer, _(PAY_REFUSALS[outcome]))
 
 
 def _invoice(
@@ -267,15 +283,9 @@ def refusal_text(refusal: PreCheckoutRefusal) -> str:
     return _("This invoice is not valid for your account. Please start a new order.")
 
 
-async def on_pre_checkout(
-    query: PreCheckoutQuery, session: AsyncSession, orders: OrderService
-) -> None:
-    refusal = await orders.check_pre_checkout(
-        session,
-        public_id=query.invoice_payload,
-        user_id=query.from_user.id,
-        amount=query.total_amount,
-        currency=query.currency,
+async def on_pre_checkout(query: PreCheckoutQuery, checkout: Checkout) -> None:
+    refusal = await checkout.pre_checkout(
+        query.invoice_payload, query.from_user.id, query.total_amount, query.currency
     )
     if refusal is None:
         await query.answer(ok=True)
@@ -317,6 +327,8 @@ async def on_successful_payment(
 def create_router() -> Router:
     """A fresh router each call: a router can belong to one dispatcher only."""
     router = Router(name="purchase")
+    # Buttons only: pre-checkouts and payments are never stopped here.
+    router.callback_query.middleware(PrivateChatOnly())
     router.callback_query.register(on_buy, BundleCallback.filter(F.action == "buy"))
     router.callback_query.register(on_pay, OrderCallback.filter(F.action == "pay"))
     router.callback_query.register(on_cancel, OrderCallback.filter(F.action == "cancel"))

@@ -22,8 +22,8 @@ from handlers.callbacks import (
     TopUpPickCallback,
 )
 from handlers.common import show
-from handlers.guards import alert, refuse
-from handlers.purchase import buyer_of, confirmation_screen
+from handlers.guards import PrivateChatOnly, alert, refuse
+from handlers.purchase import TOO_MANY_UNPAID, buyer_of, confirmation_screen
 from handlers.render import Screen, back_button, button
 from services.catalogue import Catalogue, CatalogueService
 from services.checkout import Checkout, PickOutcome, PickStep, TopUpEsim, TopUpPlans
@@ -42,9 +42,13 @@ def _place(catalogue: Catalogue, plans: TopUpPlans, translator: Translator, lang
     return WORLD
 
 
-UNCHECKED = N_(
-    "😔 We cannot check this plan against your eSIM right now. Please try again in a few minutes."
-)
+PICK_REFUSALS = {
+    PickOutcome.UNCHECKED: N_(
+        "😔 We cannot check this plan against your eSIM right now. "
+        "Please try again in a few minutes."
+    ),
+    PickOutcome.TOO_MANY: TOO_MANY_UNPAID,
+}
 
 
 def plans_screen(
@@ -178,8 +182,8 @@ async def on_pick(
         await show(
             query, confirmation_screen(catalogue.catalogue, translator, language, step.quote)
         )
-    elif step.outcome is PickOutcome.UNCHECKED:
-        alert(callback_answer, _(UNCHECKED))
+    elif step.outcome in PICK_REFUSALS:
+        alert(callback_answer, _(PICK_REFUSALS[step.outcome]))
     else:
         notice = _pick_notice(step, callback_answer, pricing, translator, language)
         look = (catalogue, pricing, translator, language)
@@ -210,6 +214,7 @@ def _pick_notice(
 def create_router() -> Router:
     """A fresh router each call: a router can belong to one dispatcher only."""
     router = Router(name="topup")
+    router.callback_query.middleware(PrivateChatOnly())
     router.callback_query.register(on_topup, TopUpCallback.filter())
     router.callback_query.register(on_topup, TopUpPageCallback.filter())
     router.callback_query.register(on_pick, TopUpPickCallback.filter())

@@ -1,8 +1,9 @@
 """Buying, from a chosen plan to the invoice: start an order, pay for it or cancel it, and the
 plans a top-up may put onto an eSIM. The screens get the frozen results below, never rows.
 
-Each call is one unit of work with its own session; orders change only through OrderService
-(guarded updates), and an order that names someone else's id is simply not found.
+Each call is one unit of work with its own session, closed before eSIM Go is asked anything;
+orders change only through OrderService (guarded updates), and an order that names someone
+else's id is simply not found. A user holds one open order per plan, and only so many.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.base import utcnow
 from db.models import Esim, Order, OrderStatus
+from db.repositories.unpaid import UnpaidOrderRepository
 from services.admin_alerts import AdminAlerts
 from services.catalogue import CatalogueService
 from services.esimgo.models import Bundle
@@ -25,6 +27,7 @@ from services.messenger import Messenger
 from services.orders import (
     Compatibility,
     OrderService,
+    PreCheckoutRefusal,
     Preparation,
     Prepared,
     TopUpStatus,
@@ -34,14 +37,17 @@ from services.pricing import Price
 
 log = logging.getLogger(__name__)
 
+# Orders awaiting payment one user may hold (UNPAID_ORDERS_PER_USER).
+UNPAID_ORDERS_PER_USER = 5
+
 
 @dataclass(frozen=True, slots=True)
 class Buyer:
-    """Who pressed, and the chat the order's messages go to."""
+    """Who pressed. Their order's messages go to their private chat, whichever chat they
+    pressed in: the QR is a bearer credential."""
 
     user_id: int
     username: str | None
-    chat_id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +86,9 @@ class PayOutcome(enum.StrEnum):
     ESIM_GONE = "esim_gone"  # a top-up whose eSIM is no longer the user's
     EXPIRED = "expired"
     ALREADY_PAID = "already_paid"
-    UNAVAILABLE = "unavailable"  # eSIM Go refuses, is unreachable, or our balance is too low
+    UNAVAILABLE = "unavailable"  # eSIM Go refuses, or our balance is too low
+    TRY_AGAIN = "try_again"  # eSIM Go did not answer in time
+    CHECKING = "checking"  # this order is being checked already (the Pay button pressed again)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +130,7 @@ class PickOutcome(enum.StrEnum):
     NOT_OFFERED = "not_offered"  # the plan is not (or no longer) offered for this eSIM
     INCOMPATIBLE = "incompatible"  # eSIM Go says the plan cannot go onto this eSIM
     UNCHECKED = "unchecked"  # eSIM Go could not say
+    TOO_MANY = "too_many"  # the user holds UNPAID_ORDERS_PER_USER unpaid orders already
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +153,7 @@ class Checkout:
         alerts: AdminAlerts,
         messenger: Messenger,
         *,
+        unpaid_cap: int = UNPAID_ORDERS_PER_USER,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._session_factory = session_factory
@@ -151,7 +161,10 @@ class Checkout:
         self._catalogue = catalogue
         self._alerts = alerts
         self._messenger = messenger
+        self._unpaid_cap = unpaid_cap
         self._clock = clock
+        # (order, user) whose Pay is being checked with eSIM Go in this process.
+        self._paying: set[tuple[str, int]] = set()
 
     async def start(
         self,
@@ -160,26 +173,57 @@ class Checkout:
         iso: str | None,
         language: str,
         esim: TopUpEsim | None = None,
-    ) -> Quote:
-        """An order awaiting payment; a one-country plan names its country."""
-        if iso is None and not bundle.is_multi_country and bundle.coverage:
-            iso = bundle.coverage[0].iso
+    ) -> Quote | None:
+        """The user's order awaiting payment for this plan: the open one if they have it, else
+        a new one naming the country (`iso` only if the plan covers it); None when they hold
+        too many unpaid orders already."""
+        iccid = esim.iccid if esim is not None else None
         async with self._session_factory() as session:
-            order = await self._orders.start(
-                session,
-                bundle=bundle,
-                user_id=buyer.user_id,
-                username=buyer.username,
-                chat_id=buyer.chat_id,
-                language=language,
-                country_code=iso,
-                country_name=self._catalogue.catalogue.country_name(iso, "en") if iso else None,
-                topup_iccid=esim.iccid if esim is not None else None,
-            )
+            unpaid = UnpaidOrderRepository(session)
+            now = self._clock()
+            order = await unpaid.open_order(buyer.user_id, bundle.name, iccid, now)
+            if order is None:
+                if await unpaid.count(buyer.user_id, now) >= self._unpaid_cap:
+                    log.info("user %s holds too many unpaid orders", buyer.user_id)
+                    return None
+                order = await self._new_order(session, bundle, buyer, iso, language, iccid)
         return _quote(order, bundle, esim)
 
+    async def _new_order(
+        self,
+        session: AsyncSession,
+        bundle: Bundle,
+        buyer: Buyer,
+        iso: str | None,
+        language: str,
+        iccid: str | None,
+    ) -> Order:
+        iso = _country_of(bundle, iso)
+        return await self._orders.start(
+            session,
+            bundle=bundle,
+            user_id=buyer.user_id,
+            username=buyer.username,
+            chat_id=buyer.user_id,  # a user's private chat has their id
+            language=language,
+            country_code=iso,
+            country_name=self._catalogue.catalogue.country_name(iso, "en") if iso else None,
+            topup_iccid=iccid,
+        )
+
     async def pay(self, public_id: str, user_id: int) -> PayStep:
-        """Confirm price and stock with eSIM Go before the invoice is sent."""
+        """Confirm price and stock with eSIM Go before the invoice is sent: one check of an
+        order at a time, and no session held while eSIM Go answers."""
+        key = (public_id, user_id)
+        if key in self._paying:
+            return PayStep(PayOutcome.CHECKING)
+        self._paying.add(key)
+        try:
+            return await self._pay(public_id, user_id)
+        finally:
+            self._paying.discard(key)
+
+    async def _pay(self, public_id: str, user_id: int) -> PayStep:
         async with self._session_factory() as session:
             order = await self._orders.owned(session, public_id, user_id)
             if order is None:
@@ -188,10 +232,25 @@ class Checkout:
             if bundle is None:
                 await self._orders.cancel(session, order, reason="bundle withdrawn")
                 return PayStep(PayOutcome.WITHDRAWN)
-            prepared = await self._orders.prepare_invoice(session, order)
+            target = await self._orders.invoiceable(session, order)
+        if isinstance(target, Preparation):
+            return _pay_step(target, bundle)
+        prepared = await self._orders.supplier_cost(target)
+        if not isinstance(prepared, Preparation):
+            async with self._session_factory() as session:
+                prepared = await self._orders.priced(session, target, prepared)
         if prepared.outcome is Prepared.LOW_BALANCE:
             await self._alert_low_balance(prepared.order, prepared.balance)
         return _pay_step(prepared, bundle)
+
+    async def pre_checkout(
+        self, public_id: str, user_id: int, amount: int, currency: str
+    ) -> PreCheckoutRefusal | None:
+        """None when Telegram may take the money; the session is closed before the answer."""
+        async with self._session_factory() as session:
+            return await self._orders.check_pre_checkout(
+                session, public_id=public_id, user_id=user_id, amount=amount, currency=currency
+            )
 
     async def cancel(self, public_id: str, user_id: int) -> CancelOutcome:
         async with self._session_factory() as session:
@@ -223,6 +282,8 @@ class Checkout:
         if compatibility is Compatibility.INCOMPATIBLE:
             return PickStep(PickOutcome.INCOMPATIBLE, plans, bundle)
         quote = await self.start(bundle, buyer, plans.iso, language, plans.esim)
+        if quote is None:
+            return PickStep(PickOutcome.TOO_MANY, plans, bundle)
         return PickStep(PickOutcome.CONFIRM, plans, bundle, quote)
 
     async def _alert_low_balance(self, order: Order, balance: Decimal | None) -> None:
@@ -240,10 +301,22 @@ def _quote(order: Order, bundle: Bundle, esim: TopUpEsim | None) -> Quote:
     return Quote(order.public_id, bundle, price, order.country_code, esim)
 
 
+def _country_of(bundle: Bundle, iso: str | None) -> str | None:
+    """The country an order names: `iso` if the plan covers it (a button's data can be
+    forged), else a one-country plan's own, else none."""
+    covered = [c.iso for c in bundle.coverage]
+    if iso is not None and iso.upper() in covered:
+        return iso.upper()
+    if not bundle.is_multi_country and covered:
+        return covered[0]
+    return None
+
+
 _REFUSED = {
     Prepared.ESIM_GONE: PayOutcome.ESIM_GONE,
     Prepared.UNAVAILABLE: PayOutcome.UNAVAILABLE,
     Prepared.LOW_BALANCE: PayOutcome.UNAVAILABLE,
+    Prepared.NO_ANSWER: PayOutcome.TRY_AGAIN,
 }
 
 

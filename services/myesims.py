@@ -8,6 +8,7 @@ across the eSIM Go refresh.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -21,6 +22,8 @@ from db.models import OrderStatus as OrderStatus  # the screens name an order's 
 from db.repositories.esims import MyEsimsRepository
 from services.catalogue import CatalogueService
 from services.delivery import QrPhoto, StoredCodes, qr_photo
+from services.esimgo.client import user_waits
+from services.formatting import order_title
 from services.i18n import Translator
 from services.messenger import Messenger
 from services.notifications import Notifier
@@ -134,6 +137,16 @@ class EsimDetail(EsimEntry):
     freshness: Freshness
 
 
+@dataclass(frozen=True, slots=True)
+class ListPage:
+    """One page of /myesims: eSIMs (with their purchases) and orders on no eSIM, newest first;
+    `number` counts from 0."""
+
+    entries: tuple[EsimEntry | OrderView, ...]
+    number: int
+    pages: int
+
+
 class MyEsimsService:
     """The user's eSIMs and orders; opening an eSIM refreshes it from eSIM Go first."""
 
@@ -158,24 +171,31 @@ class MyEsimsService:
         self._install_help_link = install_help_link
         self._clock = clock
 
-    async def overview(self, user_id: int) -> list[EsimEntry | OrderView]:
-        """eSIMs (with their orders) and orders that have no eSIM, newest first; stored state
-        only, so listing never calls eSIM Go."""
+    async def overview(self, user_id: int, page: int, per_page: int) -> ListPage:
+        """One page of the user's eSIMs and orders, read as a page (LIMIT/OFFSET in SQL: the
+        cost does not grow with their history); stored state only, never eSIM Go. A page past
+        the end is the last one."""
         async with self._session_factory() as session:
             repo = MyEsimsRepository(session)
-            orders = [OrderView.of(o) for o in await repo.orders(user_id)]
-            if not orders:
-                # Every eSIM comes from one of its owner's orders: nothing more to read.
-                return []
-            esims = await repo.esims(user_id)
-            bundles = await repo.bundles_by_iccid(user_id) if esims else {}
-        owned = {esim.iccid for esim in esims}
-        items: list[EsimEntry | OrderView] = [
-            o for o in orders if not (o.iccid and o.iccid in owned)
-        ]
-        items += [_entry(esim, orders, bundles.get(esim.iccid, ())) for esim in esims]
-        items.sort(key=_newest_first, reverse=True)
-        return items
+            total = await repo.entry_count(user_id)
+            if not total:
+                return ListPage((), 0, 0)
+            pages = math.ceil(total / per_page)
+            number = min(max(page, 0), pages - 1)
+            keys = await repo.entry_page(user_id, number * per_page, per_page)
+            esims = await repo.esims_by_id([i for is_esim, i in keys if is_esim], user_id)
+            orders = await repo.orders_by_id([i for is_esim, i in keys if not is_esim], user_id)
+            iccids = [esim.iccid for esim in esims]
+            bought = await repo.orders_of_iccids(iccids, user_id) if iccids else ()
+            bundles = await repo.bundles_by_iccid(iccids, user_id) if iccids else {}
+        purchases = [OrderView.of(o) for o in bought]
+        found: dict[tuple[bool, int], EsimEntry | OrderView] = {
+            (False, o.id): OrderView.of(o) for o in orders
+        }
+        for esim in esims:
+            found[True, esim.id] = _entry(esim, purchases, bundles.get(esim.iccid, ()))
+        entries = tuple(found[key] for key in keys if key in found)
+        return ListPage(entries, number, pages)
 
     async def recent_orders(self, user_id: int, limit: int) -> list[OrderView]:
         async with self._session_factory() as session:
@@ -199,9 +219,11 @@ class MyEsimsService:
         """The user's eSIM as eSIM Go has it now (a read from the last minute is reused;
         trouble there leaves the stored state); None if it was deleted meanwhile."""
         try:
-            refreshed = await asyncio.wait_for(
-                self._tracking.refresh(esim.iccid), REFRESH_WAIT_SECONDS
-            )
+            # Tried once: the refresh's calls inherit user_waits() (no retries while they look).
+            with user_waits():
+                refreshed = await asyncio.wait_for(
+                    self._tracking.refresh(esim.iccid), REFRESH_WAIT_SECONDS
+                )
         except TimeoutError:
             # The poll goes on (refresh shields it) and the next open shows what it finds.
             refreshed = False
@@ -258,9 +280,3 @@ def _view(kind: type[V], row: Esim | EsimBundle) -> V:
 def _entry(esim: Esim, orders: Sequence[OrderView], bundles: Sequence[EsimBundle]) -> EsimEntry:
     mine = tuple(o for o in orders if o.iccid == esim.iccid)
     return EsimEntry(_view(EsimView, esim), mine, tuple(_view(BundleView, b) for b in bundles))
-
-
-def _newest_first(item: EsimEntry | OrderView) -> tuple[datetime, bool, int]:
-    if isinstance(item, EsimEntry):
-        return item.when, True, item.esim.id
-    return item.created_at, False, item.id

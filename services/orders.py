@@ -23,8 +23,13 @@ from db.models import Esim, Order, OrderStatus
 from db.models.events import USER, WORKER
 from db.repositories.orders import OrderRepository
 from services.catalogue import Catalogue, CatalogueService
-from services.esimgo.client import EsimGoClient
-from services.esimgo.errors import EsimGoError, NotFoundError
+from services.esimgo.client import EsimGoClient, user_waits
+from services.esimgo.errors import (
+    EsimGoError,
+    NotFoundError,
+    RateLimitedError,
+    SupplierUnavailableError,
+)
 from services.esimgo.models import Bundle, Organisation
 from services.pricing import PricingService
 
@@ -33,6 +38,9 @@ log = logging.getLogger(__name__)
 UNPAID_TTL = timedelta(days=1)
 # A balance read this recently is trusted when it covers the cost with room to spare.
 BALANCE_CACHE_SECONDS = 60.0
+# An order validated this recently is invoiced again (Buy, Pay, Buy, Pay) without asking
+# eSIM Go again; the validate is what a flood of presses would otherwise cost the supplier.
+VALIDATION_REUSE_SECONDS = 600.0
 # failure_reason of a payment with no order to serve: refunded with its own message.
 STRAY = "stray: "
 # orders.kind
@@ -49,7 +57,8 @@ class Prepared(enum.StrEnum):
     READY = "ready"  # send the invoice
     PRICE_CHANGED = "price_changed"  # the user must confirm the new price
     LOW_BALANCE = "low_balance"  # our eSIM Go balance cannot pay for it: alert admins
-    UNAVAILABLE = "unavailable"  # eSIM Go refuses or is unreachable right now
+    UNAVAILABLE = "unavailable"  # eSIM Go refuses it
+    NO_ANSWER = "no_answer"  # eSIM Go did not answer in time: the user may try again
     NOT_PAYABLE = "not_payable"  # cancelled, expired or already paid
     ESIM_GONE = "esim_gone"  # a top-up whose eSIM is no longer the user's (order cancelled)
 
@@ -61,6 +70,14 @@ class Preparation:
     old_price: int | None = None
     balance: Decimal | None = None
     esim: Esim | None = None  # the eSIM a top-up goes onto
+
+
+@dataclass(frozen=True, slots=True)
+class Invoiceable:
+    """An order that may be invoiced once eSIM Go confirms it, and its top-up's eSIM."""
+
+    order: Order
+    esim: Esim | None
 
 
 class TopUpStatus(enum.StrEnum):
@@ -138,6 +155,8 @@ class OrderService:
         self._unpaid_ttl = unpaid_ttl
         self._clock = clock
         self._organisation: tuple[float, Organisation] | None = None
+        # order id → (monotonic time, cost) of its last successful validate, oldest first.
+        self._validated: dict[int, tuple[float, Decimal]] = {}
 
     async def start(
         self,
@@ -221,9 +240,10 @@ class OrderService:
         return TopUpTarget(TopUpStatus.NO_PLANS, esim)
 
     async def check_compatible(self, iccid: str, bundle_name: str) -> Compatibility:
-        """Ask eSIM Go whether the bundle can go onto this eSIM (providers differ)."""
+        """Ask eSIM Go whether the bundle can go onto this eSIM (providers differ), once."""
         try:
-            compatible = await self._esimgo.is_compatible(iccid, bundle_name)
+            with user_waits():
+                compatible = await self._esimgo.is_compatible(iccid, bundle_name)
         except NotFoundError as exc:
             log.info(
                 "top-up of %s with %s: eSIM Go does not know one: %s", iccid, bundle_name, exc
@@ -271,8 +291,9 @@ class OrderService:
         self._organisation = (now, organisation)
         return organisation.balance
 
-    async def prepare_invoice(self, session: AsyncSession, order: Order) -> Preparation:
-        """Confirm price and stock with a `validate` order and our balance before invoicing."""
+    async def invoiceable(self, session: AsyncSession, order: Order) -> Invoiceable | Preparation:
+        """Before an invoice, read: the order and its top-up's eSIM, or why it cannot be paid
+        (an expired order, or a top-up whose eSIM is no longer the user's, is cancelled)."""
         if not self._payable(order):
             if order.status == OrderStatus.AWAITING_PAYMENT.value:
                 await self.cancel(session, order, reason="expired")
@@ -283,18 +304,26 @@ class OrderService:
             if esim is None:
                 await self.cancel(session, order, reason="the eSIM is no longer the user's")
                 return Preparation(Prepared.ESIM_GONE, order)
+        return Invoiceable(order, esim)
+
+    async def supplier_cost(self, target: Invoiceable) -> Decimal | Preparation:
+        """Then ask eSIM Go, once and briefly (the user waits; hold no session across this):
+        the cost a `validate` order confirms with our balance, or why there is no invoice."""
+        order, esim = target.order, target.esim
+        if self._validated_recently(order):
+            return order.cost
         try:
-            validation = await self._esimgo.validate_order(
-                order.bundle_name, iccid=esim.iccid if esim is not None else None
-            )
+            with user_waits():
+                validation = await self._esimgo.validate_order(
+                    order.bundle_name, iccid=esim.iccid if esim is not None else None
+                )
+                cost = validation.total if validation.total > 0 else order.cost
+                balance = await self._organisation_balance(cost)
+        except (SupplierUnavailableError, RateLimitedError) as exc:
+            log.warning("order %s: eSIM Go did not answer: %s", order.public_id, exc)
+            return Preparation(Prepared.NO_ANSWER, order)
         except EsimGoError as exc:
             log.warning("order %s: validate failed: %s", order.public_id, exc)
-            return Preparation(Prepared.UNAVAILABLE, order)
-        cost = validation.total if validation.total > 0 else order.cost
-        try:
-            balance = await self._organisation_balance(cost)
-        except EsimGoError as exc:
-            log.warning("order %s: balance unknown: %s", order.public_id, exc)
             return Preparation(Prepared.UNAVAILABLE, order)
         if balance < cost:
             log.warning("order %s: balance %s below cost %s", order.public_id, balance, cost)
@@ -302,9 +331,32 @@ class OrderService:
         if not validation.valid:
             log.warning("order %s: eSIM Go says invalid: %s", order.public_id, validation.message)
             return Preparation(Prepared.UNAVAILABLE, order)
-        if cost == order.cost:
-            return Preparation(Prepared.READY, order, esim=esim)
-        return await self._reprice(session, order, cost, esim)
+        self._remember_validated(order.id, cost)
+        return cost
+
+    async def priced(
+        self, session: AsyncSession, target: Invoiceable, cost: Decimal
+    ) -> Preparation:
+        """Last, write: the order at the confirmed cost (repriced if it changed)."""
+        if cost == target.order.cost:
+            return Preparation(Prepared.READY, target.order, esim=target.esim)
+        return await self._reprice(session, target.order, cost, target.esim)
+
+    def _validated_recently(self, order: Order) -> bool:
+        seen = self._validated.get(order.id)
+        fresh = time.monotonic() - VALIDATION_REUSE_SECONDS
+        return seen is not None and seen[0] > fresh and seen[1] == order.cost
+
+    def _remember_validated(self, order_id: int, cost: Decimal) -> None:
+        now = time.monotonic()
+        self._validated.pop(order_id, None)
+        self._validated[order_id] = (now, cost)
+        # Kept oldest first: drop from the front what is too old to be reused.
+        stale = now - VALIDATION_REUSE_SECONDS
+        while (first := next(iter(self._validated))) != order_id and (
+            self._validated[first][0] <= stale
+        ):
+            del self._validated[first]
 
     async def _reprice(
         self, session: AsyncSession, order: Order, cost: Decimal, esim: Esim | None
@@ -424,6 +476,8 @@ class OrderService:
             order = await repo.by_public_id(public_id)
             now = self._clock()
             paid = {
+                # Delivery goes to the payer's private chat, whatever chat the order came from.
+                "chat_id": user_id,
                 "telegram_payment_charge_id": charge_id,
                 "provider_payment_charge_id": provider_charge_id,
                 "paid_at": now,
@@ -503,7 +557,6 @@ class OrderService:
             public_id=new_public_id(),
             telegram_user_id=user_id,
             telegram_username=order.telegram_username if order is not None else None,
-            chat_id=order.chat_id if order is not None else user_id,
             language=order.language if order is not None else "en",
             kind=order.kind if order is not None else NEW,
             iccid=order.iccid if order is not None and order.kind == TOPUP else None,

@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Nothing listens on port 1: every connection is refused at once.
 UNREACHABLE_DATABASE_URL = "postgresql+asyncpg://nobody@127.0.0.1:1/none"
 BOT_ID = int(DEFAULT_TOKEN.split(":")[0])
+UNTHROTTLED = 1_000_000
 ADMIN_ID = 900_000_001
 
 _update_ids = itertools.count(1_000)
@@ -344,12 +345,17 @@ class BotEnv:
 @contextlib.asynccontextmanager
 async def database_down(env: BotEnv) -> AsyncIterator[BotEnv]:
     """The same bot while its database cannot be reached (an outage, a failover, a deploy):
-    the dispatcher and its middlewares are built again on an engine that is refused."""
+    the dispatcher, its middlewares and the checkout are built again on an engine that is
+    refused."""
     from bot.dispatcher import create_dispatcher
     from db.engine import create_engine, create_session_factory
+    from services.checkout import Checkout
 
     dead = create_engine(UNREACHABLE_DATABASE_URL)
-    deps = dataclasses.replace(env.deps, engine=dead, session_factory=create_session_factory(dead))
+    sessions = create_session_factory(dead)
+    live = env.deps
+    checkout = Checkout(sessions, live.orders, live.catalogue, live.alerts, live.messenger)
+    deps = dataclasses.replace(live, engine=dead, session_factory=sessions, checkout=checkout)
     try:
         yield dataclasses.replace(env, deps=deps, dispatcher=create_dispatcher(deps))
     finally:
@@ -419,7 +425,9 @@ async def bot_env(
         telegram_api_base=fake_telegram.base_url,
         database_url=bot_env_database,
         admin_ids=frozenset({ADMIN_ID}),
-        **bot_env_settings,
+        # Tests feed one user's updates far faster than fingers can: no throttle unless a test
+        # module sets its own limits (tests/test_throttle.py).
+        **{"throttle_burst": UNTHROTTLED, **bot_env_settings},
     )
     bot = create_bot(settings)
     deps = await create_deps(settings, bot)

@@ -304,6 +304,6 @@ async def test_repository_is_owner_scoped_and_newest_first(
         assert await repo.esim_orders(ICCID, BOB) == []
         assert len(await repo.esim_bundles(ICCID, ALICE)) == 1
         assert await repo.esim_bundles(ICCID, BOB) == []
-        grouped = await repo.bundles_by_iccid(ALICE)
+        grouped = await repo.bundles_by_iccid([ICCID], ALICE)
         assert list(grouped) == [ICCID] and [b.state for b in grouped[ICCID]] == ["queued"]
-        assert await repo.bundles_by_iccid(BOB) == {}
+        assert await repo.bundles_by_iccid([ICCID], BOB) == {}

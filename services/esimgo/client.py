@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import email.utils
 import io
@@ -10,7 +11,8 @@ import json
 import logging
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -51,6 +53,20 @@ _DEFAULT_RATE_LIMIT_PAUSE = 1.0
 
 Params = Sequence[tuple[str, str]]
 
+_user_waiting: ContextVar[bool] = ContextVar("esimgo_user_waiting", default=False)
+
+
+@contextlib.contextmanager
+def user_waits() -> Iterator[None]:
+    """Calls made inside are tried once, within `Timeouts.interactive` (the wait for the
+    request budget included): someone is looking at a spinning button, and is better told to
+    try again than kept waiting while we retry."""
+    token = _user_waiting.set(True)
+    try:
+        yield
+    finally:
+        _user_waiting.reset(token)
+
 
 @dataclass(frozen=True, slots=True)
 class Timeouts:
@@ -59,6 +75,7 @@ class Timeouts:
     catalogue: float = 60.0
     orders: float = 60.0
     default: float = 20.0
+    interactive: float = 5.0  # inside user_waits()
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,8 +351,30 @@ class EsimGoClient:
         time_limit: float | None = None,
         retry: bool = True,
     ) -> _Response:
-        """Send with retries when `retry` (safe calls only); raise typed errors."""
+        """Send with retries when `retry` (safe calls only), once when a user waits (see
+        `user_waits`); raise typed errors."""
         limit = self._timeouts.default if time_limit is None else time_limit
+        if not _user_waiting.get():
+            return await self._send(method, path, params, body, limit, retry)
+        limit = min(limit, self._timeouts.interactive)
+        try:
+            async with asyncio.timeout(limit):
+                return await self._send(method, path, params, body, limit, retry=False)
+        except TimeoutError:
+            # Still waiting for the budget (or an answer): the user tries again instead.
+            logger.warning("eSIM Go %s %s: no answer within %g s", method, path, limit)
+            raise SupplierUnavailableError(f"no answer within {limit:g} s") from None
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        params: Params | None,
+        body: Mapping[str, Any] | None,
+        limit: float,
+        retry: bool,
+    ) -> _Response:
+        """`RetryPolicy.attempts` tries when `retry`, with backoff between them; else one."""
         attempts = max(1, self._retry.attempts) if retry else 1
         for attempt in range(attempts):
             try:
