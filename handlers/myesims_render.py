@@ -160,9 +160,7 @@ def _line(item: EsimEntry | OrderView, words: Wording, page: int, gifts: Collect
     return _Line(callback, title, status, item.when)
 
 
-def list_screen(
-    listed: ListPage, words: Wording, gifts: Collection[int] = frozenset()
-) -> Screen:
+def list_screen(listed: ListPage, words: Wording, gifts: Collection[int] = frozenset()) -> Screen:
     """eSIMs (state in words, % of data left; `gifts`: ids of eSIMs that are gifts nobody has
     claimed yet) and orders without an eSIM, newest first."""
     if not listed.entries:

@@ -11,13 +11,14 @@ from aiogram import F, Router
 from aiogram.enums import ChatType
 from aiogram.filters import CommandObject, CommandStart, Filter
 from aiogram.types import Message
+from aiogram.utils.i18n import gettext as _
 
 from handlers import render
 from handlers.callbacks import ORIGIN_BUY
 from handlers.common import show
 from handlers.filters import is_command
 from handlers.gifts import claim_screen
-from handlers.purchase import confirmation_screen
+from handlers.purchase import TOO_MANY_UNPAID, confirmation_screen
 from handlers.screen_cache import ScreenCache
 from services.catalogue import CatalogueService
 from services.checkout import Buyer, Checkout
@@ -57,8 +58,11 @@ async def on_plan_link(
     if message.from_user is None:
         return
     user = message.from_user
-    buyer = Buyer(user.id, user.username, message.chat.id)
+    buyer = Buyer(user.id, user.username)
     quote = await checkout.start(target.bundle, buyer, target.iso or None, language)
+    if quote is None:
+        await message.answer(_(TOO_MANY_UNPAID))
+        return
     await show(message, confirmation_screen(catalogue.catalogue, translator, language, quote))
 
 

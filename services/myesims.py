@@ -23,7 +23,6 @@ from db.repositories.esims import MyEsimsRepository
 from services.catalogue import CatalogueService
 from services.delivery import QrPhoto, StoredCodes, qr_photo
 from services.esimgo.client import user_waits
-from services.formatting import order_title
 from services.i18n import Translator
 from services.messenger import Messenger
 from services.notifications import Notifier
