@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from handlers.screen_cache import ScreenCache
+from services.admin.services import AdminServices
 from services.admin_alerts import AdminAlerts
 from services.catalogue import CatalogueService
 from services.checkout import Checkout
@@ -16,6 +17,7 @@ from services.esimgo.client import EsimGoClient
 from services.esimgo_events import EsimGoEventService
 from services.i18n import Translator
 from services.messenger import Messenger
+from services.metrics import Metrics
 from services.myesims import MyEsimsService
 from services.notifications import Notifier
 from services.orders import OrderService
@@ -47,3 +49,7 @@ class AppDeps:
     myesims: MyEsimsService
     # Rendered catalogue and menu screens, per language; started over by a catalogue refresh.
     screens: ScreenCache
+    # The process's Prometheus registry, fed where events happen, read by GET /metrics.
+    metrics: Metrics
+    # /admin, /order, support tickets, broadcasts, the supplier balance, the daily report.
+    admin: AdminServices

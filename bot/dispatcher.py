@@ -17,6 +17,7 @@ from bot.deps import AppDeps
 from bot.i18n import CatalogueI18n
 from bot.middlewares import (
     LANGUAGE_KEY,
+    CountUpdates,
     DbSessionMiddleware,
     LanguageI18nMiddleware,
     UserMiddleware,
@@ -52,6 +53,7 @@ def create_dispatcher(deps: AppDeps, storage: BaseStorage | None = None) -> Disp
     dp["admin_ids"] = deps.settings.admin_ids
     dp["provider_token"] = deps.settings.payment_provider_token.get_secret_value() or None
 
+    dp.update.outer_middleware(CountUpdates(deps.metrics))
     # Runs after aiogram's own outer middlewares (user/chat context, FSM).
     dp.update.outer_middleware(UserMiddleware(deps.profiles))
     i18n = CatalogueI18n(deps.translator, default_locale=deps.settings.default_language)

@@ -4,13 +4,25 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import browse, common, fallback, myesims, purchase, support, topup
+from handlers import (
+    admin,
+    browse,
+    common,
+    fallback,
+    myesims,
+    purchase,
+    support,
+    support_replies,
+    topup,
+)
 
 
 def feature_routers() -> list[Router]:
     """Fresh routers in the order updates try them: specific first, the fallback last."""
     return [
         support.create_router(),  # first: a command typed instead of a question clears it
+        admin.create_router(),  # ADMIN_IDS only; anyone else skips it at its router filter
+        support_replies.create_router(),  # a user's reply to the support team's answer
         common.create_router(),
         # The next four answer disjoint commands, callback data and messages; the busiest
         # (/myesims, typed searches) come first so that they cross fewer routers.

@@ -53,6 +53,7 @@ from services.messenger import (
     RefundError,
     RetryLaterError,
 )
+from services.metrics import FINAL_STATUSES, Metrics
 from services.orders import STRAY, TOPUP, OrderService
 from services.pricing import Price, format_price
 from services.qr import lpa_string, render_qr_png
@@ -127,8 +128,10 @@ class FulfilmentWorker:
         catalogue: CatalogueService | None = None,
         install_help_callback: str = "",
         open_esim_callback: Callable[[int], str] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._session_factory = session_factory
+        self._metrics = metrics
         self._catalogue = catalogue
         self._install_help_callback = install_help_callback
         # Callback data of the button that opens an eSIM (by id) in /myesims, under a top-up.
@@ -288,9 +291,18 @@ class FulfilmentWorker:
             await session.commit()
         if won:
             log.info("order %s: %s → %s", order.public_id, order.status, new.value)
+            self._count(order, new)
         else:
             log.warning("order %s: lost the lease before %s", order.public_id, new.value)
         return won
+
+    def _count(self, order: Order, new: OrderStatus) -> None:
+        """Metrics of a transition this worker won: final statuses, and payment → delivered."""
+        if self._metrics is None or new.value not in FINAL_STATUSES:
+            return
+        self._metrics.order_finished(new.value)
+        if new is OrderStatus.DELIVERED and order.paid_at is not None:
+            self._metrics.delivered_after((self._clock() - order.paid_at).total_seconds())
 
     async def _reload(self, order: Order) -> Order | None:
         async with self._session_factory() as session:
@@ -587,6 +599,7 @@ class FulfilmentWorker:
         if not won:
             log.warning("order %s: lost the lease while storing", order.public_id)
             return
+        self._count(order, OrderStatus.DELIVERED)
         log.info(
             "order %s: fulfilling → delivered (eSIM Go %s, %s)",
             order.public_id,
