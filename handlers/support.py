@@ -33,7 +33,6 @@ from services.formatting import date_medium
 from services.i18n import N_, Translator
 from services.myesims import MyEsimsService, OrderView
 
-
 RECENT_ORDERS = 10
 NOT_YOURS = N_("This order is not available. Send /paysupport again.")
 WAIT_FOR_ANSWER = N_(

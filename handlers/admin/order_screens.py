@@ -73,7 +73,7 @@ def _head(story: OrderStory) -> list[str]:
     if line.username:
         who += f" (@{html.escape(line.username)})"
     place = f" · {line.country_code}" if line.country_code else ""
-    cost = f"{story.cost} {html.escape(story.cost_currency)}"
+    cost = f"{story.cost.normalize():f} {html.escape(story.cost_currency)}"
     lines = [
         f"📦 <b>Order <code>{html.escape(line.public_id)}</code></b> · {line.status}",
         f"Plan: {html.escape(line.bundle_name)}{place} · {line.kind}",
