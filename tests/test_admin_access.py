@@ -106,7 +106,8 @@ async def test_forged_admin_buttons_are_stale_buttons_to_anyone_else(
     async with bot_env.deps.session_factory() as session:
         order = await session.scalar(select(Order).where(Order.public_id == public_id))
         assert order is not None and order.status == "delivered"
-        assert (await session.get(SupportTicket, ticket)).status == "open"  # type: ignore[union-attr]
+        opened = await session.get(SupportTicket, ticket)
+        assert opened is not None and opened.status == "open"
         draft = await session.get(Broadcast, broadcast)
         assert draft is not None and (draft.status, draft.audience) == ("draft", "all")
         assert (await session.scalars(select(BroadcastRecipient))).all() == []

@@ -15,12 +15,12 @@ from pydantic import SecretStr
 
 from bot.server import create_web_app, start_web_server
 from handlers.callbacks import OrderCallback
-from tests.admin_chat import ADMIN, buy, invoice
+from tests.admin_chat import ADMIN, buy, fulfil, invoice, pay
 from tests.helpers import BotEnv, make_user
 from tests.tracking_helpers import ServerEnv
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-ALICE, BOB = make_user(1001), make_user(1002)
+ALICE, BOB, CAROL = make_user(1001), make_user(1002), make_user(1003)
 TOKEN = "scrape-me-0123456789"
 
 
@@ -49,6 +49,10 @@ async def test_values_move_after_a_purchase(server_env: ServerEnv) -> None:
     await buy(env, ALICE, "charge-alice")
     sent = await invoice(env, BOB)
     await env.press(BOB, OrderCallback(action="cancel", order=str(sent.params["payload"])))
+    # Carol pays, and eSIM Go refuses the order for good: the worker refunds her.
+    await pay(env, CAROL, await invoice(env, CAROL), "charge-carol")
+    env.fake_esimgo.fail_next("POST /orders", 400, body={"message": "Bundle not available"})
+    await fulfil(env)
     await server_env.post_callback({"alertType": "LowBalance", "balance": 5})
     await server_env.post_callback({"alertType": "LowBalance"}, signature="forged")
     await env.send(ADMIN, "/admin")  # reads the eSIM Go balance
@@ -57,6 +61,7 @@ async def test_values_move_after_a_purchase(server_env: ServerEnv) -> None:
     moved = {
         ("esimbot_orders_total", "delivered"): 1,
         ("esimbot_orders_total", "cancelled"): 1,
+        ("esimbot_orders_total", "refunded"): 1,
         ("esimbot_payment_to_delivery_seconds_count", None): 1,
         ("esimbot_callback_events_total", "accepted"): 1,
         ("esimbot_callback_events_total", "unauthorized"): 1,
@@ -67,9 +72,11 @@ async def test_values_move_after_a_purchase(server_env: ServerEnv) -> None:
         assert value(after, name, **labels) - value(before, name, **labels) == count, name
     for kind in ("message", "callback_query", "pre_checkout_query"):
         assert value(after, "esimbot_updates_total", type=kind) > 0, kind
-    # Two invoices validated, one transaction: by the documented route, never a concrete path.
-    orders = value(after, "esimbot_esimgo_requests_total", endpoint="POST /orders", status="200")
-    assert orders == 3
+    # Three invoices validated, one transaction, one refused: by the documented route, never a
+    # concrete path.
+    requests = "esimbot_esimgo_requests_total"
+    assert value(after, requests, endpoint="POST /orders", status="200") == 4
+    assert value(after, requests, endpoint="POST /orders", status="400") == 1
     assert value(
         after, "esimbot_esimgo_requests_total", endpoint="GET /organisation", status="200"
     )
