@@ -141,11 +141,13 @@ async def test_retry_sends_a_stuck_order_back_to_fulfilment(bot_env: BotEnv) -> 
     assert story(bot_env).startswith("Sent back to fulfilment")
     assert await status(bot_env, "STUCK00001") == OrderStatus.PAID
 
+    shown = bot_env.screen(ADMIN).message_id
     await fulfil(bot_env)
     assert await status(bot_env, "STUCK00001") == OrderStatus.DELIVERED
     assert photos_to(bot_env, ALICE.id) == 1  # the eSIM reached Alice
-    await bot_env.tap(ADMIN, "Refresh")
-    assert "✖️ Retry fulfilment: Already delivered" in story(bot_env)
+    await bot_env.tap(ADMIN, "Refresh", shown)  # (the worker may have alerted the admin since)
+    refreshed = bot_env.message(ADMIN, shown).text or ""
+    assert "✖️ Retry fulfilment: Already delivered" in refreshed
     assert await recorded(bot_env) == [("retry", ADMIN.id, "done")]
 
 
@@ -160,6 +162,7 @@ async def test_resend_and_mark_resolved(bot_env: BotEnv) -> None:
     assert photos_to(bot_env, ALICE.id) == 2
     assert await status(bot_env, alices) == OrderStatus.DELIVERED
 
+    await bot_env.send(ADMIN, f"/order {alices}")
     await bot_env.tap(ADMIN, "Mark resolved")
     assert "Mark it resolved?" in story(bot_env)
     await bot_env.tap(ADMIN, "Yes")
