@@ -152,3 +152,27 @@ async def test_a_process_stopping_midway_and_the_next_one_carrying_on(
         "📣 Broadcast #1 finished: sent 299, failed 1 (1 blocked the bot and are no longer "
         "sent to), not sent 0."
     )
+
+
+async def test_a_photo_broadcast_stopped_midway(env: BotEnv) -> None:
+    await env.send(ADMIN, "/broadcast")
+    await env.send_photo(ADMIN, caption="Summer sale")
+    preview, controls = env.fake_telegram.chat(ADMIN.id)[-2:]
+    assert preview.photo is not None and preview.caption == "Summer sale"
+    env.fake_telegram.fail_next("sendPhoto", retry_after=1, after=50)
+    await env.tap(ADMIN, "Send to 300")
+    async with asyncio.timeout(30):  # until the job waits out Telegram's second
+        while not any(c.error_code == 429 for c in env.fake_telegram.calls_to("sendPhoto")):  # noqa: ASYNC110 - the fake has no "request" event
+            await asyncio.sleep(0.01)
+    await env.tap(ADMIN, "Stop", controls.message_id)
+    assert env.message(ADMIN, controls.message_id).text == (
+        "⏹ Broadcast #1 stopped; the summary follows."
+    )
+    await asyncio.gather(*env.deps.admin.sender.jobs)
+
+    _preview, *sent = [c for c in env.fake_telegram.calls_to("sendPhoto") if c.ok]
+    photos = Counter(int(c.params["chat_id"]) for c in sent)
+    assert set(photos.values()) == {1} and 50 <= sum(photos.values()) < 100
+    summary = env.fake_telegram.chat(ADMIN.id)[-1].text or ""
+    assert summary.startswith("📣 Broadcast #1 stopped: sent ")
+    assert summary.endswith(f"not sent {300 - sum(photos.values())}.")
