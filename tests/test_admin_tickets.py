@@ -179,3 +179,17 @@ async def test_a_long_photo_caption_from_the_user_reaches_the_admins_whole(
     *_, photo, text = fake_telegram.chat(ADMINS[0])
     assert photo.photo == PHOTO_ID.encode() and text.text and words.strip() in text.text
     assert text.reply_to == photo.message_id
+
+
+async def test_an_admins_copy_is_no_way_into_someone_elses_ticket(
+    tickets: SupportTickets, fake_telegram: FakeTelegram
+) -> None:
+    await tickets.open(alice(), "help", None)
+    copy = last(fake_telegram, ADMINS[0])
+    await tickets.answer(ADMINS[0], copy.message_id, "Which phone?")
+    # The admin's chat holds the copies: a reply there "as a user" is not Alice's reply.
+    relayed = await tickets.relay_from_user(
+        ADMINS[0], "iPhone", replied_message_id=copy.message_id
+    )
+    assert not relayed
+    assert [line.awaiting for line in await tickets.open_tickets()] == ["user"]
