@@ -27,6 +27,7 @@ from bot.fsm_storage import ExpiringMemoryStorage
 from bot.messenger import AiogramMessenger
 from db.base import utcnow
 from db.engine import create_engine, create_session_factory
+from handlers.admin.tickets import close_ticket_keyboard
 from handlers.callbacks import (
     gift_take_back_callback_data,
     install_help_callback_data,
@@ -35,6 +36,14 @@ from handlers.callbacks import (
     topup_callback_data,
 )
 from handlers.screen_cache import ScreenCache
+from services.admin.broadcast import Broadcasts, BroadcastSender
+from services.admin.daily_report import DailyReport
+from services.admin.dashboard import Dashboard
+from services.admin.lookup import OrderLookup
+from services.admin.order_actions import OrderActions
+from services.admin.services import AdminServices
+from services.admin.supplier import SupplierService
+from services.admin.tickets import SupportTickets
 from services.admin_alerts import AdminAlerts
 from services.budget import request_budget
 from services.catalogue import CatalogueService
@@ -50,6 +59,7 @@ from services.gifts import GiftService
 from services.i18n import Translator
 from services.inline import InlineCatalogue
 from services.messenger import Messenger
+from services.metrics import Metrics
 from services.myesims import MyEsimsService
 from services.networks import NetworkService
 from services.notifications import Notifier
@@ -88,13 +98,16 @@ def create_storage(
     return ExpiringMemoryStorage(FSM_TTL.total_seconds(), clock=clock)
 
 
-def create_esimgo_client(settings: Settings) -> EsimGoClient:
+def create_esimgo_client(settings: Settings, metrics: Metrics | None = None) -> EsimGoClient:
     """The eSIM Go client, paced by the account's request budget (shared through Redis)."""
     api_key = settings.esimgo_api_key.get_secret_value()
     budget = request_budget(
-        settings.esimgo_requests_per_second, redis_url=settings.redis_url, account=api_key
+        settings.esimgo_requests_per_second,
+        redis_url=settings.redis_url,
+        account=api_key,
+        on_wait=(lambda _, waited: metrics.esimgo_budget_wait(waited)) if metrics else None,
     )
-    return EsimGoClient(settings.esimgo_base_url, api_key, budget=budget)
+    return EsimGoClient(settings.esimgo_base_url, api_key, budget=budget, metrics=metrics)
 
 
 async def create_deps(settings: Settings, bot: Bot) -> AppDeps:
@@ -103,14 +116,15 @@ async def create_deps(settings: Settings, bot: Bot) -> AppDeps:
     messenger = AiogramMessenger(bot)
     engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
     session_factory = create_session_factory(engine)
-    esimgo = create_esimgo_client(settings)
-    catalogue, networks, pricing, orders = _selling(settings, session_factory, esimgo)
+    metrics = Metrics()
+    esimgo = create_esimgo_client(settings, metrics)
+    catalogue, networks, pricing, orders = _selling(settings, session_factory, esimgo, metrics)
     translator = Translator()
     alerts = AdminAlerts(session_factory, settings.admin_ids)
     wake = asyncio.Event()
     cap = settings.unpaid_orders_per_user
     notifier, tracking, esimgo_events = _tracking(
-        settings, session_factory, esimgo, catalogue, alerts, translator
+        settings, session_factory, esimgo, catalogue, alerts, translator, metrics
     )
     myesims = _my_esims(session_factory, catalogue, tracking, notifier, translator, messenger)
     look = (catalogue, pricing, translator)
@@ -130,16 +144,71 @@ async def create_deps(settings: Settings, bot: Bot) -> AppDeps:
         notifier=notifier,
         tracking=tracking,
         esimgo_events=esimgo_events,
-        profiles=UserProfiles(
-            session_factory,
-            settings.default_language,
-            on_return=partial(deliver_on_return, session_factory, wake, utcnow),
-        ),
+        profiles=_profiles(settings, session_factory, wake),
         myesims=myesims,
         screens=ScreenCache(catalogue),
         networks=networks,
+        metrics=metrics,
+        admin=create_admin_services(
+            settings, session_factory, esimgo, messenger, translator, alerts, metrics, wake
+        ),
         **_doctor(settings, session_factory, esimgo, catalogue, alerts, messenger),
         **_reach(settings, bot, messenger, session_factory, look, notifier, myesims),
+    )
+
+
+def _profiles(
+    settings: Settings, session_factory: async_sessionmaker[AsyncSession], wake: asyncio.Event
+) -> UserProfiles:
+    """Who talks and in which language; a blocked buyer who returns gets what waited for them."""
+    return UserProfiles(
+        session_factory,
+        settings.default_language,
+        on_return=partial(deliver_on_return, session_factory, wake, utcnow),
+    )
+
+
+def create_admin_services(
+    settings: Settings,
+    session_factory: async_sessionmaker[AsyncSession],
+    esimgo: EsimGoClient,
+    messenger: Messenger,
+    translator: Translator,
+    alerts: AdminAlerts,
+    metrics: Metrics,
+    fulfilment_wake: asyncio.Event,
+) -> AdminServices:
+    """The operator's side (ADMIN_IDS); its background jobs start in bot.runner."""
+    dashboard = Dashboard(
+        session_factory,
+        usd_per_star=settings.usd_per_star,
+        fulfilment_deadline=timedelta(minutes=settings.fulfilment_deadline_minutes),
+    )
+    broadcasts = Broadcasts(session_factory, default_language=settings.default_language)
+    hour = settings.daily_report_hour
+    return AdminServices(
+        dashboard=dashboard,
+        supplier=SupplierService(
+            session_factory, esimgo, warn_below=settings.esimgo_balance_warn, metrics=metrics
+        ),
+        lookup=OrderLookup(session_factory, esimgo),
+        actions=OrderActions(
+            session_factory,
+            messenger,
+            translator,
+            wake_worker=fulfilment_wake.set,
+            metrics=metrics,
+        ),
+        tickets=SupportTickets(
+            session_factory,
+            messenger,
+            translator,
+            settings.admin_ids,
+            close_keyboard=close_ticket_keyboard,
+        ),
+        broadcasts=broadcasts,
+        sender=BroadcastSender(session_factory, messenger, broadcasts),
+        daily_report=DailyReport(dashboard, alerts, hour=hour) if hour is not None else None,
     )
 
 
@@ -163,7 +232,10 @@ def _my_esims(
 
 
 def _selling(
-    settings: Settings, session_factory: async_sessionmaker[AsyncSession], esimgo: EsimGoClient
+    settings: Settings,
+    session_factory: async_sessionmaker[AsyncSession],
+    esimgo: EsimGoClient,
+    metrics: Metrics,
 ) -> tuple[CatalogueService, NetworkService, PricingService, OrderService]:
     """What is sold (with the networks per country fetched and kept beside the catalogue on
     every sync), at what price, and the orders that buy it."""
@@ -177,7 +249,8 @@ def _selling(
     pricing = PricingService(
         settings.price_markup_percent, settings.usd_per_star, settings.payment_currency
     )
-    return catalogue, networks, pricing, OrderService(esimgo, catalogue, pricing)
+    orders = OrderService(esimgo, catalogue, pricing, metrics=metrics)
+    return catalogue, networks, pricing, orders
 
 
 class _Reach(TypedDict):
@@ -240,6 +313,7 @@ def _tracking(
     catalogue: CatalogueService,
     alerts: AdminAlerts,
     translator: Translator,
+    metrics: Metrics,
 ) -> tuple[Notifier, TrackingService, EsimGoEventService]:
     """What follows an eSIM after delivery: notifications, the poller, eSIM Go's callbacks."""
     notifier = Notifier(
@@ -254,7 +328,11 @@ def _tracking(
         esimgo, session_factory, notifier, catalogue, poll_minutes=settings.status_poll_minutes
     )
     esimgo_events = EsimGoEventService(
-        session_factory, settings.esimgo_api_key.get_secret_value(), tracking, notifier
+        session_factory,
+        settings.esimgo_api_key.get_secret_value(),
+        tracking,
+        notifier,
+        metrics=metrics,
     )
     return notifier, tracking, esimgo_events
 
@@ -300,9 +378,11 @@ def create_fulfilment_worker(deps: AppDeps) -> FulfilmentWorker:
         open_esim_callback=open_esim_callback_data,
         settings=WorkerSettings(deadline=deadline),
         gift_delivery=deps.gift_delivery.deliver,
+        metrics=deps.metrics,
     )
 
 
 async def close_deps(deps: AppDeps) -> None:
+    await deps.admin.sender.close()  # broadcast jobs store their progress while the db is up
     await deps.esimgo.close()
     await deps.engine.dispose()

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from handlers.screen_cache import ScreenCache
+from services.admin.services import AdminServices
 from services.admin_alerts import AdminAlerts
 from services.catalogue import CatalogueService
 from services.checkout import Checkout
@@ -21,6 +22,7 @@ from services.gifts import GiftService
 from services.i18n import Translator
 from services.inline import InlineCatalogue
 from services.messenger import Messenger
+from services.metrics import Metrics
 from services.myesims import MyEsimsService
 from services.networks import NetworkService
 from services.notifications import Notifier
@@ -68,3 +70,7 @@ class AppDeps:
     gifts: GiftService
     gift_delivery: GiftDelivery
     reminders: ReminderService
+    # The process's Prometheus registry, fed where events happen, read by GET /metrics.
+    metrics: Metrics
+    # /admin, /order, support tickets, broadcasts, the supplier balance, the daily report.
+    admin: AdminServices

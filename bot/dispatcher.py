@@ -17,6 +17,7 @@ from bot.i18n import CatalogueI18n
 from bot.middlewares import (
     LANGUAGE_KEY,
     ButtonAnswerMiddleware,
+    CountUpdates,
     DbSessionMiddleware,
     LanguageI18nMiddleware,
     UserMiddleware,
@@ -45,6 +46,7 @@ def create_dispatcher(deps: AppDeps, storage: BaseStorage | None = None) -> Disp
     dp["admin_ids"] = deps.settings.admin_ids
     dp["provider_token"] = deps.settings.payment_provider_token.get_secret_value() or None
 
+    dp.update.outer_middleware(CountUpdates(deps.metrics))
     # Runs after aiogram's own outer middlewares (user/chat context, FSM).
     dp.update.outer_middleware(UserMiddleware(deps.profiles))
     throttle = UserThrottle(deps.settings.throttle_rate, deps.settings.throttle_burst)

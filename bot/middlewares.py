@@ -19,13 +19,15 @@ from aiogram.dispatcher.flags import get_flag
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramForbiddenError
 from aiogram.methods import Response, TelegramMethod
 from aiogram.methods.base import TelegramType
-from aiogram.types import CallbackQuery, TelegramObject
+from aiogram.types import CallbackQuery, TelegramObject, Update
 from aiogram.types import User as TelegramUser
+from aiogram.types.update import UpdateTypeLookupError
 from aiogram.utils.callback_answer import CallbackAnswer, CallbackAnswerMiddleware
 from aiogram.utils.i18n import I18nMiddleware
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.repositories.users import Profile
+from services.metrics import Metrics
 from services.profiles import UserProfiles
 
 log = logging.getLogger(__name__)
@@ -66,6 +68,25 @@ class ForgetUnreachableUsers(BaseRequestMiddleware):
             if isinstance(recipient, int):
                 self._profiles.forget(recipient)
             raise
+
+
+class CountUpdates(BaseMiddleware):
+    """esimbot_updates_total: every update the dispatcher gets, by its type."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        if isinstance(event, Update):
+            self._metrics.update(_update_type(event))
+        return await handler(event, data)
+
+
+def _update_type(update: Update) -> str:
+    try:
+        return update.event_type
+    except UpdateTypeLookupError:  # a kind of update newer than this aiogram
+        return "unknown"
 
 
 class UserMiddleware(BaseMiddleware):

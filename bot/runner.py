@@ -68,6 +68,18 @@ async def _on_one_replica(settings: Settings, name: str, job: Job) -> None:
         await redis.aclose()
 
 
+def _spawn_admin_jobs(tasks: list[asyncio.Task[None]], settings: Settings, deps: AppDeps) -> None:
+    """The eSIM Go balance check, the daily report (when DAILY_REPORT_HOUR is set) and the
+    resuming of broadcasts nobody is sending: each on one replica at a time."""
+    admin = deps.admin
+    check = partial(admin.supplier.run, deps.messenger, deps.alerts)
+    _spawn(tasks, _on_one_replica(settings, "supplier-balance", check), "supplier-balance")
+    if admin.daily_report is not None:
+        report = partial(admin.daily_report.run, deps.messenger)
+        _spawn(tasks, _on_one_replica(settings, "daily-report", report), "daily-report")
+    _spawn(tasks, _on_one_replica(settings, "broadcasts", admin.sender.run), "broadcasts")
+
+
 async def run(settings: Settings) -> None:
     await upgrade_async(settings.database_url)
     bot = create_bot(settings)
@@ -97,6 +109,7 @@ async def run(settings: Settings) -> None:
         _spawn(background, _on_one_replica(settings, "refund-due", reminder), "refund-due")
         reminders = partial(deps.reminders.run_loop, deps.messenger)
         _spawn(background, _on_one_replica(settings, "reminders", reminders), "reminders")
+        _spawn_admin_jobs(background, settings, deps)
 
         web_runner = await start_web_server(
             create_web_app(deps, dispatcher, bot), settings.http_host, settings.http_port

@@ -1,8 +1,11 @@
-"""The bot's aiohttp server: /healthz, eSIM Go callbacks and (webhook mode) Telegram updates."""
+"""The bot's aiohttp server: /healthz, /metrics, eSIM Go callbacks and (webhook mode) Telegram
+updates."""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
+import ipaddress
 import logging
 from datetime import datetime
 from typing import Any
@@ -82,6 +85,33 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(body, status=200 if healthy else 503)
 
 
+def _is_loopback(address: str | None) -> bool:
+    try:
+        return ipaddress.ip_address(address or "").is_loopback
+    except ValueError:
+        return False
+
+
+def _metrics_allowed(request: web.Request, token: str) -> bool:
+    """With METRICS_TOKEN: the right Bearer token, from anywhere; without: loopback only."""
+    if not token:
+        return _is_loopback(request.remote)
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), token.encode())
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text format, as prometheus-client writes it."""
+    deps = request.app[DEPS_KEY]
+    token = deps.settings.metrics_token.get_secret_value()
+    if not _metrics_allowed(request, token):
+        if token:
+            return web.Response(status=401, headers={"WWW-Authenticate": "Bearer"})
+        return web.Response(status=403)
+    body, content_type = deps.metrics.exposition()
+    return web.Response(body=body, headers={"Content-Type": content_type})
+
+
 async def esimgo_callback(request: web.Request) -> web.Response:
     """Verify and store, answer at once; the worker applies the event afterwards."""
     deps = request.app[DEPS_KEY]
@@ -115,6 +145,7 @@ def create_web_app(deps: AppDeps, dispatcher: Dispatcher, bot: Bot) -> web.Appli
     app.on_shutdown.append(stop_worker)
 
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
     app.router.add_post(settings.esimgo_callback_path, esimgo_callback)
     if settings.webhook_mode:
         WebhookHandler(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiogram import Router
 
 from handlers import (
+    admin,
     browse,
     common,
     doctor,
@@ -17,6 +18,7 @@ from handlers import (
     reminders,
     start_links,
     support,
+    support_replies,
     topup,
 )
 
@@ -25,6 +27,8 @@ def feature_routers() -> list[Router]:
     """Fresh routers in the order updates try them: specific first, the fallback last."""
     return [
         support.create_router(),  # first: a command typed instead of a question clears it
+        admin.create_router(),  # ADMIN_IDS only; anyone else skips it at its router filter
+        support_replies.create_router(),  # a user's reply to the support team's answer
         start_links.create_router(),  # before common: /start with a link's parameter
         common.create_router(),
         # The next four answer disjoint commands, callback data and messages; the busiest

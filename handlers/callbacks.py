@@ -168,6 +168,30 @@ class ReminderCallback(CallbackData, prefix="rem"):
     action: Literal["on", "off"]
 
 
+class AdminOrderCallback(CallbackData, prefix="ao"):
+    """Admins only: an order's story ("show"), an action's confirmation ("ask"), the action
+    ("do"); `action` is an OrderAction value."""
+
+    step: Literal["show", "ask", "do"]
+    order: str
+    action: Literal["", "retry", "refund", "resend", "resolve"] = ""
+
+
+class TicketCallback(CallbackData, prefix="tk"):
+    """Admins only: close a support ticket, from under its copy or from the /tickets list."""
+
+    ticket: int
+    where: Literal["copy", "list"] = "copy"
+
+
+class BroadcastCallback(CallbackData, prefix="bc"):
+    """Admins only: a broadcast draft's audience ("all", "buyers" or a language), Send, Cancel."""
+
+    action: Literal["audience", "send", "cancel"]
+    id: int
+    audience: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class Owned:
     """What a button names that only its owner may open: an eSIM or an order, by id."""

@@ -214,7 +214,7 @@ async def on_pay(
     else:
         chat_id = query.from_user.id  # the buyer's private chat
         await bot(_invoice(chat_id, step.quote, translator, language, provider_token))
-        log.info("order %s: invoice sent (%s)", step.quote.public_id, step.quote.price)
+        await checkout.invoice_sent(step.quote.public_id, query.from_user.id)
         await show(query, _waiting_screen(step.quote))
 
 

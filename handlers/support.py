@@ -1,14 +1,14 @@
 """/paysupport (Telegram's required command for paid bots) and /terms.
 
 /paysupport explains refunds, lets the user pick a recent order, then waits for their typed
-question (the one FSM state here) and forwards it to the admins.
+question (the one FSM state here), which becomes a support ticket: the admins answer it in the
+chat (handlers/admin/tickets.py), and the user's replies go back (handlers/support_replies.py).
 """
 
 from __future__ import annotations
 
 import html
-import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 
 from aiogram import F, Router
 from aiogram.dispatcher.event.bases import SkipHandler
@@ -25,22 +25,22 @@ from handlers.filters import is_command_or_in_a_form
 from handlers.guards import OwnedOnly
 from handlers.myesims_render import Wording, order_status
 from handlers.render import Screen, back_button, button
-from services.admin_alerts import AdminAlerts, AlertHtml, alert_html
+from handlers.support_replies import ticket_text
+from services.admin.services import AdminServices
+from services.admin.tickets import Asker, Opened
 from services.catalogue import CatalogueService
 from services.formatting import date_medium
 from services.i18n import N_, Translator
-from services.messenger import Messenger
 from services.myesims import MyEsimsService, OrderView
 from services.phone_check import self_refund_rule
-from services.pricing import format_price
 from services.self_refund import SelfRefunds
 
-logger = logging.getLogger(__name__)
-
 RECENT_ORDERS = 10
-# Telegram messages hold 4096 characters; the admin's copy adds a header to the question.
-QUESTION_LIMIT = 3000
 NOT_YOURS = N_("This order is not available. Send /paysupport again.")
+WAIT_FOR_ANSWER = N_(
+    "⏳ You have sent us several questions in the last hour. Please wait for our answer: we "
+    "reply here, in this chat."
+)
 
 
 class SupportForm(StatesGroup):
@@ -145,65 +145,23 @@ async def on_cancel(query: CallbackQuery, state: FSMContext) -> None:
     await show(query, Screen(text, markup))
 
 
-def _admin_text(
-    message: Message, order: OrderView | None, language: str, question: str
-) -> AlertHtml:
-    """The request as the admins see it (in English, the operators' language)."""
-    sender = message.from_user
-    who = sender.full_name if sender else "?"
-    if sender is not None and sender.username:
-        who += f" (@{sender.username})"
-    lines = [
-        "🆘 <b>Support request</b>",
-        "From: {who}, id <code>{user_id}</code>, language {language}",
-    ]
-    values: dict[str, object] = {
-        "who": who,
-        "user_id": sender.id if sender else "?",
-        "language": language,
-        "question": question,
-    }
-    if order is not None:
-        lines.append("Order: <code>{order}</code> · status {status} · {bundle} · {price}")
-        values.update(
-            order=order.public_id,
-            status=order.status,
-            bundle=order.bundle_name,
-            price=format_price(order.price, "en"),
-        )
-        if order.iccid:
-            lines.append("ICCID: <code>{iccid}</code>")
-            values["iccid"] = order.iccid
-        if order.failure_reason:
-            lines.append("Last error: {error}")
-            values["error"] = order.failure_reason[:300]
-    else:
-        lines.append("Order: none chosen")
-    lines += ["", "{question}"]
-    return alert_html("\n".join(lines), **values)
-
-
 async def on_question(
-    message: Message,
-    myesims: MyEsimsService,
-    alerts: AdminAlerts,
-    messenger: Messenger,
-    admin_ids: Collection[int],
-    language: str,
-    state: FSMContext,
+    message: Message, admin: AdminServices, language: str, state: FSMContext
 ) -> None:
-    if message.from_user is None or not message.text:
+    """The question becomes a support ticket (about the chosen order, if any), copied to the
+    admins; a user who opened several this hour is asked to wait for the answer."""
+    sender = message.from_user
+    if sender is None or not message.text:
         return
     order_id = (await state.get_data()).get("order_id")
-    order = None
-    if isinstance(order_id, int):
-        order = await myesims.order(order_id, message.from_user.id)
-    question = message.text[:QUESTION_LIMIT]
-    await alerts.alert(messenger, _admin_text(message, order, language, question), private=True)
-    if not admin_ids:
-        logger.warning("Support request from %s but ADMIN_IDS is empty", message.from_user.id)
+    asker = Asker(sender.id, message.chat.id, sender.full_name, sender.username, language)
+    opened = await admin.tickets.open(
+        asker, ticket_text(message), order_id if isinstance(order_id, int) else None
+    )
     await state.clear()
     text = _("✅ Thank you! Your question has been sent to our support team. We will reply here.")
+    if opened.outcome is Opened.RATE_LIMITED:
+        text = _(WAIT_FOR_ANSWER)
     markup = InlineKeyboardMarkup(inline_keyboard=[[back_button(MenuCallback(action="main"))]])
     await show(message, Screen(text, markup))
 

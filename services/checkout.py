@@ -252,6 +252,14 @@ class Checkout:
                 session, public_id=public_id, user_id=user_id, amount=amount, currency=currency
             )
 
+    async def invoice_sent(self, public_id: str, user_id: int) -> None:
+        """The order's invoice went out (the dashboard's conversion counts it, once)."""
+        async with self._session_factory() as session:
+            order = await self._orders.owned(session, public_id, user_id)
+            if order is not None:
+                await self._orders.invoice_sent(session, order)
+        log.info("order %s: invoice sent", public_id)
+
     async def cancel(self, public_id: str, user_id: int) -> CancelOutcome:
         async with self._session_factory() as session:
             order = await self._orders.owned(session, public_id, user_id)

@@ -26,6 +26,7 @@ from db.base import utcnow
 from db.models import CallbackEvent, Esim, EsimBundle
 from services.esimgo.models import parse_datetime, to_iccid, to_int
 from services.messenger import Messenger
+from services.metrics import Metrics
 from services.notifications import Notifier, load_bundles
 from services.tracking import TrackingService, assignment_key
 from services.usage import FINISHED_STATES
@@ -163,17 +164,25 @@ class EsimGoEventService:
         tracking: TrackingService,
         notifier: Notifier,
         *,
+        metrics: Metrics | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._session_factory = session_factory
         self._api_key = api_key
         self._tracking = tracking
         self._notifier = notifier
+        self._metrics = metrics
         self._clock = clock
         self.last_received_at: datetime | None = None
 
     async def receive(self, body: bytes, signature: str | None) -> ReceiveResult:
         """Check and store one request; nothing is stored unless the signature is right."""
+        result = await self._receive(body, signature)
+        if self._metrics is not None:
+            self._metrics.callback_event(result.receipt.value)
+        return result
+
+    async def _receive(self, body: bytes, signature: str | None) -> ReceiveResult:
         encoding = verify_signature(body, signature, self._api_key)
         if encoding is None:
             log.warning("eSIM Go callback rejected: %s signature", "bad" if signature else "no")

@@ -44,7 +44,7 @@ class Metrics:
             self._orders.labels(status=status)
         self._payment_to_delivery = Histogram(
             "esimbot_payment_to_delivery_seconds",
-            "From the payment to the eSIM sent to the buyer",
+            "From the payment to the order delivered (its eSIM is sent to the buyer at once)",
             buckets=DELIVERY_BUCKETS,
             registry=self.registry,
         )
@@ -77,12 +77,12 @@ class Metrics:
         """One Telegram update of this type (message, callback_query, pre_checkout_query…)."""
         self._updates.labels(type=update_type).inc()
 
-    def order_finished(self, status: str) -> None:
-        """An order reached a final status (see FINAL_STATUSES)."""
-        self._orders.labels(status=status).inc()
+    def order_finished(self, status: str, count: int = 1) -> None:
+        """`count` orders reached a final status (see FINAL_STATUSES)."""
+        self._orders.labels(status=status).inc(count)
 
     def delivered_after(self, seconds: float) -> None:
-        """An eSIM reached its buyer this long after the payment."""
+        """An order reached `delivered` this long after its payment."""
         self._payment_to_delivery.observe(max(seconds, 0.0))
 
     def esimgo_request(self, endpoint: str, status: int | str) -> None:
@@ -94,7 +94,7 @@ class Metrics:
         self._budget_wait.observe(max(seconds, 0.0))
 
     def callback_event(self, outcome: str) -> None:
-        """An eSIM Go callback: "processed", "duplicate", "bad_signature", "invalid"…"""
+        """An eSIM Go callback received: "accepted", "duplicate", "unauthorized", "malformed"."""
         self._callback_events.labels(outcome=outcome).inc()
 
     def esimgo_balance(self, balance: Decimal, currency: str) -> None:

@@ -31,6 +31,7 @@ from services.esimgo.errors import (
     SupplierUnavailableError,
 )
 from services.esimgo.models import Bundle, Organisation
+from services.metrics import Metrics
 from services.pricing import PricingService
 
 log = logging.getLogger(__name__)
@@ -147,12 +148,14 @@ class OrderService:
         pricing: PricingService,
         *,
         unpaid_ttl: timedelta = UNPAID_TTL,
+        metrics: Metrics | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._esimgo = esimgo
         self._catalogue = catalogue
         self._pricing = pricing
         self._unpaid_ttl = unpaid_ttl
+        self._metrics = metrics
         self._clock = clock
         self._organisation: tuple[float, Organisation] | None = None
         # order id → (monotonic time, cost) of its last successful validate, oldest first.
@@ -413,6 +416,7 @@ class OrderService:
         if won:
             order.status = OrderStatus.CANCELLED
             log.info("order %s: awaiting_payment → cancelled (%s)", order.public_id, reason)
+            self._cancelled(1)
         return won
 
     async def expire_unpaid(self, session: AsyncSession) -> int:
@@ -431,7 +435,12 @@ class OrderService:
                 count += 1
                 log.info("order %s: awaiting_payment → cancelled (expired)", public_id)
         await session.commit()
+        self._cancelled(count)
         return count
+
+    def _cancelled(self, count: int) -> None:
+        if self._metrics is not None and count:
+            self._metrics.order_finished(OrderStatus.CANCELLED.value, count)
 
     async def check_pre_checkout(
         self, session: AsyncSession, *, public_id: str, user_id: int, amount: int, currency: str

@@ -76,7 +76,7 @@ async def test_a_support_conversation_both_ways(
     answered = await tickets.answer(
         ADMINS[0], copies[ADMINS[0]].message_id, "Turn on <b>roaming</b>"
     )
-    assert answered is Answered.ANSWERED
+    assert answered.outcome is Answered.ANSWERED
     answer = last(fake_telegram, ALICE)
     assert f"Ответ службы поддержки</b> (обращение №{ticket})" in (answer.html or "")
     assert "Turn on <b>roaming</b>" in (answer.html or "")
@@ -96,7 +96,7 @@ async def test_a_support_conversation_both_ways(
     answered = await tickets.answer(
         ADMINS[1], relayed_to_second.message_id, "Pick this network", photo=PHOTO_ID
     )
-    assert answered is Answered.ANSWERED
+    assert answered.outcome is Answered.ANSWERED
     photo = last(fake_telegram, ALICE)
     assert photo.photo == PHOTO_ID.encode() and "Pick this network" in (photo.caption or "")
 
@@ -113,7 +113,7 @@ async def test_a_support_conversation_both_ways(
     assert not await tickets.close(ticket, ADMINS[1])
     assert await tickets.open_tickets() == []
     answered = await tickets.answer(ADMINS[0], copies[ADMINS[0]].message_id, "One more thing")
-    assert answered is Answered.CLOSED
+    assert answered.outcome is Answered.CLOSED
     assert not await tickets.relay_from_user(ALICE, "Hello?", replied_message_id=photo.message_id)
 
 
@@ -151,18 +151,22 @@ async def test_answers_that_cannot_go_out(
     copy = last(fake_telegram, ADMINS[0])
     # Replying to anything but a ticket's message: the admin's own, or one never sent.
     own = fake_telegram.record_user_message(ADMINS[1], "a note to self")
-    assert await tickets.answer(ADMINS[1], own, "hi") is Answered.NOT_A_TICKET
-    assert await tickets.answer(ADMINS[0], copy.message_id + 100, "hi") is Answered.NOT_A_TICKET
-    assert await tickets.answer(ADMINS[0], copy.message_id, "x" * 5000) is Answered.TOO_LONG
+    assert (await tickets.answer(ADMINS[1], own, "hi")).outcome is Answered.NOT_A_TICKET
+    assert (
+        await tickets.answer(ADMINS[0], copy.message_id + 100, "hi")
+    ).outcome is Answered.NOT_A_TICKET
+    assert (
+        await tickets.answer(ADMINS[0], copy.message_id, "x" * 5000)
+    ).outcome is Answered.TOO_LONG
     long_caption = "x" * 1000
     answered = await tickets.answer(ADMINS[0], copy.message_id, long_caption, photo=PHOTO_ID)
-    assert answered is Answered.TOO_LONG
+    assert answered.outcome is Answered.TOO_LONG
     fake_telegram.blocked_chats.add(ALICE)
-    assert await tickets.answer(ADMINS[0], copy.message_id, "hi") is Answered.UNREACHABLE
+    assert (await tickets.answer(ADMINS[0], copy.message_id, "hi")).outcome is Answered.UNREACHABLE
     fake_telegram.blocked_chats.clear()
     fake_telegram.fail_next("sendMessage", 500, "Internal Server Error")
-    assert await tickets.answer(ADMINS[0], copy.message_id, "hi") is Answered.FAILED
-    assert await tickets.answer(ADMINS[0], copy.message_id, "hi") is Answered.ANSWERED
+    assert (await tickets.answer(ADMINS[0], copy.message_id, "hi")).outcome is Answered.FAILED
+    assert (await tickets.answer(ADMINS[0], copy.message_id, "hi")).outcome is Answered.ANSWERED
 
 
 async def test_a_long_photo_caption_from_the_user_reaches_the_admins_whole(
@@ -175,3 +179,17 @@ async def test_a_long_photo_caption_from_the_user_reaches_the_admins_whole(
     *_, photo, text = fake_telegram.chat(ADMINS[0])
     assert photo.photo == PHOTO_ID.encode() and text.text and words.strip() in text.text
     assert text.reply_to == photo.message_id
+
+
+async def test_an_admins_copy_is_no_way_into_someone_elses_ticket(
+    tickets: SupportTickets, fake_telegram: FakeTelegram
+) -> None:
+    await tickets.open(alice(), "help", None)
+    copy = last(fake_telegram, ADMINS[0])
+    await tickets.answer(ADMINS[0], copy.message_id, "Which phone?")
+    # The admin's chat holds the copies: a reply there "as a user" is not Alice's reply.
+    relayed = await tickets.relay_from_user(
+        ADMINS[0], "iPhone", replied_message_id=copy.message_id
+    )
+    assert not relayed
+    assert [line.awaiting for line in await tickets.open_tickets()] == ["user"]

@@ -117,6 +117,15 @@ class BroadcastRepository:
         )
         return int(getattr(inserted, "rowcount", 0) or 0)
 
+    async def set_audience(self, broadcast_id: int, audience: str) -> bool:
+        """Change who a draft goes to; False once it is no draft."""
+        result = await self.session.execute(
+            update(Broadcast)
+            .where(Broadcast.id == broadcast_id, Broadcast.status == DRAFT)
+            .values(audience=audience)
+        )
+        return int(getattr(result, "rowcount", 0) or 0) == 1
+
     async def set_status(self, broadcast_id: int, old: Collection[str], new: str) -> bool:
         result = await self.session.execute(
             update(Broadcast)

@@ -133,6 +133,17 @@ class Broadcasts:
             await session.commit()
         return BroadcastDraft(broadcast.id, audience, recipients)
 
+    async def choose_audience(self, broadcast_id: int, audience: str) -> BroadcastDraft | None:
+        """Send the draft to `audience` instead; None once it is no draft."""
+        where = self._filter(audience)
+        async with self._session_factory() as session:
+            repo = BroadcastRepository(session)
+            if not await repo.set_audience(broadcast_id, audience):
+                return None
+            recipients = await repo.count_users(where)
+            await session.commit()
+        return BroadcastDraft(broadcast_id, audience, recipients)
+
     async def start(self, broadcast_id: int) -> int | None:
         """Fix the recipients and mark it for sending; None if it was not a draft (sent or
         cancelled already: a second Send press does nothing)."""
@@ -341,3 +352,67 @@ class BroadcastJob:
                 await self._messenger.send(broadcast.chat_id, progress.summary())
         log.info("broadcast #%s: %s", broadcast.id, progress.line())
         return progress
+
+
+class BroadcastSender:
+    """Runs this process's broadcast jobs in the background: the ones admins start here, and
+    any that no live job holds (a restart, a replica that died) at each look."""
+
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        messenger: Messenger,
+        broadcasts: Broadcasts,
+        *,
+        rate: float = RATE_PER_SECOND,
+        look_every: timedelta = STALE_AFTER,
+    ) -> None:
+        self._session_factory = session_factory
+        self._messenger = messenger
+        self._broadcasts = broadcasts
+        self._rate = rate
+        self._look_every = look_every
+        self._jobs: dict[int, asyncio.Task[BroadcastProgress | None]] = {}
+
+    @property
+    def jobs(self) -> list[asyncio.Task[BroadcastProgress | None]]:
+        """The jobs running in this process now."""
+        return list(self._jobs.values())
+
+    def launch(self, broadcast_id: int) -> None:
+        """Send it in the background, unless a job of this process already does."""
+        if broadcast_id in self._jobs:
+            return
+        job = BroadcastJob(self._session_factory, self._messenger, rate=self._rate)
+        task = asyncio.create_task(job.run(broadcast_id), name=f"broadcast-{broadcast_id}")
+        self._jobs[broadcast_id] = task
+        task.add_done_callback(lambda done: self._ended(broadcast_id, done))
+
+    def _ended(self, broadcast_id: int, task: asyncio.Task[BroadcastProgress | None]) -> None:
+        self._jobs.pop(broadcast_id, None)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("broadcast #%s: job failed: %r", broadcast_id, exc)
+
+    async def resume(self) -> int:
+        """Launch every broadcast being sent that no live job holds; returns how many."""
+        found = [i for i in await self._broadcasts.resumable() if i not in self._jobs]
+        for broadcast_id in found:
+            log.info("broadcast #%s: resuming", broadcast_id)
+            self.launch(broadcast_id)
+        return len(found)
+
+    async def run(self) -> None:
+        """Until cancelled: resume orphaned broadcasts at start and every `look_every`."""
+        while True:
+            try:
+                await self.resume()
+            except Exception:
+                log.exception("looking for broadcasts to resume failed")
+            await asyncio.sleep(self._look_every.total_seconds())
+
+    async def close(self) -> None:
+        """Stop this process's jobs; each stores its progress, and resume() carries on."""
+        jobs = self.jobs
+        for task in jobs:
+            task.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)

@@ -25,6 +25,7 @@ from services.admin.order_rules import OrderAction, lease_guard, refusal
 from services.gifts import Payer, order_payer
 from services.i18n import N_, Translator
 from services.messenger import Messenger, MessengerError, RefundError
+from services.metrics import Metrics
 from services.pricing import Price, format_price
 
 log = logging.getLogger(__name__)
@@ -55,12 +56,14 @@ class OrderActions:
         translator: Translator,
         *,
         wake_worker: Callable[[], None] = lambda: None,
+        metrics: Metrics | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._session_factory = session_factory
         self._messenger = messenger
         self._translator = translator
         self._wake_worker = wake_worker
+        self._metrics = metrics
         self._clock = clock
 
     async def perform(self, action: OrderAction, public_id: str, admin_id: int) -> ActionResult:
@@ -181,6 +184,8 @@ class OrderActions:
             )
             if not won:  # only a lease that outlived ACTION_LEASE gets here
                 log.error("order %s: refunded, but its row was taken over", order.public_id)
+            elif self._metrics is not None:
+                self._metrics.order_finished(OrderStatus.REFUNDED.value)
             result = await self._record(session, order, admin_id, OrderAction.REFUND, None)
         payer = await self._payer(order)
         text = self._translator.gettext(REFUNDED_BY_ADMIN_TEXT, payer.language).format(

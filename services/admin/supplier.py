@@ -3,6 +3,7 @@ spend, and a once-a-day alert while it is below ESIMGO_BALANCE_WARN."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from db.base import utcnow
 from db.repositories.admin_stats import AdminStatsRepository
 from services.admin_alerts import AdminAlerts
+from services.budget import background_work
 from services.esimgo.client import EsimGoClient
 from services.esimgo.errors import EsimGoError
 from services.messenger import Messenger
@@ -22,6 +24,8 @@ from services.metrics import Metrics
 log = logging.getLogger(__name__)
 
 SPEND_WINDOW = timedelta(days=7)
+# How often the balance is read in the background (the gauge, the low-balance alert).
+CHECK_EVERY = timedelta(minutes=30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +97,18 @@ class SupplierService:
                 low_balance_text(status),
             )
         return status
+
+    async def run(
+        self, messenger: Messenger, alerts: AdminAlerts, every: timedelta = CHECK_EVERY
+    ) -> None:
+        """Until cancelled: check() now and every `every`, with background priority."""
+        while True:
+            try:
+                with background_work():
+                    await self.check(messenger, alerts)
+            except Exception:
+                log.exception("eSIM Go balance check failed")
+            await asyncio.sleep(every.total_seconds())
 
 
 def low_balance_text(status: SupplierStatus) -> str:

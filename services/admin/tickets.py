@@ -55,6 +55,16 @@ class Answered(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class TicketAnswer:
+    """What became of an admin's reply; whom it reached when it was ANSWERED."""
+
+    outcome: Answered
+    ticket_id: int | None = None
+    user_id: int | None = None
+    chat_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Asker:
     user_id: int
     chat_id: int
@@ -166,17 +176,17 @@ class SupportTickets:
 
     async def answer(
         self, admin_id: int, replied_message_id: int, text: str, photo: str | None = None
-    ) -> Answered:
+    ) -> TicketAnswer:
         """An admin replied (in their chat with the bot) to one of a ticket's messages: send
         the reply to the user as the support team's answer."""
         async with self._session_factory() as session:
             ticket = await TicketRepository(session).by_copy(admin_id, replied_message_id)
         if ticket is None:
-            return Answered.NOT_A_TICKET
+            return TicketAnswer(Answered.NOT_A_TICKET)
         if ticket.status != OPEN:
-            return Answered.CLOSED
+            return TicketAnswer(Answered.CLOSED, ticket.id)
         if len(text) > (CAPTION_LIMIT if photo else TEXT_LIMIT):
-            return Answered.TOO_LONG
+            return TicketAnswer(Answered.TOO_LONG, ticket.id)
         lang = ticket.language
         body = "\n\n".join(
             [
@@ -188,10 +198,10 @@ class SupportTickets:
         try:
             sent = await self._messenger.send(ticket.chat_id, body, photo=photo)
         except RecipientUnavailableError:
-            return Answered.UNREACHABLE
+            return TicketAnswer(Answered.UNREACHABLE, ticket.id)
         except MessengerError as exc:
             log.warning("ticket #%s: answer not delivered: %s", ticket.id, exc)
-            return Answered.FAILED
+            return TicketAnswer(Answered.FAILED, ticket.id)
         async with self._session_factory() as session:
             repo = TicketRepository(session)
             await repo.add_copies(ticket.id, [(ticket.chat_id, sent)])
@@ -207,7 +217,7 @@ class SupportTickets:
             await repo.set_awaiting(ticket.id, USER)
             await session.commit()
         log.info("ticket #%s answered by admin %s", ticket.id, admin_id)
-        return Answered.ANSWERED
+        return TicketAnswer(Answered.ANSWERED, ticket.id, ticket.telegram_user_id, ticket.chat_id)
 
     async def relay_from_user(
         self,
@@ -223,7 +233,8 @@ class SupportTickets:
             ticket = None
             if replied_message_id is not None:
                 ticket = await repo.by_copy(user_id, replied_message_id)
-            if ticket is None or ticket.status != OPEN:
+            # A copy in this chat may be an admin's copy of another user's ticket.
+            if ticket is None or ticket.status != OPEN or ticket.telegram_user_id != user_id:
                 ticket = await repo.latest_open(user_id)
                 if ticket is None or ticket.awaiting != USER:
                     return False

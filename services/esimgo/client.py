@@ -22,6 +22,7 @@ from urllib.parse import quote
 import aiohttp
 
 from services.budget import Priority, RequestBudget, call_priority, current_priority
+from services.esimgo.endpoints import endpoint
 from services.esimgo.errors import (
     AuthError,
     BadRequestError,
@@ -43,6 +44,7 @@ from services.esimgo.models import (
     OrderValidation,
     Organisation,
 )
+from services.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -223,8 +225,10 @@ class EsimGoClient:
         timeouts: Timeouts | None = None,
         retry: RetryPolicy | None = None,
         budget: RequestBudget | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
+        self._metrics = metrics
         self._api_key = api_key
         self._session = session
         self._owns_session = session is None
@@ -316,14 +320,17 @@ class EsimGoClient:
                 method, path, params=params, body=body, time_limit=time_limit
             )
         except TimeoutError as exc:
+            self._count(method, path, "timeout")
             raise _RetryableError(
                 SupplierUnavailableError(f"timed out after {time_limit:g} s")
             ) from exc
         except aiohttp.ClientError as exc:
+            self._count(method, path, "error")
             raise _RetryableError(
                 SupplierUnavailableError(f"connection failed: {type(exc).__name__}")
             ) from exc
         status = response.status
+        self._count(method, path, status)
         if 200 <= status < 300:
             return response
         if status == 429:
@@ -335,6 +342,10 @@ class EsimGoClient:
             error = SupplierUnavailableError(_error_message(response), status)
             raise _RetryableError(error, response.retry_after if status == 503 else None)
         raise _map_client_error(response)
+
+    def _count(self, method: str, path: str, status: int | str) -> None:
+        if self._metrics is not None:
+            self._metrics.esimgo_request(endpoint(method, path), status)
 
     def _backoff(self, attempt: int) -> float:
         ceiling = min(self._retry.max_delay, self._retry.base_delay * (2.0**attempt))

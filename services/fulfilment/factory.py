@@ -22,6 +22,7 @@ from services.fulfilment.store import OrderStore
 from services.fulfilment.worker import FulfilmentWorker
 from services.i18n import Translator
 from services.messenger import Messenger
+from services.metrics import Metrics
 from services.orders import OrderService
 
 
@@ -41,6 +42,7 @@ def create_fulfilment_worker(
     worker_id: str | None = None,
     clock: Callable[[], datetime] = utcnow,
     gift_delivery: GiftDelivery | None = None,
+    metrics: Metrics | None = None,
 ) -> FulfilmentWorker:
     """The worker and its parts; the callbacks are those of the buttons under a delivery."""
     settings = settings or WorkerSettings()
@@ -70,4 +72,5 @@ def create_fulfilment_worker(
         wake_event,
         worker_id,
         clock,
+        metrics,
     )

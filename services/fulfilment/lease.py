@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from db.models import Order, OrderStatus
 from db.models.events import WORKER
 from db.repositories.orders import OrderRepository
+from services.metrics import FINAL_STATUSES, Metrics
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +31,10 @@ class OrderLease:
         session_factory: async_sessionmaker[AsyncSession],
         clock: Callable[[], datetime],
         length: timedelta,
+        metrics: Metrics | None = None,
     ) -> None:
         self.order = order
+        self._metrics = metrics
         self._session_factory = session_factory
         self._clock = clock
         self._length = length
@@ -78,7 +81,16 @@ class OrderLease:
             return False
         self.order.mirror(new, values)
         log.info("order %s: %s → %s", self.public_id, old, new.value)
+        self.finished(new)
         return True
+
+    def finished(self, new: OrderStatus) -> None:
+        """Metrics of a step this lease won: final statuses, and payment → delivered."""
+        if self._metrics is None or new.value not in FINAL_STATUSES:
+            return
+        self._metrics.order_finished(new.value)
+        if new is OrderStatus.DELIVERED and self.order.paid_at is not None:
+            self._metrics.delivered_after((self._clock() - self.order.paid_at).total_seconds())
 
     async def release(self, delay: timedelta | None, reason: str | None) -> None:
         """Give the lease back, due again after `delay` (None: nothing more to do)."""

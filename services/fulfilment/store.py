@@ -211,6 +211,7 @@ class OrderStore:
             log.warning("order %s: lost the lease while storing", lease.public_id)
             return False
         lease.order.mirror(OrderStatus.DELIVERED, values)
+        lease.finished(OrderStatus.DELIVERED)
         log.info(
             "order %s: fulfilling → delivered (eSIM Go %s, %s)",
             lease.public_id,

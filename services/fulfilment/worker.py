@@ -25,6 +25,7 @@ from services.fulfilment.sender import DeliverySender
 from services.fulfilment.settings import WorkerSettings
 from services.fulfilment.side_tasks import SideTasks
 from services.messenger import Messenger
+from services.metrics import Metrics
 from services.orders import OrderService
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,9 @@ class FulfilmentWorker:
         wake_event: asyncio.Event,
         worker_id: str | None,
         clock: Callable[[], datetime],
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._session_factory = session_factory
         self._orders = orders
         self._purchase = purchase
@@ -172,7 +175,9 @@ class FulfilmentWorker:
         return leased
 
     async def _process(self, order: Order) -> None:
-        lease = OrderLease(order, self._session_factory, self._clock, self.settings.lease)
+        lease = OrderLease(
+            order, self._session_factory, self._clock, self.settings.lease, self._metrics
+        )
         try:
             await lease.hold_while(self._step(lease))
         except Exception as exc:
