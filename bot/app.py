@@ -68,7 +68,7 @@ from services.pricing import PricingService
 from services.profiles import UserProfiles
 from services.reminders import ReminderService
 from services.self_refund import SelfRefunds
-from services.support_ticket import AdminAlertDesk
+from services.support_ticket import AdminAlertDesk, SupportDesk
 from services.tracking import TrackingService
 from services.trip import TripPlanner
 
@@ -123,6 +123,9 @@ async def create_deps(settings: Settings, bot: Bot) -> AppDeps:
     alerts = AdminAlerts(session_factory, settings.admin_ids)
     wake = asyncio.Event()
     cap = settings.unpaid_orders_per_user
+    admin = create_admin_services(
+        settings, session_factory, esimgo, messenger, translator, alerts, metrics, wake
+    )
     notifier, tracking, esimgo_events = _tracking(
         settings, session_factory, esimgo, catalogue, alerts, translator, metrics
     )
@@ -149,10 +152,8 @@ async def create_deps(settings: Settings, bot: Bot) -> AppDeps:
         screens=ScreenCache(catalogue),
         networks=networks,
         metrics=metrics,
-        admin=create_admin_services(
-            settings, session_factory, esimgo, messenger, translator, alerts, metrics, wake
-        ),
-        **_doctor(settings, session_factory, esimgo, catalogue, alerts, messenger),
+        admin=admin,
+        **_doctor(settings, session_factory, esimgo, catalogue, alerts, messenger, admin.tickets),
         **_reach(settings, bot, messenger, session_factory, look, notifier, myesims),
     )
 
@@ -349,11 +350,10 @@ def _doctor(
     catalogue: CatalogueService,
     alerts: AdminAlerts,
     messenger: AiogramMessenger,
+    tickets: SupportTickets,
 ) -> _DoctorDeps:
     """The eSIM doctor ("It doesn't work") and the self-refund, as AppDeps fields."""
-    # Doctor tickets reach the admins as alerts until the admin ticket store
-    # (services/admin/tickets.py) takes them as a TicketDesk.
-    desk = AdminAlertDesk(alerts, messenger)
+    desk = SupportDesk(tickets, AdminAlertDesk(alerts, messenger))
     return _DoctorDeps(
         doctor=EsimDoctor(session_factory, esimgo, catalogue, desk),
         refunds=SelfRefunds(

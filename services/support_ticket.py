@@ -1,7 +1,7 @@
 """A support request opened from the eSIM doctor, with the diagnosis attached.
 
-The ticket store belongs to the admin feature; until it takes tickets, `AdminAlertDesk` sends
-each one to the operators the way /paysupport forwards a question (ADMIN_IDS, in English).
+`SupportDesk` opens it in the admin feature's ticket store, so admins answer it by replying to
+its copy as they answer /paysupport; `AdminAlertDesk` only tells the operators (ADMIN_IDS).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from services.admin.tickets import Asker, Opened, SupportTickets
 from services.admin_alerts import AdminAlerts, alert_markup
 from services.messenger import Messenger
 
@@ -73,3 +74,20 @@ class AdminAlertDesk:
     async def open(self, ticket: SupportTicket) -> None:
         # admin_text() escapes every value itself: its markup is sent as it is.
         await self._alerts.alert(self._messenger, alert_markup(ticket.admin_text()))
+
+
+class SupportDesk:
+    """Tickets in the support ticket store (answered by replying to the admins' copy); past the
+    store's hourly limit for the user, the operators are still told, as an alert."""
+
+    def __init__(self, tickets: SupportTickets, fallback: AdminAlertDesk) -> None:
+        self._tickets = tickets
+        self._fallback = fallback
+
+    async def open(self, ticket: SupportTicket) -> None:
+        asker = Asker(
+            ticket.user_id, ticket.user_id, ticket.user_name, ticket.username, ticket.language
+        )
+        opened = await self._tickets.open(asker, ticket.admin_text(), None)
+        if opened.outcome is Opened.RATE_LIMITED:
+            await self._fallback.open(ticket)

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from db.models import EsimCheck
 from handlers.callbacks import DoctorCallback
+from tests.admin_chat import ADMIN, reply
 from tests.doctor_world import ALICE, BOB, TH_5GB, Purchase, bought, open_card
 from tests.fakes.telegram import StoredMessage
 from tests.helpers import ADMIN_ID, BotEnv, answers, make_user
@@ -329,6 +330,22 @@ async def test_still_not_working_sends_one_ticket_with_the_diagnosis(
     already = {"en": "already has your request", "ru": "уже получила ваш запрос"}
     assert already[language] in (bot_env.message(alice, screen.message_id).text or "")
     assert len(admin_messages(bot_env)) == 1
+
+
+async def test_a_ticket_from_the_doctor_is_answered_by_replying_to_it(bot_env: BotEnv) -> None:
+    """The ticket lands in the support desk: the admin's Telegram reply reaches the user."""
+    alice, purchase = await bought(bot_env, "en")
+    bot_env.fake_esimgo.install(purchase.iccid)
+    bot_env.fake_esimgo.attach(purchase.iccid, "FR")
+    screen = await doctor(bot_env, alice, purchase, "en")
+    await bot_env.tap(alice, tap_text("en", "stuck"), screen.message_id)
+
+    (copy,) = admin_messages(bot_env)
+    assert "Support ticket #1" in (copy.text or "") and purchase.iccid in (copy.text or "")
+    await reply(bot_env, ADMIN, copy, "Choose the eSIM for mobile data, please")
+    answer = bot_env.screen(alice)
+    assert "Choose the eSIM for mobile data, please" in (answer.text or "")
+    assert "Answer from our support team (request #1)" in (answer.text or "")
 
 
 def admin_messages(env: BotEnv) -> list[StoredMessage]:
