@@ -153,7 +153,9 @@ async def create_deps(settings: Settings, bot: Bot) -> AppDeps:
         networks=networks,
         metrics=metrics,
         admin=admin,
-        **_doctor(settings, session_factory, esimgo, catalogue, alerts, messenger, admin.tickets),
+        **_doctor(
+            settings, session_factory, esimgo, catalogue, alerts, messenger, admin.tickets, metrics
+        ),
         **_reach(settings, bot, messenger, session_factory, look, notifier, myesims),
     )
 
@@ -351,13 +353,19 @@ def _doctor(
     alerts: AdminAlerts,
     messenger: AiogramMessenger,
     tickets: SupportTickets,
+    metrics: Metrics,
 ) -> _DoctorDeps:
     """The eSIM doctor ("It doesn't work") and the self-refund, as AppDeps fields."""
     desk = SupportDesk(tickets, AdminAlertDesk(alerts, messenger))
     return _DoctorDeps(
         doctor=EsimDoctor(session_factory, esimgo, catalogue, desk),
         refunds=SelfRefunds(
-            session_factory, esimgo, messenger, alerts, days=settings.self_refund_days
+            session_factory,
+            esimgo,
+            messenger,
+            alerts,
+            days=settings.self_refund_days,
+            metrics=metrics,
         ),
     )
 

@@ -33,6 +33,7 @@ from services.diagnosis import ever_installed
 from services.esimgo.errors import EsimGoError, RateLimitedError, SupplierUnavailableError
 from services.esimgo.models import BundleAssignment, EsimDetails, EsimHistoryEvent
 from services.messenger import Messenger, MessengerError
+from services.metrics import Metrics
 from services.orders import TOPUP
 from services.pricing import Price
 from services.tracking import assignment_key
@@ -129,8 +130,10 @@ class SelfRefunds:
         days: int,
         clock: Callable[[], datetime] = utcnow,
         claim_for: timedelta = timedelta(minutes=10),
+        metrics: Metrics | None = None,
     ) -> None:
         self._session_factory = session_factory
+        self._metrics = metrics
         self._esimgo = esimgo
         self._messenger = messenger
         self._alerts = alerts
@@ -381,7 +384,7 @@ class SelfRefunds:
         now = self._clock()
         refunded = {"refunded_at": now} if status is OrderStatus.REFUNDED else {}
         async with self._session_factory() as session:
-            await OrderRepository(session).transition(
+            won = await OrderRepository(session).transition(
                 order.id,
                 OrderStatus.DELIVERED,
                 status,
@@ -396,6 +399,8 @@ class SelfRefunds:
             if key is not None:
                 await self._tidy(session, order, key, now)
             await session.commit()
+        if won and self._metrics is not None:
+            self._metrics.order_finished(status.value)
 
     @staticmethod
     async def _tidy(session: AsyncSession, order: Order, key: str, now: datetime) -> None:

@@ -112,6 +112,8 @@ async def test_an_unused_esim_is_refunded_in_seconds(bot_env: BotEnv, language: 
     assert bundle is not None
     assert bot_env.fake_esimgo.balance == balance + Decimal(str(bundle["price"]))
     assert await order_status(bot_env, purchase.order_id) == "refunded"
+    body, _type = bot_env.deps.metrics.exposition()
+    assert b'esimbot_orders_total{status="refunded"} 1.0' in body
     await bot_env.tap(alice, words["my esims"], screen_id)
     assert purchase.iccid not in (bot_env.message(alice, screen_id).text or "")
     assert not bot_env.error_logs
