@@ -7,8 +7,6 @@ import time
 from typing import Any
 
 from aiogram.types import Update, User
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import create_fulfilment_worker
 from handlers.callbacks import BundleCallback
@@ -25,26 +23,6 @@ from tests.helpers import (
 
 GB = "esim_1GB_7D_GB_V2"
 ADMIN = make_user(ADMIN_ID, username="operator", first_name="Olga")
-
-
-async def ensure_order_events(engine: AsyncEngine) -> Table:
-    """The order-events table with the columns /order reads (created here only until the
-    migration that brings it lands; an existing one is left as it is)."""
-    metadata = MetaData()
-    events = Table(
-        "order_events",
-        metadata,
-        Column("id", Integer, primary_key=True),
-        Column("order_id", Integer, nullable=False),
-        Column("at", DateTime(timezone=True), nullable=False),
-        Column("from_status", String(24)),
-        Column("to_status", String(24), nullable=False),
-        Column("actor", String(64)),
-        Column("note", Text),
-    )
-    async with engine.begin() as connection:
-        await connection.run_sync(metadata.create_all, checkfirst=True)
-    return events
 
 
 async def invoice(env: BotEnv, user: User, bundle: str = GB, iso: str = "GB") -> ApiCall:

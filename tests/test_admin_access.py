@@ -13,7 +13,7 @@ from sqlalchemy import select
 from db.models import Broadcast, BroadcastRecipient, Order, SupportTicket
 from handlers.callbacks import AdminOrderCallback, BroadcastCallback, TicketCallback
 from services.admin.tickets import Asker
-from tests.admin_chat import ADMIN, buy, ensure_order_events
+from tests.admin_chat import ADMIN, buy
 from tests.fakes.telegram import ApiCall
 from tests.helpers import BotEnv, answers, make_user
 
@@ -57,7 +57,6 @@ def seen(calls: list[ApiCall]) -> list[tuple[str, Any, Any]]:
 @pytest.fixture
 async def shop(bot_env: BotEnv) -> tuple[str, int, int]:
     """A delivered order, an open ticket and a broadcast draft for the forged buttons to name."""
-    await ensure_order_events(bot_env.deps.engine)
     public_id = await buy(bot_env, ALICE, "charge-alice")
     admin = bot_env.deps.admin
     opened = await admin.tickets.open(Asker(1001, 1001, "Alice", "alice_t", "en"), "Hi", None)

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from db.base import utcnow
 from db.models import Order, OrderStatus
 from handlers.callbacks import OrderCallback
-from tests.admin_chat import ADMIN, buy, ensure_order_events, invoice
+from tests.admin_chat import ADMIN, buy, invoice
 from tests.admin_helpers import add, make_order
 from tests.helpers import BotEnv, make_user
 
@@ -41,7 +41,6 @@ def bot_env_settings() -> dict[str, Any]:
 
 async def _sales(env: BotEnv) -> None:
     """Alice and Bob buy the UK plan; Carol gets an invoice and never pays; Bob is refunded."""
-    await ensure_order_events(env.deps.engine)
     await buy(env, ALICE, "charge-alice")
     bobs = await buy(env, BOB, "charge-bob")
     await invoice(env, CAROL)
@@ -79,7 +78,6 @@ async def test_the_dashboard_after_purchases_an_unpaid_invoice_and_a_refund(
 async def test_the_orders_that_need_attention_are_buttons_to_their_story(
     bot_env: BotEnv,
 ) -> None:
-    await ensure_order_events(bot_env.deps.engine)
     long_ago = utcnow() - timedelta(hours=1)
     await add(
         bot_env.deps.session_factory,

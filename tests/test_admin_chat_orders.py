@@ -4,12 +4,11 @@ its reason when it no longer fits (also when the button is pressed from an old s
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy import select
 
 from db.models import AdminAction, Order, OrderStatus
 from handlers.callbacks import AdminOrderCallback
-from tests.admin_chat import ADMIN, buy, ensure_order_events, fulfil
+from tests.admin_chat import ADMIN, buy, fulfil
 from tests.admin_helpers import add, make_order
 from tests.helpers import BotEnv, answers, make_user
 
@@ -18,11 +17,6 @@ ON_EVERY_DATABASE = True
 
 ALICE = make_user(1001, username="alice_t")
 BOB = make_user(1002, username="bob_b", language_code="ru")
-
-
-@pytest.fixture(autouse=True)
-async def order_events(bot_env: BotEnv) -> None:
-    await ensure_order_events(bot_env.deps.engine)
 
 
 async def status(env: BotEnv, public_id: str) -> str:

@@ -7,13 +7,14 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import cast
 
 import pytest
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, insert, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy import Table, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.messenger import AiogramMessenger
-from db.models import AdminAction, OrderStatus
+from db.models import AdminAction, OrderEvent, OrderStatus
 from handlers.callbacks import install_help_callback_data, open_esim_callback_data
 from services.admin.dashboard import Dashboard
 from services.admin.lookup import OrderLookup, QueryKind, parse_query
@@ -36,24 +37,9 @@ LPA = "LPA:1$rsp.fake-esimgo.test$K2-ABC-123"
 
 
 @pytest.fixture
-async def order_events(engine: AsyncEngine) -> Table:
-    """The order-events table with the columns the lookup reads (created here only until the
-    migration that brings it lands)."""
-    metadata = MetaData()
-    events = Table(
-        "order_events",
-        metadata,
-        Column("id", Integer, primary_key=True),
-        Column("order_id", Integer, nullable=False),
-        Column("at", DateTime(timezone=True), nullable=False),
-        Column("from_status", String(24)),
-        Column("to_status", String(24), nullable=False),
-        Column("actor", String(64)),
-        Column("note", Text),
-    )
-    async with engine.begin() as connection:
-        await connection.run_sync(metadata.create_all, checkfirst=True)
-    return events
+def order_events() -> Table:
+    """The order-events table every guarded transition writes."""
+    return cast(Table, OrderEvent.__table__)
 
 
 @pytest.fixture

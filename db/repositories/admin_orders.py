@@ -5,23 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import ColumnElement, Integer, String, Text, column, func, select, table
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.base import UTCDateTime
-from db.models import AdminAction, Esim, Order, User
-
-# The order-events table the guarded transitions write (time, from, to, actor, note). Read by
-# name and columns only, so this module needs nothing else of the module that writes it.
-ORDER_EVENTS = table(
-    "order_events",
-    column("order_id", Integer()),
-    column("at", UTCDateTime()),
-    column("from_status", String()),
-    column("to_status", String()),
-    column("actor", String()),
-    column("note", Text()),
-)
+from db.models import AdminAction, Esim, Order, OrderEvent, User
 
 
 class EventRow(NamedTuple):
@@ -72,11 +59,11 @@ class AdminOrderRepository:
         return list(result.scalars().all())
 
     async def events(self, order_id: int) -> list[EventRow]:
-        e = ORDER_EVENTS.c
+        e = OrderEvent
         rows = await self.session.execute(
             select(e.at, e.from_status, e.to_status, e.actor, e.note)
             .where(e.order_id == order_id)
-            .order_by(e.at)
+            .order_by(e.at, e.id)
         )
         return [EventRow(*row) for row in rows.all()]
 
