@@ -24,6 +24,7 @@ from bot.config import Settings
 from bot.deps import AppDeps
 from bot.fsm_storage import ExpiringMemoryStorage
 from bot.messenger import AiogramMessenger
+from bot.sandbox import SandboxBot, create_sandbox
 from db.base import utcnow
 from db.engine import create_engine, create_session_factory
 from handlers.callbacks import (
@@ -37,6 +38,7 @@ from services.budget import request_budget
 from services.catalogue import CatalogueService
 from services.checkout import Checkout
 from services.esimgo.client import EsimGoClient
+from services.esimgo.standin import EsimGoStandIn
 from services.esimgo_events import EsimGoEventService
 from services.fulfilment import FulfilmentWorker, WorkerSettings, deliver_on_return
 from services.fulfilment import create_fulfilment_worker as build_fulfilment_worker
@@ -46,6 +48,7 @@ from services.notifications import Notifier
 from services.orders import OrderService
 from services.pricing import PricingService
 from services.profiles import UserProfiles
+from services.sandbox import start_standin
 from services.tracking import TrackingService
 
 
@@ -53,7 +56,8 @@ def create_bot(settings: Settings) -> Bot:
     """HTML by default, no link previews. `bot.tuning.apply` gives it a session that sends JSON
     bodies and reads answers without the keyboard Telegram echoes back: a Message returned by
     a send or an edit then has `reply_markup` None (nothing here reads it)."""
-    return Bot(
+    bot_class = SandboxBot if settings.sandbox else Bot
+    return bot_class(
         settings.bot_token.get_secret_value(),
         session=AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base)),
         default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
@@ -74,13 +78,22 @@ def create_storage(
     return ExpiringMemoryStorage(FSM_TTL.total_seconds(), clock=clock)
 
 
-def create_esimgo_client(settings: Settings) -> EsimGoClient:
-    """The eSIM Go client, paced by the account's request budget (shared through Redis)."""
+def create_esimgo_client(settings: Settings, base_url: str | None = None) -> EsimGoClient:
+    """The eSIM Go client, paced by the account's request budget (shared through Redis);
+    `base_url` replaces ESIMGO_BASE_URL (the sandbox's stand-in)."""
     api_key = settings.esimgo_api_key.get_secret_value()
     budget = request_budget(
         settings.esimgo_requests_per_second, redis_url=settings.redis_url, account=api_key
     )
-    return EsimGoClient(settings.esimgo_base_url, api_key, budget=budget)
+    return EsimGoClient(base_url or settings.esimgo_base_url, api_key, budget=budget)
+
+
+async def _supplier(settings: Settings) -> tuple[EsimGoClient, EsimGoStandIn | None]:
+    """eSIM Go itself or, in sandbox mode, its stand-in, started here in this process."""
+    if not settings.sandbox:
+        return create_esimgo_client(settings), None
+    standin = await start_standin(settings.esimgo_api_key.get_secret_value())
+    return create_esimgo_client(settings, standin.base_url), standin
 
 
 async def create_deps(settings: Settings, bot: Bot) -> AppDeps:
@@ -89,7 +102,7 @@ async def create_deps(settings: Settings, bot: Bot) -> AppDeps:
     messenger = AiogramMessenger(bot)
     engine = create_engine(settings.database_url)
     session_factory = create_session_factory(engine)
-    esimgo = create_esimgo_client(settings)
+    esimgo, standin = await _supplier(settings)
     catalogue, pricing, orders = _selling(settings, session_factory, esimgo)
     translator = Translator()
     alerts = AdminAlerts(session_factory, settings.admin_ids)
@@ -97,7 +110,7 @@ async def create_deps(settings: Settings, bot: Bot) -> AppDeps:
     notifier, tracking, esimgo_events = _tracking(
         settings, session_factory, esimgo, catalogue, alerts, translator
     )
-    return AppDeps(
+    deps = AppDeps(
         settings=settings,
         engine=engine,
         session_factory=session_factory,
@@ -129,6 +142,9 @@ async def create_deps(settings: Settings, bot: Bot) -> AppDeps:
         ),
         screens=ScreenCache(catalogue),
     )
+    if standin is not None:
+        deps.sandbox = create_sandbox(deps, bot, standin)
+    return deps
 
 
 def _selling(
@@ -190,4 +206,6 @@ def create_fulfilment_worker(deps: AppDeps) -> FulfilmentWorker:
 
 async def close_deps(deps: AppDeps) -> None:
     await deps.esimgo.close()
+    if deps.sandbox is not None:
+        await deps.sandbox.close()
     await deps.engine.dispose()

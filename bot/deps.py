@@ -21,6 +21,7 @@ from services.notifications import Notifier
 from services.orders import OrderService
 from services.pricing import PricingService
 from services.profiles import UserProfiles
+from services.sandbox import Sandbox
 from services.tracking import TrackingService
 
 
@@ -47,3 +48,5 @@ class AppDeps:
     myesims: MyEsimsService
     # Rendered catalogue and menu screens, per language; started over by a catalogue refresh.
     screens: ScreenCache
+    # Sandbox mode only (ESIMGO_API_KEY=sandbox): the eSIM Go stand-in and simulated payments.
+    sandbox: Sandbox | None = None
