@@ -143,7 +143,7 @@ async def create_deps(settings: Settings, bot: Bot) -> AppDeps:
         screens=ScreenCache(catalogue),
     )
     if standin is not None:
-        deps.sandbox = create_sandbox(deps, bot, standin)
+        deps.sandbox = await create_sandbox(deps, bot, standin)
     return deps
 
 

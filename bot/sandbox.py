@@ -26,6 +26,7 @@ from services.esimgo.standin import EsimGoStandIn
 from services.esimgo.standin.callbacks import CallbackSender
 from services.i18n import Translator
 from services.sandbox import Sandbox, SandboxOperator, SimulatedPayments, is_simulated_charge
+from services.sandbox.restore import restore_account
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +92,9 @@ class SandboxBot(Bot):
             return self._default_language
 
 
-def create_sandbox(deps: AppDeps, bot: Bot, standin: EsimGoStandIn) -> Sandbox:
-    """What sandbox mode adds to the services; a SandboxBot learns each chat's language."""
+async def create_sandbox(deps: AppDeps, bot: Bot, standin: EsimGoStandIn) -> Sandbox:
+    """What sandbox mode adds to the services, with the eSIMs sold before a restart back on the
+    stand-in; a SandboxBot learns each chat's language."""
     if isinstance(bot, SandboxBot):
 
         async def language_of(chat_id: int) -> str:
@@ -104,6 +106,7 @@ def create_sandbox(deps: AppDeps, bot: Bot, standin: EsimGoStandIn) -> Sandbox:
         "simulated, no eSIM sold here works; admins move usage with /sandbox",
         standin.base_url,
     )
+    await restore_account(standin, deps.session_factory)
     callbacks = CallbackSender(standin.api_key)
     return Sandbox(
         standin=standin,

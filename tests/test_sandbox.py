@@ -4,6 +4,7 @@ and the bot's own HTTP server receiving the stand-in's signed callbacks."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,9 +17,9 @@ from sqlalchemy import select
 
 from bot import tuning
 from bot.app import close_deps, create_bot, create_deps, create_fulfilment_worker
-from bot.config import ConfigError, load_settings
+from bot.config import ConfigError, Settings, load_settings
 from bot.dispatcher import create_dispatcher
-from db.models import CallbackEvent, EsimBundle, Order, OrderStatus
+from db.models import CallbackEvent, Esim, EsimBundle, Order, OrderStatus
 from handlers.callbacks import BundleCallback
 from services.esimgo.standin import EsimGoStandIn
 from services.qr import parse_lpa
@@ -37,19 +38,22 @@ BANNER_RU = (
 SCREENS = ("sendMessage", "editMessageText", "sendPhoto", "editMessageCaption")
 
 
-@pytest.fixture
-async def sandbox(
-    bot_env_database: str, fake_telegram: FakeTelegram, error_records: _ErrorRecords
-) -> AsyncIterator[ServerEnv]:
-    """The bot as `esimbot run` builds it with ESIMGO_API_KEY=sandbox, and its HTTP server."""
-    settings = load_settings(
+def sandbox_settings(fake_telegram: FakeTelegram, database_url: str) -> Settings:
+    return load_settings(
         _env_file=None,
         bot_token=DEFAULT_TOKEN,
         esimgo_api_key="sandbox",
         telegram_api_base=fake_telegram.base_url,
-        database_url=bot_env_database,
+        database_url=database_url,
         admin_ids=frozenset({ADMIN_ID}),
     )
+
+
+@contextlib.asynccontextmanager
+async def running(
+    settings: Settings, fake_telegram: FakeTelegram, errors: _ErrorRecords
+) -> AsyncIterator[ServerEnv]:
+    """The bot as `esimbot run` builds it in sandbox mode, with its HTTP server."""
     bot = create_bot(settings)
     deps = await create_deps(settings, bot)
     assert deps.sandbox is not None
@@ -57,7 +61,8 @@ async def sandbox(
         await deps.catalogue.sync()
         dispatcher = create_dispatcher(deps)
         tuning.apply(bot, dispatcher)
-        env = BotEnv(dispatcher, bot, fake_telegram, deps.sandbox.standin, deps, error_records)  # type: ignore[arg-type]
+        standin = deps.sandbox.standin
+        env = BotEnv(dispatcher, bot, fake_telegram, standin, deps, errors)  # type: ignore[arg-type]
         server = await start_server_env(env)
         try:
             yield server
@@ -66,6 +71,16 @@ async def sandbox(
     finally:
         await bot.session.close()
         await close_deps(deps)
+
+
+@pytest.fixture
+async def sandbox(
+    bot_env_database: str, fake_telegram: FakeTelegram, error_records: _ErrorRecords
+) -> AsyncIterator[ServerEnv]:
+    async with running(
+        sandbox_settings(fake_telegram, bot_env_database), fake_telegram, error_records
+    ) as server:
+        yield server
 
 
 def standin(server: ServerEnv) -> EsimGoStandIn:
@@ -268,3 +283,30 @@ def test_the_sandbox_can_never_be_on_by_accident(tmp_path: Path) -> None:
         load_settings(
             **common, esimgo_api_key="sandbox", esimgo_base_url="https://api.esim-go.com/v2.5"
         )
+
+
+async def test_a_restarted_sandbox_still_knows_the_esims_it_sold(
+    sandbox: ServerEnv, fake_telegram: FakeTelegram, error_records: _ErrorRecords
+) -> None:
+    admin = make_user(ADMIN_ID)
+    order = await buy(sandbox, admin)
+    await sandbox.env.send(admin, "/sandbox use 50")
+    await sandbox.settle()
+    settings = sandbox.env.deps.settings
+
+    # Ctrl-C, ADMIN_IDS added to .env, `make demo` again: a new process, a new stand-in.
+    async with running(settings, fake_telegram, error_records) as restarted:
+        env = restarted.env
+        assert order.iccid is not None
+        assert await env.deps.tracking.poll_esim(order.iccid)
+        await env.send(admin, "/sandbox use 80")
+        assert "80 % of esim_1GB_7D_GB_V2 used" in (env.screen(admin).text or "")
+        assert "Utilisation: accepted" in (env.screen(admin).text or "")
+        await restarted.settle()
+        async with env.deps.session_factory() as session:
+            esim = (await session.scalars(select(Esim))).one()
+            bundle = (await session.scalars(select(EsimBundle))).one()
+        assert esim.tracking, "the status poll still finds the eSIM"
+        assert (bundle.state, bundle.remaining_bytes) == ("active", 200_000_000)
+    texts = [shown(c) for c in fake_telegram.calls_to("sendMessage")]
+    assert any("You have used 80 %" in t for t in texts)
