@@ -98,6 +98,11 @@ async def create_sandbox(deps: AppDeps, bot: Bot, standin: EsimGoStandIn) -> San
     if isinstance(bot, SandboxBot):
 
         async def language_of(chat_id: int) -> str:
+            # Someone writing now is known before their row is stored; others are looked up.
+            known = deps.profiles.known.get(chat_id)
+            if known is not None:
+                _username, _first_name, telegram_language = known.profile
+                return deps.profiles.language(known.language, telegram_language)
             return (await deps.notifier.recipient(chat_id)).language
 
         bot.speak(deps.translator, language_of, deps.settings.default_language)

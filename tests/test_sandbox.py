@@ -310,3 +310,19 @@ async def test_a_restarted_sandbox_still_knows_the_esims_it_sold(
         assert (bundle.state, bundle.remaining_bytes) == ("active", 200_000_000)
     texts = [shown(c) for c in fake_telegram.calls_to("sendMessage")]
     assert any("You have used 80 %" in t for t in texts)
+
+
+async def test_a_new_russian_user_sees_the_sandbox_in_russian_from_the_first_screen(
+    sandbox: ServerEnv,
+) -> None:
+    env = sandbox.env
+    olga = make_user(1004, language_code="ru", username="olga")
+
+    await env.send(olga, "/start")
+    assert (env.screen(olga).text or "").startswith(BANNER_RU + "\n")
+
+    await buy_until_simulated_invoice(env, olga)
+    invoice = env.screen(olga)
+    assert (invoice.text or "").startswith(BANNER_RU + "\n")
+    assert "Это не настоящий счёт" in (invoice.text or "")
+    assert any("Имитировать оплату" in t for t in invoice.button_texts())
