@@ -46,6 +46,8 @@ def sandbox_settings(fake_telegram: FakeTelegram, database_url: str) -> Settings
         telegram_api_base=fake_telegram.base_url,
         database_url=database_url,
         admin_ids=frozenset({ADMIN_ID}),
+        # Tests tap faster than fingers: no per-user throttle (ignored before main's has one).
+        throttle_burst=1_000_000,
     )
 
 
