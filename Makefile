@@ -14,7 +14,7 @@ COMPILE = $(BIN)/uv pip compile --quiet --universal --python-version 3.11 --gene
 BUILD_REQUIRES = $(BIN)/python -c 'import tomllib; \
 	print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")'
 
-.PHONY: install lock run test lint format bench migrate check clean
+.PHONY: install lock run demo test lint format bench migrate check clean
 
 # Our own code goes in editable and without resolving anything: its dependencies are the lock's.
 $(STAMP): pyproject.toml $(LOCKS)
@@ -37,6 +37,13 @@ lock: $(STAMP)
 run: $(STAMP)
 	@test -f .env || { echo "No .env here: copy .env.example to .env and set BOT_TOKEN and ESIMGO_API_KEY."; exit 1; }
 	$(BIN)/esimbot run
+
+# The sandbox: a built-in eSIM Go stand-in, simulated payments, its own data/demo.db. It needs
+# only BOT_TOKEN (in .env); a shop's database, Redis and webhook settings there are set aside.
+demo: $(STAMP)
+	@test -n "$$BOT_TOKEN" || grep -qs '^BOT_TOKEN=.\+' .env || { echo "No BOT_TOKEN in .env: put BOT_TOKEN=<token from @BotFather> there (a bot of its own for the demo)."; exit 1; }
+	ESIMGO_API_KEY=sandbox DATABASE_URL=sqlite+aiosqlite:///data/demo.db REDIS_URL= WEBHOOK_URL= \
+		$(BIN)/esimbot run
 
 migrate: $(STAMP)
 	$(BIN)/esimbot migrate

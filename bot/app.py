@@ -25,6 +25,7 @@ from bot.config import Settings
 from bot.deps import AppDeps
 from bot.fsm_storage import ExpiringMemoryStorage
 from bot.messenger import AiogramMessenger
+from bot.sandbox import SandboxBot, create_sandbox
 from db.base import utcnow
 from db.engine import create_engine, create_session_factory
 from handlers.admin.tickets import close_ticket_keyboard
@@ -51,6 +52,7 @@ from services.checkout import Checkout
 from services.deeplinks import StartLinks
 from services.doctor import EsimDoctor
 from services.esimgo.client import EsimGoClient
+from services.esimgo.standin import EsimGoStandIn
 from services.esimgo_events import EsimGoEventService
 from services.fulfilment import FulfilmentWorker, WorkerSettings, deliver_on_return
 from services.fulfilment import create_fulfilment_worker as build_fulfilment_worker
@@ -67,6 +69,7 @@ from services.orders import OrderService
 from services.pricing import PricingService
 from services.profiles import UserProfiles
 from services.reminders import ReminderService
+from services.sandbox import start_standin
 from services.self_refund import SelfRefunds
 from services.support_ticket import AdminAlertDesk, SupportDesk
 from services.tracking import TrackingService
@@ -77,7 +80,8 @@ def create_bot(settings: Settings) -> Bot:
     """HTML by default, no link previews. `bot.tuning.apply` gives it a session that sends JSON
     bodies and reads answers without the keyboard Telegram echoes back: a Message returned by
     a send or an edit then has `reply_markup` None (nothing here reads it)."""
-    return Bot(
+    bot_class = SandboxBot if settings.sandbox else Bot
+    return bot_class(
         settings.bot_token.get_secret_value(),
         session=AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base)),
         default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
@@ -98,8 +102,11 @@ def create_storage(
     return ExpiringMemoryStorage(FSM_TTL.total_seconds(), clock=clock)
 
 
-def create_esimgo_client(settings: Settings, metrics: Metrics | None = None) -> EsimGoClient:
-    """The eSIM Go client, paced by the account's request budget (shared through Redis)."""
+def create_esimgo_client(
+    settings: Settings, metrics: Metrics | None = None, base_url: str | None = None
+) -> EsimGoClient:
+    """The eSIM Go client, paced by the account's request budget (shared through Redis);
+    `base_url` replaces ESIMGO_BASE_URL (the sandbox's stand-in)."""
     api_key = settings.esimgo_api_key.get_secret_value()
     budget = request_budget(
         settings.esimgo_requests_per_second,
@@ -107,7 +114,18 @@ def create_esimgo_client(settings: Settings, metrics: Metrics | None = None) -> 
         account=api_key,
         on_wait=(lambda _, waited: metrics.esimgo_budget_wait(waited)) if metrics else None,
     )
-    return EsimGoClient(settings.esimgo_base_url, api_key, budget=budget, metrics=metrics)
+    url = base_url or settings.esimgo_base_url
+    return EsimGoClient(url, api_key, budget=budget, metrics=metrics)
+
+
+async def _supplier(
+    settings: Settings, metrics: Metrics
+) -> tuple[EsimGoClient, EsimGoStandIn | None]:
+    """eSIM Go itself or, in sandbox mode, its stand-in, started here in this process."""
+    if not settings.sandbox:
+        return create_esimgo_client(settings, metrics), None
+    standin = await start_standin(settings.esimgo_api_key.get_secret_value())
+    return create_esimgo_client(settings, metrics, standin.base_url), standin
 
 
 async def create_deps(settings: Settings, bot: Bot) -> AppDeps:
@@ -117,7 +135,7 @@ async def create_deps(settings: Settings, bot: Bot) -> AppDeps:
     engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
     session_factory = create_session_factory(engine)
     metrics = Metrics()
-    esimgo = create_esimgo_client(settings, metrics)
+    esimgo, standin = await _supplier(settings, metrics)
     catalogue, networks, pricing, orders = _selling(settings, session_factory, esimgo, metrics)
     translator = Translator()
     alerts = AdminAlerts(session_factory, settings.admin_ids)
@@ -131,7 +149,7 @@ async def create_deps(settings: Settings, bot: Bot) -> AppDeps:
     )
     myesims = _my_esims(session_factory, catalogue, tracking, notifier, translator, messenger)
     look = (catalogue, pricing, translator)
-    return AppDeps(
+    deps = AppDeps(
         settings=settings,
         engine=engine,
         session_factory=session_factory,
@@ -158,6 +176,9 @@ async def create_deps(settings: Settings, bot: Bot) -> AppDeps:
         ),
         **_reach(settings, bot, messenger, session_factory, look, notifier, myesims),
     )
+    if standin is not None:
+        deps.sandbox = await create_sandbox(deps, bot, standin)
+    return deps
 
 
 def _profiles(
@@ -393,4 +414,6 @@ def create_fulfilment_worker(deps: AppDeps) -> FulfilmentWorker:
 async def close_deps(deps: AppDeps) -> None:
     await deps.admin.sender.close()  # broadcast jobs store their progress while the db is up
     await deps.esimgo.close()
+    if deps.sandbox is not None:
+        await deps.sandbox.close()
     await deps.engine.dispose()

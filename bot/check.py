@@ -15,6 +15,7 @@ from bot.redaction import Redactor
 from db.engine import create_engine
 from db.migrate import alembic_config
 from services.esimgo.client import EsimGoClient
+from services.sandbox import start_standin
 
 CHECK_TIMEOUT_SECONDS = 20
 
@@ -38,12 +39,27 @@ async def _database(settings: Settings) -> str:
 
 
 async def _esimgo(settings: Settings) -> str:
-    async with EsimGoClient(
-        settings.esimgo_base_url, settings.esimgo_api_key.get_secret_value()
-    ) as client:
-        organisation = await client.get_organisation()
+    api_key = settings.esimgo_api_key.get_secret_value()
+    standin = await start_standin(api_key) if settings.sandbox else None
+    base_url = standin.base_url if standin is not None else settings.esimgo_base_url
+    try:
+        async with EsimGoClient(base_url, api_key) as client:
+            organisation = await client.get_organisation()
+    finally:
+        if standin is not None:
+            await standin.close()
     name = organisation.name or "organisation"
     return f"{name}: balance {organisation.balance} {organisation.currency}"
+
+
+def _mode(settings: Settings) -> str:
+    """Which eSIM Go and which money: the first thing an operator must be sure of."""
+    if settings.sandbox:
+        return (
+            "SANDBOX (ESIMGO_API_KEY=sandbox): built-in eSIM Go stand-in, payments simulated, "
+            "no real money moves and no eSIM sold works"
+        )
+    return f"LIVE: eSIM Go at {settings.esimgo_base_url}, real payments"
 
 
 async def _telegram(settings: Settings) -> str:
@@ -63,6 +79,7 @@ async def _telegram(settings: Settings) -> str:
 async def run_checks(settings: Settings) -> int:
     mode = "webhook " + settings.webhook_url if settings.webhook_mode else "long polling"
     print(f"config      ok: {mode}, payments in {settings.payment_currency}")
+    print(f"mode        {_mode(settings)}")
     checks: list[tuple[str, Callable[[Settings], Awaitable[str]]]] = [
         ("database", _database),
         ("eSIM Go", _esimgo),

@@ -15,6 +15,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 _PLACEHOLDER_MARKERS = ("changeme", "your-", "your_", "<", "xxx", "placeholder")
 # What Telegram accepts as a webhook's secret_token.
 _WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{32,256}")
+# ESIMGO_API_KEY selecting the sandbox: never a real key, so the sandbox is never on by accident.
+SANDBOX_KEY = "sandbox"
+# The sandbox's own database unless DATABASE_URL names one: a demo never mixes with a shop's data.
+SANDBOX_DATABASE_URL = "sqlite+aiosqlite:///data/demo.db"
 
 
 class ConfigError(Exception):
@@ -141,6 +145,8 @@ class Settings(BaseSettings):
             raise ValueError(
                 "ESIMGO_API_KEY is missing or still the placeholder from .env.example"
             )
+        if self.sandbox:
+            self._sandbox_consistency()
         if self.webhook_url and not self.webhook_secret.get_secret_value():
             raise ValueError("WEBHOOK_SECRET is required when WEBHOOK_URL is set")
         if self.payment_currency != "XTR" and not self.payment_provider_token.get_secret_value():
@@ -155,6 +161,21 @@ class Settings(BaseSettings):
                 "(card refunds are made by an admin, who must be told)"
             )
         return self
+
+    def _sandbox_consistency(self) -> None:
+        default_base_url = type(self).model_fields["esimgo_base_url"].default
+        if "esimgo_base_url" in self.model_fields_set and self.esimgo_base_url != default_base_url:
+            raise ValueError(
+                "ESIMGO_BASE_URL cannot be used with ESIMGO_API_KEY=sandbox: the sandbox runs its "
+                "own eSIM Go stand-in (remove ESIMGO_BASE_URL, or set your real API key)"
+            )
+        if "database_url" not in self.model_fields_set:
+            self.database_url = SANDBOX_DATABASE_URL
+
+    @property
+    def sandbox(self) -> bool:
+        """ESIMGO_API_KEY=sandbox: the built-in eSIM Go stand-in, payments only simulated."""
+        return self.esimgo_api_key.get_secret_value() == SANDBOX_KEY
 
     @property
     def uses_stars(self) -> bool:

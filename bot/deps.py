@@ -30,6 +30,7 @@ from services.orders import OrderService
 from services.pricing import PricingService
 from services.profiles import UserProfiles
 from services.reminders import ReminderService
+from services.sandbox import Sandbox
 from services.self_refund import SelfRefunds
 from services.tracking import TrackingService
 from services.trip import TripPlanner
@@ -74,3 +75,5 @@ class AppDeps:
     metrics: Metrics
     # /admin, /order, support tickets, broadcasts, the supplier balance, the daily report.
     admin: AdminServices
+    # Sandbox mode only (ESIMGO_API_KEY=sandbox): the eSIM Go stand-in and simulated payments.
+    sandbox: Sandbox | None = None

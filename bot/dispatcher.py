@@ -62,7 +62,7 @@ def create_dispatcher(deps: AppDeps, storage: BaseStorage | None = None) -> Disp
         if name not in ("update", "error"):
             observer.middleware(sessions)
 
-    dp.include_routers(*feature_routers())
+    dp.include_routers(*feature_routers(sandbox_mode=deps.sandbox is not None))
     dp.errors.register(_on_error)
     return dp
 

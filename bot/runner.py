@@ -100,8 +100,11 @@ async def run(settings: Settings) -> None:
         _spawn(background, create_fulfilment_worker(deps).run(), "fulfilment")
         poll = partial(deps.tracking.run_poll_loop, deps.messenger)
         _spawn(background, _on_one_replica(settings, "status-poll", poll), "status-poll")
-        reconcile = create_payment_reconciler(deps, bot).run
-        _spawn(background, _on_one_replica(settings, "payment-reconcile", reconcile), "payments")
+        if not settings.sandbox:  # the sandbox's payments never reach Telegram's ledger
+            reconcile = create_payment_reconciler(deps, bot).run
+            _spawn(
+                background, _on_one_replica(settings, "payment-reconcile", reconcile), "payments"
+            )
         _spawn(background, deps.alerts.run(deps.messenger), "admin-alerts")
         reminder = partial(
             RefundDueReminder(deps.session_factory, deps.alerts).run, deps.messenger

@@ -157,12 +157,28 @@ def create_web_app(deps: AppDeps, dispatcher: Dispatcher, bot: Bot) -> web.Appli
 
 
 async def start_web_server(app: web.Application, host: str, port: int) -> web.AppRunner:
-    """Start serving; `await runner.cleanup()` stops it. Port 0 picks a free one."""
+    """Start serving; `await runner.cleanup()` stops it. Port 0 picks a free one. In sandbox
+    mode the eSIM Go stand-in posts its callbacks here from now on."""
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
+    deps = app[DEPS_KEY]
+    if deps.sandbox is not None:
+        listening = runner.addresses[0][1]
+        deps.sandbox.post_callbacks_to(
+            f"http://{_loopback(host)}:{listening}{deps.settings.esimgo_callback_path}"
+        )
     return runner
+
+
+def _loopback(host: str) -> str:
+    """How this process reaches a server bound to `host`."""
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
 
 
 def webhook_endpoint(settings: Settings) -> str:

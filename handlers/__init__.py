@@ -16,6 +16,7 @@ from handlers import (
     phone_check,
     purchase,
     reminders,
+    sandbox,
     start_links,
     support,
     support_replies,
@@ -23,10 +24,13 @@ from handlers import (
 )
 
 
-def feature_routers() -> list[Router]:
-    """Fresh routers in the order updates try them: specific first, the fallback last."""
+def feature_routers(*, sandbox_mode: bool = False) -> list[Router]:
+    """Fresh routers in the order updates try them: specific first, the fallback last. The
+    sandbox's router only in sandbox mode."""
+    sandboxed = [sandbox.create_router()] if sandbox_mode else []
     return [
         support.create_router(),  # first: a command typed instead of a question clears it
+        *sandboxed,
         admin.create_router(),  # ADMIN_IDS only; anyone else skips it at its router filter
         support_replies.create_router(),  # a user's reply to the support team's answer
         start_links.create_router(),  # before common: /start with a link's parameter

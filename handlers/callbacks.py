@@ -269,3 +269,10 @@ def parse_origin(origin: str) -> Origin:
         if _PAGE.fullmatch(page) and region:
             return Origin("region", page=int(page), region=region)
     return Origin("buy")
+
+
+class SandboxCallback(CallbackData, prefix="sbx"):
+    """Sandbox mode: "Simulate payment" under the simulated invoice of an order (public id)."""
+
+    action: Literal["pay"]
+    order: str
