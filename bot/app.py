@@ -144,10 +144,9 @@ async def create_deps(settings: Settings, bot: Bot) -> AppDeps:
     admin = create_admin_services(
         settings, session_factory, esimgo, messenger, translator, alerts, metrics, wake
     )
-    notifier, tracking, esimgo_events = _tracking(
-        settings, session_factory, esimgo, catalogue, alerts, translator, metrics
+    notifier, tracking, esimgo_events, myesims = _tracking(
+        settings, session_factory, esimgo, catalogue, alerts, translator, metrics, messenger
     )
-    myesims = _my_esims(session_factory, catalogue, tracking, notifier, translator, messenger)
     look = (catalogue, pricing, translator)
     deps = AppDeps(
         settings=settings,
@@ -338,8 +337,10 @@ def _tracking(
     alerts: AdminAlerts,
     translator: Translator,
     metrics: Metrics,
-) -> tuple[Notifier, TrackingService, EsimGoEventService]:
-    """What follows an eSIM after delivery: notifications, the poller, eSIM Go's callbacks."""
+    messenger: Messenger,
+) -> tuple[Notifier, TrackingService, EsimGoEventService, MyEsimsService]:
+    """What follows an eSIM after delivery: notifications, the poller, eSIM Go's callbacks,
+    and the user's own view of their eSIMs."""
     notifier = Notifier(
         session_factory,
         translator,
@@ -358,7 +359,8 @@ def _tracking(
         notifier,
         metrics=metrics,
     )
-    return notifier, tracking, esimgo_events
+    myesims = _my_esims(session_factory, catalogue, tracking, notifier, translator, messenger)
+    return notifier, tracking, esimgo_events, myesims
 
 
 class _DoctorDeps(TypedDict):

@@ -10,6 +10,7 @@ from collections.abc import Coroutine
 from functools import partial
 from typing import Any
 
+from aiogram import Bot
 from redis.asyncio import Redis
 
 from bot import tuning
@@ -80,6 +81,25 @@ def _spawn_admin_jobs(tasks: list[asyncio.Task[None]], settings: Settings, deps:
     _spawn(tasks, _on_one_replica(settings, "broadcasts", admin.sender.run), "broadcasts")
 
 
+def _spawn_jobs(
+    background: list[asyncio.Task[None]], settings: Settings, deps: AppDeps, bot: Bot
+) -> None:
+    """The background workers, each running until cancelled; a shop-wide job on one replica."""
+    _spawn(background, deps.catalogue.run_refresh_loop(), "catalogue-refresh")
+    _spawn(background, create_fulfilment_worker(deps).run(), "fulfilment")
+    poll = partial(deps.tracking.run_poll_loop, deps.messenger)
+    _spawn(background, _on_one_replica(settings, "status-poll", poll), "status-poll")
+    if not settings.sandbox:  # the sandbox's payments never reach Telegram's ledger
+        reconcile = create_payment_reconciler(deps, bot).run
+        _spawn(background, _on_one_replica(settings, "payment-reconcile", reconcile), "payments")
+    _spawn(background, deps.alerts.run(deps.messenger), "admin-alerts")
+    reminder = partial(RefundDueReminder(deps.session_factory, deps.alerts).run, deps.messenger)
+    _spawn(background, _on_one_replica(settings, "refund-due", reminder), "refund-due")
+    reminders = partial(deps.reminders.run_loop, deps.messenger)
+    _spawn(background, _on_one_replica(settings, "reminders", reminders), "reminders")
+    _spawn_admin_jobs(background, settings, deps)
+
+
 async def run(settings: Settings) -> None:
     await upgrade_async(settings.database_url)
     bot = create_bot(settings)
@@ -95,24 +115,7 @@ async def run(settings: Settings) -> None:
         await set_bot_profile(bot, deps.translator)
         tuning.settle_heap()
 
-        # Background workers: each runs until cancelled.
-        _spawn(background, deps.catalogue.run_refresh_loop(), "catalogue-refresh")
-        _spawn(background, create_fulfilment_worker(deps).run(), "fulfilment")
-        poll = partial(deps.tracking.run_poll_loop, deps.messenger)
-        _spawn(background, _on_one_replica(settings, "status-poll", poll), "status-poll")
-        if not settings.sandbox:  # the sandbox's payments never reach Telegram's ledger
-            reconcile = create_payment_reconciler(deps, bot).run
-            _spawn(
-                background, _on_one_replica(settings, "payment-reconcile", reconcile), "payments"
-            )
-        _spawn(background, deps.alerts.run(deps.messenger), "admin-alerts")
-        reminder = partial(
-            RefundDueReminder(deps.session_factory, deps.alerts).run, deps.messenger
-        )
-        _spawn(background, _on_one_replica(settings, "refund-due", reminder), "refund-due")
-        reminders = partial(deps.reminders.run_loop, deps.messenger)
-        _spawn(background, _on_one_replica(settings, "reminders", reminders), "reminders")
-        _spawn_admin_jobs(background, settings, deps)
+        _spawn_jobs(background, settings, deps, bot)
 
         web_runner = await start_web_server(
             create_web_app(deps, dispatcher, bot), settings.http_host, settings.http_port
