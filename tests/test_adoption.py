@@ -18,6 +18,9 @@ from tests.helpers import ADMIN_ID, BotEnv, make_user
 from tests.test_fulfilment import Clock, make_worker, messages_to, paid_order
 from tests.test_purchase import GB, load_order, transactions
 
+# Refunds, adoption and leases move money: they run on PostgreSQL too (tests/helpers.py).
+ON_EVERY_DATABASE = True
+
 ALICE, BOB = 5001, 5002
 
 

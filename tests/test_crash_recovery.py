@@ -148,6 +148,6 @@ async def test_after_kill_9_during_a_purchase_that_went_through_a_restart_adopts
 
 
 async def test_after_kill_9_during_a_purchase_that_never_happened_a_restart_buys_once(
-    fake_telegram: FakeTelegram, fake_esimgo: FakeEsimGo, sqlite_url: str, tmp_path: Path
+    fake_telegram: FakeTelegram, fake_esimgo: FakeEsimGo, database_url: str, tmp_path: Path
 ) -> None:
-    await _recover(fake_telegram, fake_esimgo, sqlite_url, tmp_path, bought=False)
+    await _recover(fake_telegram, fake_esimgo, database_url, tmp_path, bought=False)
