@@ -9,12 +9,15 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.base import utcnow
+from db.models import OrderStatus
 from services.budget import Priority, RequestBudget, background_work
 from services.catalogue import CatalogueService
 from services.esimgo.client import EsimGoClient
 from services.tracking import TrackingService
 from tests.fakes.esimgo import FakeEsimGo, RecordedRequest
-from tests.helpers import BotEnv
+from tests.helpers import BotEnv, make_user
+from tests.test_fulfilment import Clock, make_worker, paid_order
+from tests.test_purchase import load_order
 from tests.tracking_helpers import seed_esim
 
 RATE = 20.0  # requests/s for these tests: one second of budget is 20 requests
@@ -119,3 +122,24 @@ async def test_the_scheduled_catalogue_refresh_is_background_and_the_first_sync_
         assert spent.classes and set(spent.classes) == {Priority.BACKGROUND}
     finally:
         await spent.client.close()
+
+
+async def test_a_paid_orders_purchase_and_its_reconciliation_are_paid_throughout(
+    bot_env: BotEnv,
+) -> None:
+    spent = Spent(bot_env.fake_esimgo)
+    public_id = await paid_order(bot_env, make_user(4343))
+    # The transaction goes through at eSIM Go but the worker is told it failed: it looks for it.
+    bot_env.fake_esimgo.fail_next("POST /orders:transaction", status=500, create_then_fail=True)
+    worker = make_worker(bot_env, esimgo=spent.client, clock=(clock := Clock()))
+    try:
+        await worker.run_once()
+        clock.advance(seconds=30)
+        await worker.run_once()
+    finally:
+        await spent.client.close()
+    assert (await load_order(bot_env, public_id)).status == OrderStatus.DELIVERED
+    ours = [r.route for r in bot_env.fake_esimgo.requests][-len(spent.classes) :]
+    assert ours == ["POST /orders", "GET /orders", "GET /esims/{iccid}", "PUT /esims"]
+    # Buying, finding the order and reading the found eSIM's tag: all for money already taken.
+    assert spent.classes[:3] == [Priority.PAID] * 3

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from services.budget.priority import Priority, background_work, call_priority, current_priority
+from services.budget.priority import (
+    Priority,
+    background_work,
+    call_priority,
+    current_priority,
+    paid_work,
+)
 from services.budget.redis_slots import RedisSlots
 from services.budget.scheduler import RequestBudget, WaitObserver
 
@@ -13,6 +19,7 @@ __all__ = [
     "background_work",
     "call_priority",
     "current_priority",
+    "paid_work",
     "request_budget",
 ]
 

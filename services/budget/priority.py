@@ -63,3 +63,14 @@ def background_work() -> Iterator[None]:
         yield
     finally:
         _background.reset(token)
+
+
+@contextlib.contextmanager
+def paid_work() -> Iterator[None]:
+    """Mark the eSIM Go calls made inside as a paid order's (e.g. reading an eSIM while its
+    purchase is reconciled): they go before every call nobody has paid for."""
+    token = _call_priority.set(Priority.PAID)
+    try:
+        yield
+    finally:
+        _call_priority.reset(token)

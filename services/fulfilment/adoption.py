@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import Order
 from db.repositories.orders import OrderRepository
+from services.budget import paid_work
 from services.esimgo.client import EsimGoClient
 from services.esimgo.models import OrderResult
 from services.orders import TOPUP
@@ -107,7 +108,8 @@ class Reconciler:
     async def _untagged_or_ours(self, order: Order, found: OrderResult) -> bool:
         """An eSIM someone tagged with another reference (the web shop does) is not ours."""
         for iccid in found.iccids:
-            tag = (await self._esimgo.get_esim(iccid)).customer_ref
+            with paid_work():  # money is taken: not behind anyone's validate or a poll
+                tag = (await self._esimgo.get_esim(iccid)).customer_ref
             if tag and tag != order.public_id:
                 log.info("order %s: eSIM %s is tagged %r", order.public_id, iccid, tag)
                 return False
