@@ -21,12 +21,15 @@ from db.models.events import admin_actor
 from db.repositories.admin_orders import AdminOrderRepository
 from db.repositories.admin_stats import RESOLVE
 from db.repositories.orders import OrderRepository
-from services.admin.order_rules import OrderAction, lease_guard, refusal
+from db.repositories.star_ledger import StarLedgerRepository
+from services.admin.order_rules import OrderAction, lease_guard, refusal, when
+from services.admin.star_refunds import find_refund
 from services.gifts import Payer, order_payer
 from services.i18n import N_, Translator
 from services.messenger import Messenger, MessengerError, RefundError
 from services.metrics import Metrics
-from services.pricing import Price, format_price
+from services.payment_reconciler import StarLedger
+from services.pricing import STARS, Price, format_price
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,7 @@ class OrderActions:
         wake_worker: Callable[[], None] = lambda: None,
         metrics: Metrics | None = None,
         clock: Callable[[], datetime] = utcnow,
+        ledger: StarLedger | None = None,
     ) -> None:
         self._session_factory = session_factory
         self._messenger = messenger
@@ -65,6 +69,9 @@ class OrderActions:
         self._wake_worker = wake_worker
         self._metrics = metrics
         self._clock = clock
+        # Telegram's Stars ledger, read before a retry; None in the sandbox (its payments never
+        # reach Telegram): the reconciled star_ledger table is asked instead.
+        self._ledger = ledger
 
     async def perform(self, action: OrderAction, public_id: str, admin_id: int) -> ActionResult:
         """Do `action` if it still fits the order; either way it is recorded."""
@@ -78,12 +85,71 @@ class OrderActions:
                 a.action == RESOLVE and a.outcome == DONE for a in await repo.actions(order.id)
             )
             reason = refusal(action, order, now=now, resolved=resolved)
-            if reason is not None or action is not OrderAction.REFUND:
+            asks_telegram = action in (OrderAction.RETRY, OrderAction.REFUND)
+            if reason is not None or not asks_telegram:
                 if reason is None:
                     reason = await self._apply(session, action, order, now, admin_id)
                 return await self._record(session, order, admin_id, action, reason)
-        # A refund asks Telegram: with no database session open.
+        # A retry or a refund asks Telegram: with no database session open.
+        if action is OrderAction.RETRY:
+            return await self._retry(order, admin_id, now)
         return await self._refund(order, admin_id)
+
+    async def _retry(self, order: Order, admin_id: int, now: datetime) -> ActionResult:
+        """Back to fulfilment, unless Telegram refunded the charge already: then the order is
+        marked refunded (it must not be delivered too) and the retry refused, saying so."""
+        unread: str | None = None
+        refunded_at: datetime | None = None
+        try:
+            refunded_at = await self._telegram_refund(order)
+        except MessengerError as exc:
+            unread = f"Telegram's Stars ledger could not be read: {exc}. Try again."
+        async with self._session_factory() as session:
+            if unread is not None:
+                reason: str | None = unread
+            elif refunded_at is not None:
+                reason = await self._already_refunded(session, order, admin_id, refunded_at)
+            else:
+                reason = await self._apply(session, OrderAction.RETRY, order, now, admin_id)
+            return await self._record(session, order, admin_id, OrderAction.RETRY, reason)
+
+    async def _telegram_refund(self, order: Order) -> datetime | None:
+        """When Telegram refunded the order's Stars charge (None: it did not, or not Stars):
+        read fresh from its ledger; without one (the sandbox), as the reconciler stored it."""
+        charge = order.telegram_payment_charge_id
+        if order.price_currency != STARS or not charge:
+            return None
+        if self._ledger is not None:
+            entry = await find_refund(self._ledger, charge, order.paid_at)
+            return entry.date if entry is not None else None
+        async with self._session_factory() as session:
+            stored = await StarLedgerRepository(session).refunded(charge)
+        return self._clock() if stored else None
+
+    async def _already_refunded(
+        self, session: AsyncSession, order: Order, admin_id: int, refunded_at: datetime
+    ) -> str:
+        """The refusal of a retry of a charge Telegram refunded; the order becomes refunded."""
+        won = await OrderRepository(session).transition(
+            order.id,
+            OrderStatus(order.status),
+            OrderStatus.REFUNDED,
+            lease_guard(order),
+            actor=admin_actor(admin_id),
+            note="retry refused: Telegram's Stars ledger shows the charge refunded",
+            refunded_at=refunded_at,
+            lease_owner=None,
+            lease_until=None,
+            next_attempt_at=None,
+        )
+        if not won:
+            return "The order changed meanwhile: look at it again."
+        if self._metrics is not None:
+            self._metrics.order_finished(OrderStatus.REFUNDED.value)
+        return (
+            f"Telegram's Stars ledger shows this charge already refunded in Telegram"
+            f"{when(refunded_at)}: marked refunded, not sent back to fulfilment."
+        )
 
     async def _apply(
         self,
