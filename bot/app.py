@@ -225,6 +225,7 @@ def create_admin_services(
             translator,
             wake_worker=fulfilment_wake.set,
             metrics=metrics,
+            alerts=alerts,
             ledger=AiogramStarLedger(bot) if bot is not None and not settings.sandbox else None,
         ),
         tickets=SupportTickets(

@@ -2,15 +2,18 @@
 
 Each is checked against the order's state (services.admin.order_rules), done with guarded
 UPDATEs, and recorded with the admin's id, done or refused. A refund holds the order's lease
-while Telegram is asked, as the worker does, so no worker delivers or refunds it meanwhile.
+while Telegram is asked, as the worker does, renewed for as long as Telegram takes, so no
+worker delivers or refunds it meanwhile; a lease lost all the same alerts the admins.
 """
 
 from __future__ import annotations
 
+import asyncio
+import html
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -24,6 +27,7 @@ from db.repositories.orders import OrderRepository
 from db.repositories.star_ledger import StarLedgerRepository
 from services.admin.order_rules import OrderAction, lease_guard, refusal, when
 from services.admin.star_refunds import find_refund
+from services.admin_alerts import AdminAlerts
 from services.gifts import Payer, order_payer
 from services.i18n import N_, Translator
 from services.messenger import Messenger, MessengerError, RefundError
@@ -62,6 +66,8 @@ class OrderActions:
         metrics: Metrics | None = None,
         clock: Callable[[], datetime] = utcnow,
         ledger: StarLedger | None = None,
+        alerts: AdminAlerts | None = None,
+        lease: timedelta = ACTION_LEASE,
     ) -> None:
         self._session_factory = session_factory
         self._messenger = messenger
@@ -72,6 +78,8 @@ class OrderActions:
         # Telegram's Stars ledger, read before a retry; None in the sandbox (its payments never
         # reach Telegram): the reconciled star_ledger table is asked instead.
         self._ledger = ledger
+        self._alerts = alerts
+        self._lease = lease
 
     async def perform(self, action: OrderAction, public_id: str, admin_id: int) -> ActionResult:
         """Do `action` if it still fits the order; either way it is recorded."""
@@ -210,7 +218,7 @@ class OrderActions:
         now = self._clock()
         async with self._session_factory() as session:
             taken = await OrderRepository(session).update_where(
-                order.id, lease_guard(order), lease_owner=token, lease_until=now + ACTION_LEASE
+                order.id, lease_guard(order), lease_owner=token, lease_until=now + self._lease
             )
             await session.commit()
         if not taken:
@@ -219,9 +227,7 @@ class OrderActions:
         if price.is_stars:
             assert order.telegram_payment_charge_id is not None  # order_rules checked
             try:
-                await self._messenger.refund_star_payment(
-                    (await self._payer(order)).user_id, order.telegram_payment_charge_id
-                )
+                await self._ask_refund(order, order.telegram_payment_charge_id, token)
             except MessengerError as exc:
                 await self._release(order, token)
                 why = (
@@ -231,6 +237,34 @@ class OrderActions:
                 )
                 return await self._refused(order, admin_id, f"{why}: {exc}")
         return await self._refunded(order, admin_id, token, price)
+
+    async def _ask_refund(self, order: Order, charge_id: str, token: str) -> None:
+        """refundStarPayment, the action's lease renewed while Telegram takes its time."""
+        payer = await self._payer(order)
+        hold = asyncio.create_task(self._hold(order, token))
+        try:
+            await self._messenger.refund_star_payment(payer.user_id, charge_id)
+        finally:
+            hold.cancel()
+            await asyncio.wait([hold])
+
+    async def _hold(self, order: Order, token: str) -> None:
+        """Until cancelled, renew the lease every third of it, so that no worker takes the
+        order over while Telegram is asked; stops when the lease was lost all the same."""
+        while True:
+            await asyncio.sleep(self._lease.total_seconds() / 3)
+            try:
+                async with self._session_factory() as session:
+                    kept = await OrderRepository(session).update_where(
+                        order.id, {"lease_owner": token}, lease_until=self._clock() + self._lease
+                    )
+                    await session.commit()
+            except Exception:
+                log.exception("order %s: the refund's lease not renewed", order.public_id)
+                continue
+            if not kept:
+                log.error("order %s: the refund's lease was taken over", order.public_id)
+                return
 
     async def _refunded(
         self, order: Order, admin_id: int, token: str, price: Price
@@ -248,11 +282,11 @@ class OrderActions:
                 lease_until=None,
                 next_attempt_at=None,
             )
-            if not won:  # only a lease that outlived ACTION_LEASE gets here
-                log.error("order %s: refunded, but its row was taken over", order.public_id)
-            elif self._metrics is not None:
+            if won and self._metrics is not None:
                 self._metrics.order_finished(OrderStatus.REFUNDED.value)
             result = await self._record(session, order, admin_id, OrderAction.REFUND, None)
+        if not won:  # the lease was lost all the same while Telegram was asked
+            result = await self._taken_over(order, admin_id, price, result)
         payer = await self._payer(order)
         text = self._translator.gettext(REFUNDED_BY_ADMIN_TEXT, payer.language).format(
             price=format_price(price, payer.language), order=order.public_id
@@ -264,6 +298,26 @@ class OrderActions:
                 "order %s: could not tell the user of the refund: %s", order.public_id, exc
             )
         return result
+
+    async def _taken_over(
+        self, order: Order, admin_id: int, price: Price, result: ActionResult
+    ) -> ActionResult:
+        """The money went back but the order is someone else's now: the admins are told, so
+        that nobody delivers it as well or refunds it twice."""
+        log.error("order %s: refunded, but its row was taken over", order.public_id)
+        text = (
+            f"⚠️ Order {html.escape(order.public_id)}: admin {admin_id} refunded "
+            f"{format_price(price, 'en')}, but the order was taken over meanwhile (the action's "
+            f"lease ran out while Telegram answered). Check it with /order "
+            f"{html.escape(order.public_id)}: it must not be delivered too, nor refunded again."
+        )
+        if self._alerts is not None:
+            await self._alerts.alert(self._messenger, text)
+        return replace(
+            result,
+            message="Refunded in Stars, but the order was taken over meanwhile: the admins "
+            "were alerted; check that it is not delivered too.",
+        )
 
     async def _payer(self, order: Order) -> Payer:
         """Who paid: a claimed gift's orders name its claimant, but the buyer's money it was."""
