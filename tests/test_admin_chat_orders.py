@@ -210,3 +210,25 @@ async def test_retry_waits_when_the_stars_ledger_cannot_be_read(bot_env: BotEnv)
     await bot_env.tap(ADMIN, "Yes")
     assert story(bot_env).startswith("Sent back to fulfilment")
     assert await status(bot_env, "DARK000001") == OrderStatus.PAID
+
+
+async def test_refund_confirmation_says_what_happens_to_the_esim(bot_env: BotEnv) -> None:
+    """A Refund does not revoke the plan: the confirmation says so plainly, and the event
+    records that the admin refunded a delivered eSIM that stays active."""
+    alices = await buy(bot_env, ALICE, "charge-alice")
+    await bot_env.send(ADMIN, f"/order {alices}")
+    await bot_env.tap(ADMIN, "Refund")
+    assert "The eSIM and its plan stay active" in story(bot_env)
+    assert "The plan is unused: to take it back to the eSIM Go balance" in story(bot_env)
+    await bot_env.tap(ADMIN, "Yes")
+    assert await status(bot_env, alices) == OrderStatus.REFUNDED
+    assert "the eSIM stays active (its plan not revoked)" in story(bot_env)
+
+    await add(
+        bot_env.deps.session_factory,
+        make_order(public_id="NEVER00001", telegram_user_id=ALICE.id, chat_id=ALICE.id,
+                   status=OrderStatus.FAILED.value),
+    )  # fmt: skip
+    await bot_env.send(ADMIN, "/order NEVER00001")
+    await bot_env.tap(ADMIN, "Refund")
+    assert "No eSIM was delivered for it: only the money goes back." in story(bot_env)

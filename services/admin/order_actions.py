@@ -276,7 +276,7 @@ class OrderActions:
                 OrderStatus.REFUNDED,
                 {"lease_owner": token},
                 actor=admin_actor(admin_id),
-                note="refunded by an admin",
+                note=_refund_note(order),
                 refunded_at=self._clock(),
                 lease_owner=None,
                 lease_until=None,
@@ -334,6 +334,12 @@ class OrderActions:
     async def _refused(self, order: Order, admin_id: int, reason: str) -> ActionResult:
         async with self._session_factory() as session:
             return await self._record(session, order, admin_id, OrderAction.REFUND, reason)
+
+
+def _refund_note(order: Order) -> str:
+    if order.status == OrderStatus.DELIVERED.value:
+        return "refunded by an admin; the eSIM stays active (its plan not revoked)"
+    return "refunded by an admin"
 
 
 _DONE_TEXT = {
