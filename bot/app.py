@@ -25,6 +25,7 @@ from bot.config import Settings
 from bot.deps import AppDeps
 from bot.fsm_storage import ExpiringMemoryStorage
 from bot.messenger import AiogramMessenger
+from bot.payments import AiogramStarLedger
 from bot.sandbox import SandboxBot, create_sandbox
 from db.base import utcnow
 from db.engine import create_engine, create_session_factory
@@ -142,7 +143,7 @@ async def create_deps(settings: Settings, bot: Bot) -> AppDeps:
     wake = asyncio.Event()
     cap = settings.unpaid_orders_per_user
     admin = create_admin_services(
-        settings, session_factory, esimgo, messenger, translator, alerts, metrics, wake
+        settings, session_factory, esimgo, messenger, translator, alerts, metrics, wake, bot
     )
     notifier, tracking, esimgo_events, myesims = _tracking(
         settings, session_factory, esimgo, catalogue, alerts, translator, metrics, messenger
@@ -200,8 +201,11 @@ def create_admin_services(
     alerts: AdminAlerts,
     metrics: Metrics,
     fulfilment_wake: asyncio.Event,
+    bot: Bot | None = None,
 ) -> AdminServices:
-    """The operator's side (ADMIN_IDS); its background jobs start in bot.runner."""
+    """The operator's side (ADMIN_IDS); its background jobs start in bot.runner. With `bot`
+    (not in the sandbox, whose payments never reach it) Telegram's Stars ledger is read before
+    an admin's retry."""
     dashboard = Dashboard(
         session_factory,
         usd_per_star=settings.usd_per_star,
@@ -221,6 +225,8 @@ def create_admin_services(
             translator,
             wake_worker=fulfilment_wake.set,
             metrics=metrics,
+            alerts=alerts,
+            ledger=AiogramStarLedger(bot) if bot is not None and not settings.sandbox else None,
         ),
         tickets=SupportTickets(
             session_factory,

@@ -164,3 +164,71 @@ async def test_resend_and_mark_resolved(bot_env: BotEnv) -> None:
     assert "✖️ Mark resolved: Already marked resolved." in story(bot_env)
     assert await recorded(bot_env) == [("resend", ADMIN.id, "done"), ("resolve", ADMIN.id, "done")]
     assert not bot_env.error_logs
+
+
+async def test_retry_of_a_charge_telegram_already_refunded_marks_it_refunded(
+    bot_env: BotEnv,
+) -> None:
+    """Telegram refunded the Stars (the refund's answer was lost, or an admin refunded by hand
+    in Telegram) but the order still says failed: a Retry must not deliver it too."""
+    await add(
+        bot_env.deps.session_factory,
+        make_order(public_id="GONE000001", telegram_user_id=ALICE.id, chat_id=ALICE.id,
+                   status=OrderStatus.FAILED.value, failure_reason="eSIM Go: out of stock"),
+    )  # fmt: skip
+    fake = bot_env.fake_telegram
+    fake.add_star_payment(ALICE.id, "GONE000001", 125, charge_id="charge-GONE000001")
+    assert await bot_env.bot.refund_star_payment(ALICE.id, "charge-GONE000001")
+
+    await bot_env.send(ADMIN, "/order GONE000001")
+    await bot_env.tap(ADMIN, "Retry")
+    calls = await bot_env.tap(ADMIN, "Yes")
+    assert "already refunded in Telegram" in answers(calls)[0].params["text"]
+    assert story(bot_env).startswith("Not done: Telegram's Stars ledger shows this charge")
+    assert await status(bot_env, "GONE000001") == OrderStatus.REFUNDED
+    assert "by admin" in story(bot_env)  # the event names the admin
+
+    await fulfil(bot_env)
+    assert photos_to(bot_env, ALICE.id) == 0 and bot_env.fake_esimgo.orders == []
+    assert len(fake.calls_to("refundStarPayment")) == 1  # and no second refund
+    assert await recorded(bot_env) == [("retry", ADMIN.id, "refused")]
+
+
+async def test_retry_waits_when_the_stars_ledger_cannot_be_read(bot_env: BotEnv) -> None:
+    await add(
+        bot_env.deps.session_factory,
+        make_order(public_id="DARK000001", telegram_user_id=ALICE.id, chat_id=ALICE.id,
+                   status=OrderStatus.REFUND_DUE.value),
+    )  # fmt: skip
+    await bot_env.send(ADMIN, "/order DARK000001")
+    await bot_env.tap(ADMIN, "Retry")
+    bot_env.fake_telegram.fail_next("getStarTransactions", 500, "Internal Server Error")
+    await bot_env.tap(ADMIN, "Yes")
+    assert story(bot_env).startswith("Not done: Telegram's Stars ledger could not be read")
+    assert await status(bot_env, "DARK000001") == OrderStatus.REFUND_DUE
+    await bot_env.tap(ADMIN, "Retry")
+    await bot_env.tap(ADMIN, "Yes")
+    assert story(bot_env).startswith("Sent back to fulfilment")
+    assert await status(bot_env, "DARK000001") == OrderStatus.PAID
+
+
+async def test_refund_confirmation_says_what_happens_to_the_esim(bot_env: BotEnv) -> None:
+    """A Refund does not revoke the plan: the confirmation says so plainly, and the event
+    records that the admin refunded a delivered eSIM that stays active."""
+    alices = await buy(bot_env, ALICE, "charge-alice")
+    await bot_env.send(ADMIN, f"/order {alices}")
+    await bot_env.tap(ADMIN, "Refund")
+    assert "The eSIM and its plan stay active" in story(bot_env)
+    assert "The plan is unused: to take it back to the eSIM Go balance" in story(bot_env)
+    await bot_env.tap(ADMIN, "Yes")
+    assert await status(bot_env, alices) == OrderStatus.REFUNDED
+    assert "the eSIM stays active (its plan not revoked)" in story(bot_env)
+
+    await add(
+        bot_env.deps.session_factory,
+        make_order(public_id="NEVER00001", telegram_user_id=ALICE.id, chat_id=ALICE.id,
+                   status=OrderStatus.FAILED.value),
+    )  # fmt: skip
+    await bot_env.send(ADMIN, "/order NEVER00001")
+    await bot_env.tap(ADMIN, "Refund")
+    assert "No eSIM was delivered for it: only the money goes back." in story(bot_env)

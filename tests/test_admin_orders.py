@@ -14,7 +14,7 @@ from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.messenger import AiogramMessenger
-from db.models import AdminAction, OrderEvent, OrderStatus
+from db.models import AdminAction, Order, OrderEvent, OrderStatus
 from handlers.callbacks import install_help_callback_data, open_esim_callback_data
 from services.admin.dashboard import Dashboard
 from services.admin.lookup import OrderLookup, QueryKind, parse_query
@@ -330,6 +330,68 @@ async def test_a_refund_telegram_refuses_leaves_the_order_as_it_was(
     assert stored.status == "refund_due" and stored.lease_owner is None
     assert fake_telegram.chat(1001) == []  # the buyer is told nothing untrue
     assert (await actions.perform(OrderAction.REFUND, "NOREFUND01", ADMIN)).done
+
+
+async def test_a_slow_refund_keeps_the_order_from_the_worker(
+    session_factory: async_sessionmaker[AsyncSession],
+    messenger: AiogramMessenger,
+    fake_telegram: FakeTelegram,
+    fake_esimgo: FakeEsimGo,
+    worker: FulfilmentWorker,
+) -> None:
+    """Telegram answers the refund after the admin's lease would have run out: the lease is
+    renewed meanwhile, so the worker does not take the order and deliver it as well."""
+    await add(
+        session_factory, make_order(public_id="SLOWREF001", status="paid"), telegram=fake_telegram
+    )
+    actions = OrderActions(session_factory, messenger, Translator(), lease=timedelta(seconds=1))
+    fake_telegram.delay("refundStarPayment", 3.0)
+    refunding = asyncio.create_task(actions.perform(OrderAction.REFUND, "SLOWREF001", ADMIN))
+    await asyncio.sleep(2.2)  # more than twice the lease: Telegram has not answered yet
+    assert not refunding.done()
+    await worker.run_once()
+    result = await refunding
+
+    assert result.done and refunds(fake_telegram) == ["charge-SLOWREF001"]
+    stored = await load(session_factory, "SLOWREF001")
+    assert stored.status == OrderStatus.REFUNDED and stored.lease_owner is None
+    assert fake_esimgo.orders == [] and photos_to(fake_telegram, 1001) == 0
+
+
+async def test_a_refund_whose_order_was_taken_over_alerts_the_admins(
+    session_factory: async_sessionmaker[AsyncSession],
+    messenger: AiogramMessenger,
+    fake_telegram: FakeTelegram,
+) -> None:
+    """The lease was lost all the same (the process stalled, the database was out): the Stars
+    went back, but the order is someone else's now. The admins are told, not only the log."""
+    await add(
+        session_factory,
+        make_order(public_id="LOSTREF001", status="refund_due"),
+        telegram=fake_telegram,
+    )
+    actions = OrderActions(
+        session_factory,
+        messenger,
+        Translator(),
+        alerts=AdminAlerts(session_factory, ADMINS),
+        lease=timedelta(seconds=0.3),
+    )
+    fake_telegram.delay("refundStarPayment", 0.5)
+    refunding = asyncio.create_task(actions.perform(OrderAction.REFUND, "LOSTREF001", ADMIN))
+    await asyncio.sleep(0.2)
+    async with session_factory() as session:  # a worker took it over
+        order = await session.scalar(select(Order).where(Order.public_id == "LOSTREF001"))
+        assert order is not None and (order.lease_owner or "").startswith("admin:")
+        order.lease_owner, order.lease_until = "worker-9:1", datetime.now(UTC) + timedelta(1)
+        await session.commit()
+    result = await refunding
+
+    assert refunds(fake_telegram) == ["charge-LOSTREF001"]
+    assert result.done and "taken over" in result.message
+    (alert,) = fake_telegram.chat(ADMINS[0])
+    assert "LOSTREF001" in (alert.text or "") and "taken over" in (alert.text or "")
+    assert (await load(session_factory, "LOSTREF001")).lease_owner == "worker-9:1"
 
 
 # -- retry --------------------------------------------------------------------------------------

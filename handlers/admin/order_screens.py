@@ -172,6 +172,8 @@ def confirm_screen(story: OrderStory, action: OrderAction) -> Screen:
     question = CONFIRM_TEXTS[action].format(
         price=format_price(line.price, "en"), user=line.user_id
     )
+    if action is OrderAction.REFUND:
+        question = f"{question}\n\n{story.refund_effect}"
     text = (
         f"{ACTION_ICONS[action]} {ACTION_NAMES[action]} · order "
         f"<code>{html.escape(line.public_id)}</code> "

@@ -1,11 +1,12 @@
 """The admins' daily summary at DAILY_REPORT_HOUR (UTC): yesterday's figures and whatever
-needs attention. Sent once per day across replicas and restarts (a keyed admin alert)."""
+needs attention. Sent once per day across replicas and restarts (a keyed admin alert), and
+late when the process was down at the hour."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time, timedelta
 
 from db.base import utcnow
@@ -31,11 +32,13 @@ class DailyReport:
         *,
         hour: int,
         clock: Callable[[], datetime] = utcnow,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._dashboard = dashboard
         self._alerts = alerts
         self._hour = hour
         self._clock = clock
+        self._sleep = sleep
 
     async def text(self, day: date) -> str:
         since = datetime.combine(day, time(), tzinfo=UTC)
@@ -51,11 +54,14 @@ class DailyReport:
         )
 
     async def run(self, messenger: Messenger) -> None:
-        """Until cancelled: at each report hour, the report on the day before."""
+        """Until cancelled: at each report hour, the report on the day before. At start, the
+        last report that fell due goes out unless it went out already: one missed while the
+        process was down (a restart over the hour) is sent late, once."""
         while True:
-            due = next_report_at(self._clock(), self._hour)
-            await asyncio.sleep(max((due - self._clock()).total_seconds(), 0.0))
+            due = next_report_at(self._clock(), self._hour) - timedelta(days=1)
             try:
                 await self.send(messenger, (due - timedelta(days=1)).date())
             except Exception:
                 log.exception("daily report not sent")
+            wake = next_report_at(self._clock(), self._hour)
+            await self._sleep(max((wake - self._clock()).total_seconds(), 0.0))

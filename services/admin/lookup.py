@@ -14,14 +14,17 @@ from decimal import Decimal
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.base import utcnow
-from db.models import Order
+from db.models import Order, OrderStatus
 from db.repositories.admin_orders import AdminOrderRepository
 from db.repositories.admin_stats import RESOLVE
 from services.admin.order_rules import OrderAction, refusal
 from services.esimgo.client import EsimGoClient
 from services.esimgo.errors import EsimGoError
 from services.esimgo.models import BundleAssignment, EsimDetails
+from services.orders import TOPUP
 from services.pricing import Price
+from services.self_refund import order_assignment
+from services.usage import is_installed
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +118,8 @@ class OrderStory:
     live: LiveEsim | None
     # Each action, and why it does not fit now (None: it does; show its button).
     refusals: dict[OrderAction, str | None]
+    # What a Refund leaves of the eSIM, said on its confirmation.
+    refund_effect: str = ""
 
 
 def order_line(order: Order) -> OrderLine:
@@ -130,6 +135,26 @@ def order_line(order: Order) -> OrderLine:
         created_at=order.created_at,
         paid_at=order.paid_at,
     )
+
+
+def refund_effect(order: Order, live: LiveEsim | None) -> str:
+    """What an admin's Refund leaves of the eSIM: the plan is not revoked by it."""
+    if order.status != OrderStatus.DELIVERED.value:
+        return "No eSIM was delivered for it: only the money goes back."
+    keeps = (
+        "The eSIM and its plan stay active: this refund does not revoke the plan at eSIM Go, "
+        "so the buyer keeps the plan and gets the money back."
+    )
+    if live is None or live.details is None:
+        return f"{keeps} Its state at eSIM Go is not known now."
+    plan = order_assignment(order, live.bundles)
+    installed = is_installed(live.details.profile_status, live.details.first_installed_at)
+    if plan is not None and plan.state == "queued" and (order.kind == TOPUP or not installed):
+        return (
+            f"{keeps} The plan is unused: to take it back to the eSIM Go balance, revoke it "
+            "there first (or let the buyer refund it themselves)."
+        )
+    return f"{keeps} The plan was installed or has started: it cannot go back to the balance."
 
 
 class OrderLookup:
@@ -198,6 +223,7 @@ class OrderLookup:
                 action: refusal(action, order, now=now, resolved=resolved)
                 for action in OrderAction
             },
+            refund_effect=refund_effect(order, live),
         )
 
     async def _live(self, iccid: str) -> LiveEsim:

@@ -2,15 +2,18 @@
 
 Each is checked against the order's state (services.admin.order_rules), done with guarded
 UPDATEs, and recorded with the admin's id, done or refused. A refund holds the order's lease
-while Telegram is asked, as the worker does, so no worker delivers or refunds it meanwhile.
+while Telegram is asked, as the worker does, renewed for as long as Telegram takes, so no
+worker delivers or refunds it meanwhile; a lease lost all the same alerts the admins.
 """
 
 from __future__ import annotations
 
+import asyncio
+import html
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -21,12 +24,16 @@ from db.models.events import admin_actor
 from db.repositories.admin_orders import AdminOrderRepository
 from db.repositories.admin_stats import RESOLVE
 from db.repositories.orders import OrderRepository
-from services.admin.order_rules import OrderAction, lease_guard, refusal
+from db.repositories.star_ledger import StarLedgerRepository
+from services.admin.order_rules import OrderAction, lease_guard, refusal, when
+from services.admin.star_refunds import find_refund
+from services.admin_alerts import AdminAlerts
 from services.gifts import Payer, order_payer
 from services.i18n import N_, Translator
 from services.messenger import Messenger, MessengerError, RefundError
 from services.metrics import Metrics
-from services.pricing import Price, format_price
+from services.payment_reconciler import StarLedger
+from services.pricing import STARS, Price, format_price
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +65,9 @@ class OrderActions:
         wake_worker: Callable[[], None] = lambda: None,
         metrics: Metrics | None = None,
         clock: Callable[[], datetime] = utcnow,
+        ledger: StarLedger | None = None,
+        alerts: AdminAlerts | None = None,
+        lease: timedelta = ACTION_LEASE,
     ) -> None:
         self._session_factory = session_factory
         self._messenger = messenger
@@ -65,6 +75,11 @@ class OrderActions:
         self._wake_worker = wake_worker
         self._metrics = metrics
         self._clock = clock
+        # Telegram's Stars ledger, read before a retry; None in the sandbox (its payments never
+        # reach Telegram): the reconciled star_ledger table is asked instead.
+        self._ledger = ledger
+        self._alerts = alerts
+        self._lease = lease
 
     async def perform(self, action: OrderAction, public_id: str, admin_id: int) -> ActionResult:
         """Do `action` if it still fits the order; either way it is recorded."""
@@ -78,12 +93,71 @@ class OrderActions:
                 a.action == RESOLVE and a.outcome == DONE for a in await repo.actions(order.id)
             )
             reason = refusal(action, order, now=now, resolved=resolved)
-            if reason is not None or action is not OrderAction.REFUND:
+            asks_telegram = action in (OrderAction.RETRY, OrderAction.REFUND)
+            if reason is not None or not asks_telegram:
                 if reason is None:
                     reason = await self._apply(session, action, order, now, admin_id)
                 return await self._record(session, order, admin_id, action, reason)
-        # A refund asks Telegram: with no database session open.
+        # A retry or a refund asks Telegram: with no database session open.
+        if action is OrderAction.RETRY:
+            return await self._retry(order, admin_id, now)
         return await self._refund(order, admin_id)
+
+    async def _retry(self, order: Order, admin_id: int, now: datetime) -> ActionResult:
+        """Back to fulfilment, unless Telegram refunded the charge already: then the order is
+        marked refunded (it must not be delivered too) and the retry refused, saying so."""
+        unread: str | None = None
+        refunded_at: datetime | None = None
+        try:
+            refunded_at = await self._telegram_refund(order)
+        except MessengerError as exc:
+            unread = f"Telegram's Stars ledger could not be read: {exc}. Try again."
+        async with self._session_factory() as session:
+            if unread is not None:
+                reason: str | None = unread
+            elif refunded_at is not None:
+                reason = await self._already_refunded(session, order, admin_id, refunded_at)
+            else:
+                reason = await self._apply(session, OrderAction.RETRY, order, now, admin_id)
+            return await self._record(session, order, admin_id, OrderAction.RETRY, reason)
+
+    async def _telegram_refund(self, order: Order) -> datetime | None:
+        """When Telegram refunded the order's Stars charge (None: it did not, or not Stars):
+        read fresh from its ledger; without one (the sandbox), as the reconciler stored it."""
+        charge = order.telegram_payment_charge_id
+        if order.price_currency != STARS or not charge:
+            return None
+        if self._ledger is not None:
+            entry = await find_refund(self._ledger, charge, order.paid_at)
+            return entry.date if entry is not None else None
+        async with self._session_factory() as session:
+            stored = await StarLedgerRepository(session).refunded(charge)
+        return self._clock() if stored else None
+
+    async def _already_refunded(
+        self, session: AsyncSession, order: Order, admin_id: int, refunded_at: datetime
+    ) -> str:
+        """The refusal of a retry of a charge Telegram refunded; the order becomes refunded."""
+        won = await OrderRepository(session).transition(
+            order.id,
+            OrderStatus(order.status),
+            OrderStatus.REFUNDED,
+            lease_guard(order),
+            actor=admin_actor(admin_id),
+            note="retry refused: Telegram's Stars ledger shows the charge refunded",
+            refunded_at=refunded_at,
+            lease_owner=None,
+            lease_until=None,
+            next_attempt_at=None,
+        )
+        if not won:
+            return "The order changed meanwhile: look at it again."
+        if self._metrics is not None:
+            self._metrics.order_finished(OrderStatus.REFUNDED.value)
+        return (
+            f"Telegram's Stars ledger shows this charge already refunded in Telegram"
+            f"{when(refunded_at)}: marked refunded, not sent back to fulfilment."
+        )
 
     async def _apply(
         self,
@@ -144,7 +218,7 @@ class OrderActions:
         now = self._clock()
         async with self._session_factory() as session:
             taken = await OrderRepository(session).update_where(
-                order.id, lease_guard(order), lease_owner=token, lease_until=now + ACTION_LEASE
+                order.id, lease_guard(order), lease_owner=token, lease_until=now + self._lease
             )
             await session.commit()
         if not taken:
@@ -153,9 +227,7 @@ class OrderActions:
         if price.is_stars:
             assert order.telegram_payment_charge_id is not None  # order_rules checked
             try:
-                await self._messenger.refund_star_payment(
-                    (await self._payer(order)).user_id, order.telegram_payment_charge_id
-                )
+                await self._ask_refund(order, order.telegram_payment_charge_id, token)
             except MessengerError as exc:
                 await self._release(order, token)
                 why = (
@@ -165,6 +237,34 @@ class OrderActions:
                 )
                 return await self._refused(order, admin_id, f"{why}: {exc}")
         return await self._refunded(order, admin_id, token, price)
+
+    async def _ask_refund(self, order: Order, charge_id: str, token: str) -> None:
+        """refundStarPayment, the action's lease renewed while Telegram takes its time."""
+        payer = await self._payer(order)
+        hold = asyncio.create_task(self._hold(order, token))
+        try:
+            await self._messenger.refund_star_payment(payer.user_id, charge_id)
+        finally:
+            hold.cancel()
+            await asyncio.wait([hold])
+
+    async def _hold(self, order: Order, token: str) -> None:
+        """Until cancelled, renew the lease every third of it, so that no worker takes the
+        order over while Telegram is asked; stops when the lease was lost all the same."""
+        while True:
+            await asyncio.sleep(self._lease.total_seconds() / 3)
+            try:
+                async with self._session_factory() as session:
+                    kept = await OrderRepository(session).update_where(
+                        order.id, {"lease_owner": token}, lease_until=self._clock() + self._lease
+                    )
+                    await session.commit()
+            except Exception:
+                log.exception("order %s: the refund's lease not renewed", order.public_id)
+                continue
+            if not kept:
+                log.error("order %s: the refund's lease was taken over", order.public_id)
+                return
 
     async def _refunded(
         self, order: Order, admin_id: int, token: str, price: Price
@@ -176,17 +276,17 @@ class OrderActions:
                 OrderStatus.REFUNDED,
                 {"lease_owner": token},
                 actor=admin_actor(admin_id),
-                note="refunded by an admin",
+                note=_refund_note(order),
                 refunded_at=self._clock(),
                 lease_owner=None,
                 lease_until=None,
                 next_attempt_at=None,
             )
-            if not won:  # only a lease that outlived ACTION_LEASE gets here
-                log.error("order %s: refunded, but its row was taken over", order.public_id)
-            elif self._metrics is not None:
+            if won and self._metrics is not None:
                 self._metrics.order_finished(OrderStatus.REFUNDED.value)
             result = await self._record(session, order, admin_id, OrderAction.REFUND, None)
+        if not won:  # the lease was lost all the same while Telegram was asked
+            result = await self._taken_over(order, admin_id, price, result)
         payer = await self._payer(order)
         text = self._translator.gettext(REFUNDED_BY_ADMIN_TEXT, payer.language).format(
             price=format_price(price, payer.language), order=order.public_id
@@ -198,6 +298,26 @@ class OrderActions:
                 "order %s: could not tell the user of the refund: %s", order.public_id, exc
             )
         return result
+
+    async def _taken_over(
+        self, order: Order, admin_id: int, price: Price, result: ActionResult
+    ) -> ActionResult:
+        """The money went back but the order is someone else's now: the admins are told, so
+        that nobody delivers it as well or refunds it twice."""
+        log.error("order %s: refunded, but its row was taken over", order.public_id)
+        text = (
+            f"⚠️ Order {html.escape(order.public_id)}: admin {admin_id} refunded "
+            f"{format_price(price, 'en')}, but the order was taken over meanwhile (the action's "
+            f"lease ran out while Telegram answered). Check it with /order "
+            f"{html.escape(order.public_id)}: it must not be delivered too, nor refunded again."
+        )
+        if self._alerts is not None:
+            await self._alerts.alert(self._messenger, text)
+        return replace(
+            result,
+            message="Refunded in Stars, but the order was taken over meanwhile: the admins "
+            "were alerted; check that it is not delivered too.",
+        )
 
     async def _payer(self, order: Order) -> Payer:
         """Who paid: a claimed gift's orders name its claimant, but the buyer's money it was."""
@@ -214,6 +334,12 @@ class OrderActions:
     async def _refused(self, order: Order, admin_id: int, reason: str) -> ActionResult:
         async with self._session_factory() as session:
             return await self._record(session, order, admin_id, OrderAction.REFUND, reason)
+
+
+def _refund_note(order: Order) -> str:
+    if order.status == OrderStatus.DELIVERED.value:
+        return "refunded by an admin; the eSIM stays active (its plan not revoked)"
+    return "refunded by an admin"
 
 
 _DONE_TEXT = {

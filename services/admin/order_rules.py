@@ -26,7 +26,7 @@ def leased(order: Order, now: datetime) -> bool:
     return order.lease_until is not None and order.lease_until > now
 
 
-def _when(moment: datetime | None) -> str:
+def when(moment: datetime | None) -> str:
     return f" on {moment:%Y-%m-%d %H:%M} UTC" if moment is not None else ""
 
 
@@ -41,7 +41,7 @@ def _not_paid(order: Order) -> str | None:
 def _retry_refusal(order: Order) -> str | None:
     status = order.status
     if status == OrderStatus.REFUNDED.value:
-        return f"Already refunded{_when(order.refunded_at)}: it must not be delivered now."
+        return f"Already refunded{when(order.refunded_at)}: it must not be delivered now."
     if status == OrderStatus.DELIVERED.value:
         return "Already delivered: the eSIM is the buyer's. Use Resend to send it again."
     if status in (OrderStatus.PAID.value, OrderStatus.FULFILLING.value):
@@ -59,7 +59,7 @@ def _retry_refusal(order: Order) -> str | None:
 def _refund_refusal(order: Order) -> str | None:
     status = order.status
     if status == OrderStatus.REFUNDED.value:
-        return f"Already refunded{_when(order.refunded_at)}."
+        return f"Already refunded{when(order.refunded_at)}."
     if status == OrderStatus.FULFILLING.value:
         return (
             "eSIM Go is being asked for it right now: wait until it is delivered or fails, "

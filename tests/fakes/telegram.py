@@ -314,6 +314,8 @@ class FakeTelegram:
         self.base_url = ""
         self._last_message_id: dict[int, int] = {}
         self._failures: dict[str, list[_Failure]] = {}
+        # Seconds a method takes to answer (lower-cased name), as a slow Telegram does.
+        self._delays: dict[str, float] = {}
         self._redirects: dict[str, int] = {}
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
@@ -371,6 +373,11 @@ class FakeTelegram:
         self._failures.setdefault(method.lower(), []).append(
             _Failure(error_code, description, times, retry_after, after)
         )
+
+    def delay(self, method: str, seconds: float) -> None:
+        """Every call of `method` answers `seconds` later (0: at once again); it is recorded
+        in `calls` when it arrives, and does its work only when the delay is over."""
+        self._delays[method.lower()] = seconds
 
     def redirect_loop(self, method: str, times: int = 1) -> None:
         """The next `times` calls of `method` meet a proxy that redirects them in a circle."""
@@ -507,6 +514,8 @@ class FakeTelegram:
                 self.token is not None and token != self.token
             ):
                 raise ApiError(401, "Unauthorized")
+            if self._delays.get(method.lower()):
+                await asyncio.sleep(self._delays[method.lower()])
             self._maybe_fail(method)
             self._refuse_blocked(method, params)
             handler = getattr(self, f"_m_{method.lower()}", None)
