@@ -62,20 +62,20 @@ async def _first_catalogue(settings: Settings, deps: AppDeps) -> None:
 
 async def _first_catalogue_shared(settings: Settings, deps: AppDeps) -> None:
     """Replicas starting together fetch the catalogue once: the one holding the sync lease
-    fetches it, the others wait for the snapshot it stores."""
+    fetches it, the others wait for the snapshot it stores (or for the lease, if its holder
+    died before storing one)."""
     async with Redis.from_url(settings.redis_url) as redis:
         lease = RedisLease(redis, CATALOGUE_SYNC, ttl_seconds=LEASE_SECONDS)
-        if await lease.acquire():
-            try:
-                diff = await deps.catalogue.sync()
-                log.info("first catalogue sync: %s", diff.summary())
-            finally:
-                await lease.release()
-            return
-    log.info("another replica syncs the catalogue; waiting for its snapshot")
-    # Another process writes the snapshot: nothing here can be awaited for it but the database.
-    while not await deps.catalogue.load_snapshot():  # noqa: ASYNC110
-        await asyncio.sleep(SNAPSHOT_WAIT_SECONDS)
+        while not await lease.acquire():
+            if await deps.catalogue.load_snapshot():
+                log.info("catalogue loaded from the snapshot another replica fetched")
+                return
+            await asyncio.sleep(SNAPSHOT_WAIT_SECONDS)
+        try:
+            diff = await deps.catalogue.sync()
+            log.info("first catalogue sync: %s", diff.summary())
+        finally:
+            await lease.release()
 
 
 def _spawn(tasks: list[asyncio.Task[None]], coro: Coroutine[Any, Any, None], name: str) -> None:

@@ -57,6 +57,8 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
         yield cluster
     finally:
         codes = await cluster.stop()
+        async with Redis.from_url(REDIS_URL) as redis:
+            await redis.flushdb()  # the killed replica's leases would hold up the next test
         await telegram.close()
         await esimgo.close()
         for replica in cluster.replicas:
