@@ -36,20 +36,46 @@ log = logging.getLogger(__name__)
 LEASE_SECONDS = 30.0
 # How long start-up waits for a first catalogue when there is no snapshot yet.
 FIRST_SYNC_TIMEOUT_SECONDS = 60
+# The lease of the catalogue sync: one replica fetches it from eSIM Go, the others load what it
+# stored (CatalogueService.run_follow_loop).
+CATALOGUE_SYNC = "catalogue-sync"
+# How often a replica starting without a snapshot looks for the one another replica fetches.
+SNAPSHOT_WAIT_SECONDS = 1.0
 # How long shutdown waits for the background workers to end once cancelled.
 STOP_TIMEOUT_SECONDS = 10
 
 
-async def _first_catalogue(deps: AppDeps) -> None:
+async def _first_catalogue(settings: Settings, deps: AppDeps) -> None:
     if await deps.catalogue.load_snapshot():
         log.info("catalogue loaded from snapshot: %d bundles", len(deps.catalogue.catalogue))
         return
     try:
         async with asyncio.timeout(FIRST_SYNC_TIMEOUT_SECONDS):
-            diff = await deps.catalogue.sync()
-        log.info("first catalogue sync: %s", diff.summary())
+            if settings.redis_url:
+                await _first_catalogue_shared(settings, deps)
+            else:
+                diff = await deps.catalogue.sync()
+                log.info("first catalogue sync: %s", diff.summary())
     except Exception as exc:
         log.warning("no catalogue snapshot and eSIM Go unreachable (%s); will retry", exc)
+
+
+async def _first_catalogue_shared(settings: Settings, deps: AppDeps) -> None:
+    """Replicas starting together fetch the catalogue once: the one holding the sync lease
+    fetches it, the others wait for the snapshot it stores (or for the lease, if its holder
+    died before storing one)."""
+    async with Redis.from_url(settings.redis_url) as redis:
+        lease = RedisLease(redis, CATALOGUE_SYNC, ttl_seconds=LEASE_SECONDS)
+        while not await lease.acquire():
+            if await deps.catalogue.load_snapshot():
+                log.info("catalogue loaded from the snapshot another replica fetched")
+                return
+            await asyncio.sleep(SNAPSHOT_WAIT_SECONDS)
+        try:
+            diff = await deps.catalogue.sync()
+            log.info("first catalogue sync: %s", diff.summary())
+        finally:
+            await lease.release()
 
 
 def _spawn(tasks: list[asyncio.Task[None]], coro: Coroutine[Any, Any, None], name: str) -> None:
@@ -85,7 +111,10 @@ def _spawn_jobs(
     background: list[asyncio.Task[None]], settings: Settings, deps: AppDeps, bot: Bot
 ) -> None:
     """The background workers, each running until cancelled; a shop-wide job on one replica."""
-    _spawn(background, deps.catalogue.run_refresh_loop(), "catalogue-refresh")
+    sync = deps.catalogue.run_refresh_loop
+    _spawn(background, _on_one_replica(settings, CATALOGUE_SYNC, sync), "catalogue-refresh")
+    if settings.redis_url:  # without Redis there is one replica, and it syncs
+        _spawn(background, deps.catalogue.run_follow_loop(), "catalogue-follow")
     _spawn(background, create_fulfilment_worker(deps).run(), "fulfilment")
     poll = partial(deps.tracking.run_poll_loop, deps.messenger)
     _spawn(background, _on_one_replica(settings, "status-poll", poll), "status-poll")
@@ -111,7 +140,7 @@ async def run(settings: Settings) -> None:
     try:
         me = await bot.get_me()
         log.info("bot @%s (id %s) starting", me.username, me.id)
-        await _first_catalogue(deps)
+        await _first_catalogue(settings, deps)
         await set_bot_profile(bot, deps.translator)
         tuning.settle_heap()
 

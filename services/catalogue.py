@@ -40,6 +40,9 @@ REGION_ORDER = (
     "Latin America", "South America", "Africa", "Oceania", "Antarctica",
 )  # fmt: skip
 DEFAULT_KEEP_SNAPSHOTS = 3
+# How often a replica that does not sync looks for a newer snapshot: a minute of old prices after
+# a sync that runs every few hours, for one small query a minute.
+FOLLOW_SECONDS = 60.0
 _SUMMARY_NAMES = 10
 
 
@@ -355,6 +358,30 @@ class CatalogueService:
                 )
                 return True
         return False
+
+    async def reload_if_newer(self) -> bool:
+        """Load the stored snapshot when another replica saved one newer than ours."""
+        async with self._session_factory() as session:
+            stored = await CatalogueSnapshotRepository(session).latest_fetched_at()
+        current = self._catalogue.fetched_at
+        if stored is None or (current is not None and stored <= current):
+            return False
+        return await self.load_snapshot()
+
+    async def run_follow_loop(self, interval_seconds: float = FOLLOW_SECONDS) -> None:
+        """On every replica: pick up the catalogue the syncing replica stored, until cancelled.
+
+        The replica that syncs finds nothing newer than its own; the others reload, so every
+        replica sells at the same prices within `interval_seconds` of a sync.
+        """
+        while True:
+            await asyncio.sleep(interval_seconds)
+            try:
+                await self.reload_if_newer()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("Reading the stored catalogue failed; trying again", exc_info=True)
 
     async def sync(self) -> CatalogueDiff:
         """Fetch the whole catalogue, swap the index in and save a snapshot; raises on failure."""

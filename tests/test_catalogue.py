@@ -479,3 +479,22 @@ async def test_refresh_loop_waits_out_a_fresh_snapshot(
 def test_refresh_interval_must_be_positive(sqlite_session_factory: SessionFactory) -> None:
     with pytest.raises(ValueError, match="refresh_minutes"):
         CatalogueService(ListSource(SMALL), sqlite_session_factory, refresh_minutes=0)
+
+
+async def test_a_replica_that_does_not_sync_picks_up_a_newer_snapshot_only(
+    sqlite_session_factory: SessionFactory,
+) -> None:
+    leader = CatalogueService(ListSource(SMALL), sqlite_session_factory, refresh_minutes=60)
+    follower = CatalogueService(ListSource([]), sqlite_session_factory, refresh_minutes=60)
+    await leader.sync()
+    assert await follower.reload_if_newer() is True
+    first = follower.catalogue
+    assert len(first) == len(leader.catalogue)
+    assert await follower.reload_if_newer() is False, "nothing newer: the same index is kept"
+    assert follower.catalogue is first
+
+    cheaper = [{**item, "price": "0.50"} for item in SMALL]
+    leader = CatalogueService(ListSource(cheaper), sqlite_session_factory, refresh_minutes=60)
+    await leader.sync()
+    assert await follower.reload_if_newer() is True
+    assert {b.price for b in follower.catalogue.bundles} == {Decimal("0.5")}

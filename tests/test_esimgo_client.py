@@ -467,3 +467,21 @@ async def test_the_api_key_never_reaches_the_logs(
     assert fake_esimgo.api_key not in caplog.text  # ...without the key
     assert "sk-live-wrong-key" not in caplog.text
     assert "sk-live-wrong-key" not in repr(wrong)
+
+
+async def test_the_fake_answers_429_above_the_accounts_10_requests_a_second(
+    fake_esimgo: FakeEsimGo,
+) -> None:
+    fake_esimgo.limit_requests(10, window=1.0)
+    headers = {"X-API-Key": fake_esimgo.api_key}
+    url = f"{fake_esimgo.base_url}/organisation"
+    async with aiohttp.ClientSession() as http:
+
+        async def get() -> tuple[int, str | None]:
+            async with http.get(url, headers=headers) as response:
+                return response.status, response.headers.get("Retry-After")
+
+        # Twelve at once land well within one second of each other.
+        answers = await asyncio.gather(*(get() for _ in range(12)))
+    assert sorted(answers, key=lambda a: a[0]) == [(200, None)] * 10 + [(429, "1")] * 2
+    assert fake_esimgo.rate_limited == 2

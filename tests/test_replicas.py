@@ -1,4 +1,5 @@
-"""Several replicas behind one webhook: FSM state in Redis, one status poller at a time.
+"""Several replicas behind one webhook: FSM state in Redis, one poller and one catalogue sync at
+a time.
 
 These tests need a real Redis (TEST_REDIS_URL, set by .ci/run); they are skipped without one.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -16,7 +18,11 @@ from bot.app import close_deps, create_bot, create_deps, create_storage
 from bot.config import load_settings
 from bot.dispatcher import create_dispatcher
 from bot.leader import RedisLease, run_as_leader
+from bot.runner import CATALOGUE_SYNC, _on_one_replica
+from db.engine import create_engine, create_session_factory
 from db.models import Order, OrderStatus
+from services.catalogue import CatalogueService
+from services.esimgo.client import EsimGoClient
 from tests.conftest import REDIS_URL
 from tests.fakes.esimgo import FakeEsimGo
 from tests.fakes.telegram import DEFAULT_TOKEN, FakeTelegram
@@ -174,3 +180,67 @@ async def test_a_replica_that_loses_its_lease_stops_polling(redis: Redis) -> Non
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+class _CountingSource:
+    """One replica's way to eSIM Go's catalogue: the real client, counted per replica."""
+
+    def __init__(self, client: EsimGoClient) -> None:
+        self.client = client
+        self.fetches = 0
+
+    async def fetch_catalogue_raw(self) -> list[dict[str, Any]]:
+        self.fetches += 1
+        return await self.client.fetch_catalogue_raw()
+
+
+async def test_one_replica_syncs_the_catalogue_and_the_other_sells_at_its_new_prices(
+    database_url: str, redis: Redis, fake_esimgo: FakeEsimGo
+) -> None:
+    settings = load_settings(
+        _env_file=None,
+        bot_token=DEFAULT_TOKEN,
+        esimgo_api_key=fake_esimgo.api_key,
+        esimgo_base_url=fake_esimgo.base_url,
+        database_url=database_url,
+        redis_url=REDIS_URL,
+    )
+    engine = create_engine(database_url)
+    clients = [EsimGoClient(fake_esimgo.base_url, fake_esimgo.api_key) for _ in range(2)]
+    sources = [_CountingSource(client) for client in clients]
+    # A sync a second (the setting's minimum is a minute): the test waits for the second one.
+    replicas = [
+        CatalogueService(source, create_session_factory(engine), refresh_minutes=1 / 60)
+        for source in sources
+    ]
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        for catalogue in replicas:
+            sync = catalogue.run_refresh_loop
+            tasks.append(asyncio.create_task(_on_one_replica(settings, CATALOGUE_SYNC, sync)))
+            tasks.append(asyncio.create_task(catalogue.run_follow_loop(interval_seconds=0.05)))
+        name = "esim_1GB_7D_TH_V2"
+        async with asyncio.timeout(GUARD_SECONDS):
+            while any(c.catalogue.by_name(name) is None for c in replicas):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        old_price = replicas[0].catalogue.by_name(name).price  # type: ignore[union-attr]
+
+        new_price = old_price + Decimal("1.11")
+        next(b for b in fake_esimgo.catalogue if b["name"] == name)["price"] = float(new_price)
+
+        def prices() -> list[Decimal | None]:
+            return [getattr(c.catalogue.by_name(name), "price", None) for c in replicas]
+
+        async with asyncio.timeout(GUARD_SECONDS):
+            while prices() != [new_price, new_price]:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        fetches = sorted(source.fetches for source in sources)
+        assert fetches[0] == 0, f"only the lease holder calls eSIM Go's catalogue: {fetches}"
+        assert fetches[1] >= 2
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for client in clients:
+            await client.close()
+        await engine.dispose()

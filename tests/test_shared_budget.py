@@ -61,10 +61,12 @@ async def replicas(
 async def test_three_replicas_together_stay_under_the_accounts_10_requests_per_second(
     replicas: list[AppDeps], fake_esimgo: FakeEsimGo
 ) -> None:
+    fake_esimgo.limit_requests(ESIMGO_LIMIT, window=1.0)
     calls = [deps.esimgo.get_organisation() for deps in replicas for _ in range(10)]
     await asyncio.gather(*calls)
     assert len(fake_esimgo.requests) == 30
     assert fake_esimgo.max_requests_in_window(1.0) <= ESIMGO_LIMIT
+    assert fake_esimgo.rate_limited == 0
 
 
 async def test_a_429_seen_by_one_replica_pauses_the_others(

@@ -36,6 +36,15 @@ class CatalogueSnapshotRepository:
         )
         return result.scalars().all()
 
+    async def latest_fetched_at(self) -> datetime | None:
+        """When the newest snapshot was fetched; cheap enough to ask every minute."""
+        result = await self.session.execute(
+            select(CatalogueSnapshot.fetched_at)
+            .order_by(CatalogueSnapshot.fetched_at.desc(), CatalogueSnapshot.id.desc())
+            .limit(1)
+        )
+        return result.scalar_one_or_none()
+
     async def get(self, snapshot_id: int) -> CatalogueSnapshot | None:
         return await self.session.get(CatalogueSnapshot, snapshot_id)
 

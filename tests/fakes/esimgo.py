@@ -5,6 +5,7 @@ and switches for the answer shapes eSIM Go has been seen to send."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import random
@@ -82,6 +83,11 @@ class FakeEsimGo(EsimGoStandIn):
         # or mixed-up profile), first in, first out.
         self.reissue_iccids: list[str] = []
         self.faults: dict[str, list[Fault]] = {}
+        # The account's rate limit (`limit_requests()`): None = unlimited, as most tests want.
+        self.rate_limit: int | None = None
+        self.rate_window = 1.0
+        self.rate_limited = 0  # 429s answered for the limit (not those of fail_next)
+        self._recent: collections.deque[float] = collections.deque()
         self._closing = asyncio.Event()
 
     async def close(self) -> None:
@@ -104,6 +110,24 @@ class FakeEsimGo(EsimGoStandIn):
         self.faults.setdefault(route, []).append(
             Fault(status, times, delay, headers, body, create_then_fail)
         )
+
+    def limit_requests(self, per_window: int = 10, window: float = 1.0) -> None:
+        """Answer 429 (Retry-After: 1) to a request that is more than the `per_window`th to
+        arrive within any `window` seconds, from any client: eSIM Go's limit per account.
+        Refused requests count too: a client cannot hammer its way through."""
+        self.rate_limit, self.rate_window = per_window, window
+
+    def _over_limit(self, at: float) -> bool:
+        if self.rate_limit is None:
+            return False
+        recent = self._recent
+        while recent and at - recent[0] >= self.rate_window:
+            recent.popleft()
+        recent.append(at)
+        if len(recent) <= self.rate_limit:
+            return False
+        self.rate_limited += 1
+        return True
 
     def calls(self, route: str) -> list[RecordedRequest]:
         """Recorded requests whose route ("GET /catalogue") or concrete path matches."""
@@ -273,6 +297,10 @@ class FakeEsimGo(EsimGoStandIn):
         self._arrival.set()
         if request.headers.get("X-API-Key") != self.api_key:
             return self._message("Unauthorized", 401)
+        if self._over_limit(record.at):
+            return web.json_response(
+                {"message": "Too Many Requests"}, status=429, headers={"Retry-After": "1"}
+            )
         fault = self._take_fault(record)
         if fault is None:
             return await self._authorised(request, handler)
