@@ -186,7 +186,12 @@ async def main(buyers: int, esimgo_rps: float, ramp: float, think_seconds: float
         fast = EsimGoClient(esimgo_url, api_key, max_requests_per_second=esimgo_rps)
         deps.orders = OrderService(fast, deps.catalogue, deps.pricing)
         deps.checkout = Checkout(
-            deps.session_factory, deps.orders, deps.catalogue, deps.alerts, deps.messenger
+            deps.session_factory,
+            deps.orders,
+            deps.catalogue,
+            deps.alerts,
+            deps.messenger,
+            wake_worker=deps.fulfilment_wake.set,
         )
         dispatcher = create_dispatcher(deps)
         tuning.apply(bot, dispatcher)  # as `esimbot run` does

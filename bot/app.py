@@ -141,7 +141,6 @@ async def create_deps(settings: Settings, bot: Bot) -> AppDeps:
     translator = Translator()
     alerts = AdminAlerts(session_factory, settings.admin_ids)
     wake = asyncio.Event()
-    cap = settings.unpaid_orders_per_user
     admin = create_admin_services(
         settings, session_factory, esimgo, messenger, translator, alerts, metrics, wake, bot
     )
@@ -159,7 +158,7 @@ async def create_deps(settings: Settings, bot: Bot) -> AppDeps:
         pricing=pricing,
         translator=translator,
         orders=orders,
-        checkout=Checkout(session_factory, orders, catalogue, alerts, messenger, unpaid_cap=cap),
+        checkout=_checkout(settings, session_factory, orders, catalogue, alerts, messenger, wake),
         alerts=alerts,
         fulfilment_wake=wake,
         notifier=notifier,
@@ -179,6 +178,27 @@ async def create_deps(settings: Settings, bot: Bot) -> AppDeps:
     if standin is not None:
         deps.sandbox = await create_sandbox(deps, bot, standin)
     return deps
+
+
+def _checkout(
+    settings: Settings,
+    session_factory: async_sessionmaker[AsyncSession],
+    orders: OrderService,
+    catalogue: CatalogueService,
+    alerts: AdminAlerts,
+    messenger: Messenger,
+    wake: asyncio.Event,
+) -> Checkout:
+    """Buying, up to the recorded payment that wakes the fulfilment worker."""
+    return Checkout(
+        session_factory,
+        orders,
+        catalogue,
+        alerts,
+        messenger,
+        wake_worker=wake.set,
+        unpaid_cap=settings.unpaid_orders_per_user,
+    )
 
 
 def _profiles(

@@ -18,7 +18,6 @@ from bot.middlewares import (
     LANGUAGE_KEY,
     ButtonAnswerMiddleware,
     CountUpdates,
-    DbSessionMiddleware,
     LanguageI18nMiddleware,
     UserMiddleware,
 )
@@ -55,12 +54,6 @@ def create_dispatcher(deps: AppDeps, storage: BaseStorage | None = None) -> Disp
     LanguageI18nMiddleware(i18n).setup(dp)
     # Every callback query is answered once, after its handler (handlers may set the text).
     dp.callback_query.middleware(ButtonAnswerMiddleware())
-    # Inner, so it sees which handler won and opens a session only if that one takes it; and
-    # inside the answer above, so the session is closed before that request goes out.
-    sessions = DbSessionMiddleware(deps.session_factory)
-    for name, observer in dp.observers.items():
-        if name not in ("update", "error"):
-            observer.middleware(sessions)
 
     dp.include_routers(*feature_routers(sandbox_mode=deps.sandbox is not None))
     dp.errors.register(_on_error)

@@ -1,5 +1,5 @@
-"""aiogram middlewares: who is talking and in which language, the update's DB session, i18n,
-the answer to every button; and one for the Bot's own requests."""
+"""aiogram middlewares: who is talking and in which language, i18n, the answer to every
+button; and one for the Bot's own requests. Handlers get no DB session: services open theirs."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from aiogram.client.session.middlewares.base import (
     BaseRequestMiddleware,
     NextRequestMiddlewareType,
 )
-from aiogram.dispatcher.event.handler import HandlerObject
 from aiogram.dispatcher.flags import get_flag
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramForbiddenError
 from aiogram.methods import Response, TelegramMethod
@@ -24,7 +23,6 @@ from aiogram.types import User as TelegramUser
 from aiogram.types.update import UpdateTypeLookupError
 from aiogram.utils.callback_answer import CallbackAnswer, CallbackAnswerMiddleware
 from aiogram.utils.i18n import I18nMiddleware
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.repositories.users import Profile
 from services.metrics import Metrics
@@ -35,7 +33,6 @@ log = logging.getLogger(__name__)
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
 # Keys handlers read from the middleware data.
-SESSION_KEY = "session"
 LANGUAGE_KEY = "language"
 
 
@@ -117,26 +114,6 @@ class UserMiddleware(BaseMiddleware):
         if isinstance(bot, Bot) and bot.session not in self._watched:
             bot.session.middleware(ForgetUnreachableUsers(self._profiles))
             self._watched.add(bot.session)
-
-
-class DbSessionMiddleware(BaseMiddleware):
-    """The update's AsyncSession (expire_on_commit=False; services commit), opened only for a
-    handler that takes `session`: most updates never touch the database."""
-
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
-        self._session_factory = session_factory
-
-    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        target = data.get("handler")
-        if (
-            isinstance(target, HandlerObject)
-            and not target.varkw
-            and SESSION_KEY not in target.params
-        ):
-            return await handler(event, data)
-        async with self._session_factory() as session:
-            data[SESSION_KEY] = session
-            return await handler(event, data)
 
 
 class LanguageI18nMiddleware(I18nMiddleware):

@@ -116,7 +116,7 @@ async def create_sandbox(deps: AppDeps, bot: Bot, standin: EsimGoStandIn) -> San
     return Sandbox(
         standin=standin,
         callbacks=callbacks,
-        payments=SimulatedPayments(deps.session_factory, deps.orders, deps.fulfilment_wake),
+        payments=SimulatedPayments(deps.session_factory, deps.orders, deps.checkout),
         operator=SandboxOperator(
             standin, callbacks, deps.session_factory, deps.tracking, deps.messenger
         ),

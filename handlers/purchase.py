@@ -6,7 +6,6 @@ confirmation on; the texts say where the plan goes and that nothing needs instal
 
 from __future__ import annotations
 
-import asyncio
 import html
 import logging
 
@@ -23,7 +22,6 @@ from aiogram.types import (
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers import render
 from handlers.callbacks import (
@@ -40,7 +38,7 @@ from services.catalogue import Catalogue, CatalogueService
 from services.checkout import Buyer, CancelOutcome, Checkout, PayOutcome, Quote, TopUpEsim
 from services.formatting import bundle_size, bundle_title
 from services.i18n import N_, Translator
-from services.orders import TOPUP, OrderService, PaymentOutcome, PreCheckoutRefusal
+from services.orders import PaymentOutcome, PreCheckoutRefusal, ReceivedPayment
 from services.phone_check import confirmation_notes
 from services.pricing import Price, format_price
 
@@ -294,17 +292,12 @@ async def on_pre_checkout(query: PreCheckoutQuery, checkout: Checkout) -> None:
     await query.answer(ok=False, error_message=refusal_text(refusal))
 
 
-async def on_successful_payment(
-    message: Message,
-    session: AsyncSession,
-    orders: OrderService,
-    fulfilment_wake: asyncio.Event,
-) -> None:
+def received_payment(message: Message) -> ReceivedPayment | None:
+    """The payment a successful_payment message reports, paid by whoever sent it."""
     payment = message.successful_payment
     if payment is None or message.from_user is None:
-        return
-    result = await orders.record_payment(
-        session,
+        return None
+    return ReceivedPayment(
         public_id=payment.invoice_payload,
         user_id=message.from_user.id,
         amount=payment.total_amount,
@@ -312,16 +305,19 @@ async def on_successful_payment(
         charge_id=payment.telegram_payment_charge_id,
         provider_charge_id=payment.provider_payment_charge_id,
     )
-    if result.outcome is PaymentOutcome.DUPLICATE:
+
+
+async def on_successful_payment(message: Message, checkout: Checkout) -> None:
+    payment = received_payment(message)
+    if payment is None:
         return
-    # The worker starts at once, while the user reads the answer; it also refunds (and
-    # announces) payments we cannot serve.
-    fulfilment_wake.set()
-    if result.outcome is PaymentOutcome.RECORDED:
-        if result.order is not None and result.order.kind == TOPUP:
-            await message.answer(_("✅ Payment received! ⏳ Adding the plan to your eSIM…"))
-        else:
-            await message.answer(_("✅ Payment received! ⏳ Preparing your eSIM…"))
+    receipt = await checkout.record_payment(payment)
+    if receipt.outcome is not PaymentOutcome.RECORDED:
+        return  # a charge seen before, or one the worker refunds and announces
+    if receipt.topup:
+        await message.answer(_("✅ Payment received! ⏳ Adding the plan to your eSIM…"))
+    else:
+        await message.answer(_("✅ Payment received! ⏳ Preparing your eSIM…"))
 
 
 def create_router() -> Router:

@@ -74,56 +74,83 @@ def _own_order(bundle: Bundle) -> tuple[bool, int, int, Decimal, str]:
     return (bundle.unlimited, bundle.data_mb, bundle.duration_days, bundle.price, bundle.name)
 
 
+@dataclass(frozen=True, slots=True)
+class _Index:
+    """One catalogue's bundles by name, the countries they cover, and per country its own
+    bundles and the shared (regional, global) ones that also cover it, in display order."""
+
+    by_name: dict[str, Bundle]
+    countries: dict[str, Country]
+    own: dict[str, tuple[Bundle, ...]]
+    shared: dict[str, tuple[Bundle, ...]]
+
+
+def _index(bundles: Iterable[Bundle]) -> _Index:
+    """The first bundle of each name that covers a real country; the rest are skipped."""
+    by_name: dict[str, Bundle] = {}
+    own: dict[str, list[Bundle]] = {}
+    shared: dict[str, list[Bundle]] = {}
+    countries: dict[str, Country] = {}
+    reach: dict[str, int] = {}
+    for bundle in bundles:
+        if bundle.name in by_name:
+            continue
+        # Regional bundles name a pseudo-country ("Europe+", iso "REUP") as their base.
+        coverage = [c for c in bundle.coverage if _is_country_code(c.iso)]
+        if not coverage:
+            continue
+        by_name[bundle.name] = bundle
+        reach[bundle.name] = len(coverage)
+        for country in coverage:
+            known = countries.get(country.iso)
+            if known is None or (country.region and not known.region):
+                countries[country.iso] = country
+        target = shared if len(coverage) > 1 else own
+        for country in coverage:
+            target.setdefault(country.iso, []).append(bundle)
+
+    def shared_order(bundle: Bundle) -> tuple[int, bool, int, int, Decimal, str]:
+        # Smaller regions before global bundles, then as for a country's own bundles.
+        return (reach[bundle.name], *_own_order(bundle))
+
+    return _Index(
+        by_name,
+        countries,
+        own={iso: tuple(sorted(b, key=_own_order)) for iso, b in own.items()},
+        shared={iso: tuple(sorted(b, key=shared_order)) for iso, b in shared.items()},
+    )
+
+
+def _index_regions(countries: Mapping[str, Country]) -> dict[str, tuple[str, ...]]:
+    """Each region's countries A–Z by English name, the regions in display order."""
+    regions: dict[str, list[str]] = {}
+    for iso in sorted(countries):
+        if region := countries[iso].region:
+            regions.setdefault(region, []).append(iso)
+    english = {iso: localized_country_name(iso, "en", c.name) for iso, c in countries.items()}
+    ordered = sorted(
+        regions,
+        key=lambda r: (REGION_ORDER.index(r) if r in REGION_ORDER else len(REGION_ORDER), r),
+    )
+    return {
+        region: tuple(sorted(regions[region], key=lambda iso: sort_key(english[iso])))
+        for region in ordered
+    }
+
+
 class Catalogue:
     """An immutable index of one catalogue fetch: by name, by country, by region."""
 
     def __init__(self, bundles: Iterable[Bundle], *, fetched_at: datetime | None = None) -> None:
         self.fetched_at = fetched_at
-        by_name: dict[str, Bundle] = {}
-        own: dict[str, list[Bundle]] = {}
-        shared: dict[str, list[Bundle]] = {}
-        countries: dict[str, Country] = {}
-        reach: dict[str, int] = {}
-        for bundle in bundles:
-            if bundle.name in by_name:
-                continue
-            # Regional bundles name a pseudo-country ("Europe+", iso "REUP") as their base.
-            coverage = [c for c in bundle.coverage if _is_country_code(c.iso)]
-            if not coverage:
-                continue
-            by_name[bundle.name] = bundle
-            reach[bundle.name] = len(coverage)
-            for country in coverage:
-                known = countries.get(country.iso)
-                if known is None or (country.region and not known.region):
-                    countries[country.iso] = country
-            target = shared if len(coverage) > 1 else own
-            for country in coverage:
-                target.setdefault(country.iso, []).append(bundle)
-
-        self._by_name = by_name
-        self._countries = countries
-        self._own = {iso: tuple(sorted(b, key=_own_order)) for iso, b in own.items()}
-
-        def shared_order(bundle: Bundle) -> tuple[int, bool, int, int, Decimal, str]:
-            # Smaller regions before global bundles, then as for a country's own bundles.
-            return (reach[bundle.name], *_own_order(bundle))
-
-        self._shared = {iso: tuple(sorted(b, key=shared_order)) for iso, b in shared.items()}
+        index = _index(bundles)
+        self._by_name = index.by_name
+        self._countries = index.countries
+        self._own = index.own
+        self._shared = index.shared
         self._country_codes = sorted(self._countries)
-        regions: dict[str, list[str]] = {}
-        for iso in self._country_codes:
-            if region := self._countries[iso].region:
-                regions.setdefault(region, []).append(iso)
-        english = {iso: self.country_name(iso, "en") for iso in self._country_codes}
-        self._regions = {
-            region: tuple(sorted(isos, key=lambda iso: sort_key(english[iso])))
-            for region, isos in regions.items()
-        }
-        self._region_names = sorted(
-            self._regions,
-            key=lambda r: (REGION_ORDER.index(r) if r in REGION_ORDER else len(REGION_ORDER), r),
-        )
+        self._regions = _index_regions(self._countries)
+        self._region_names = list(self._regions)
         self.search = CountrySearch(
             self._country_codes, {iso: c.name for iso, c in self._countries.items()}
         )

@@ -25,11 +25,14 @@ from services.catalogue import CatalogueService
 from services.esimgo.models import Bundle
 from services.messenger import Messenger
 from services.orders import (
+    TOPUP,
     Compatibility,
     OrderService,
+    PaymentOutcome,
     PreCheckoutRefusal,
     Preparation,
     Prepared,
+    ReceivedPayment,
     TopUpStatus,
     TopUpTarget,
 )
@@ -98,6 +101,15 @@ class PayStep:
     old_price: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class PaymentReceipt:
+    """A recorded payment as the payer hears of it: `topup` when the plan goes onto an eSIM
+    they have (nothing is said of a DUPLICATE)."""
+
+    outcome: PaymentOutcome
+    topup: bool = False
+
+
 class CancelOutcome(enum.StrEnum):
     CANCELLED = "cancelled"
     NOT_FOUND = "not_found"
@@ -142,8 +154,8 @@ class PickStep:
 
 
 class Checkout:
-    """Starts, prices, pays and cancels the user's orders; admins hear of a balance too low
-    to sell (once a day)."""
+    """Starts, prices, pays and cancels the user's orders and records their payments; admins
+    hear of a balance too low to sell (once a day)."""
 
     def __init__(
         self,
@@ -153,6 +165,7 @@ class Checkout:
         alerts: AdminAlerts,
         messenger: Messenger,
         *,
+        wake_worker: Callable[[], None],
         unpaid_cap: int = UNPAID_ORDERS_PER_USER,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
@@ -161,6 +174,7 @@ class Checkout:
         self._catalogue = catalogue
         self._alerts = alerts
         self._messenger = messenger
+        self._wake_worker = wake_worker
         self._unpaid_cap = unpaid_cap
         self._clock = clock
         # (order, user) whose Pay is being checked with eSIM Go in this process.
@@ -251,6 +265,16 @@ class Checkout:
             return await self._orders.check_pre_checkout(
                 session, public_id=public_id, user_id=user_id, amount=amount, currency=currency
             )
+
+    async def record_payment(self, payment: ReceivedPayment) -> PaymentReceipt:
+        """Store the payment once, then wake the fulfilment worker: it delivers, or refunds
+        (and announces) money we cannot serve, while the payer reads the receipt."""
+        async with self._session_factory() as session:
+            result = await self._orders.record_payment(session, payment)
+        if result.outcome is not PaymentOutcome.DUPLICATE:
+            self._wake_worker()
+        topup = result.order is not None and result.order.kind == TOPUP
+        return PaymentReceipt(result.outcome, topup)
 
     async def invoice_sent(self, public_id: str, user_id: int) -> None:
         """The order's invoice went out (the dashboard's conversion counts it, once)."""

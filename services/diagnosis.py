@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from services.esimgo.models import EsimHistoryEvent
-from services.usage import group_bundles, is_installed
+from services.usage import PlanState, group_bundles, is_installed
 
 # History events that prove the eSIM reached a network.
 ATTACHED_EVENTS = frozenset({"esim first attachment", "esim first use"})
@@ -50,18 +50,10 @@ class Finding(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class PlanView:
+class PlanView(PlanState):
     """A plan on the eSIM: eSIM Go's live state, start/end from our records (usage.BundleLike),
     and the countries it covers per the catalogue (empty: unknown)."""
 
-    bundle_name: str
-    state: str
-    unlimited: bool
-    initial_bytes: int | None
-    remaining_bytes: int | None
-    assigned_at: datetime | None
-    start_at: datetime | None
-    end_at: datetime | None
     countries: tuple[str, ...] = ()
     duration_days: int = 0
 

@@ -28,6 +28,7 @@ from services.messenger import Messenger
 from services.notifications import Notifier
 from services.pricing import Price
 from services.tracking import TrackingService
+from services.usage import PlanState
 
 # A slow eSIM Go must not keep the button spinning: past this, the stored state is shown.
 REFRESH_WAIT_SECONDS = 5.0
@@ -91,18 +92,10 @@ class EsimView:
 
 
 @dataclass(frozen=True, slots=True)
-class BundleView:
+class BundleView(PlanState):
     """A plan on an eSIM, as eSIM Go last reported it."""
 
     assignment_key: str
-    bundle_name: str
-    state: str
-    unlimited: bool
-    initial_bytes: int | None
-    remaining_bytes: int | None
-    assigned_at: datetime | None
-    start_at: datetime | None
-    end_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,7 @@ BALANCE_CACHE_SECONDS = 60.0
 VALIDATION_REUSE_SECONDS = 600.0
 # failure_reason of a payment with no order to serve: refunded with its own message.
 STRAY = "stray: "
+PAID_LATE = "paid after the order was cancelled"
 # orders.kind
 NEW = "new"
 TOPUP = "topup"
@@ -130,6 +131,18 @@ class PaymentOutcome(enum.StrEnum):
     RECORDED = "recorded"  # the order is now paid: fulfil it
     DUPLICATE = "duplicate"  # this charge was seen before: do nothing
     REFUND = "refund"  # money for an order that cannot be fulfilled: stored as failed → refund
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedPayment:
+    """A successful payment as Telegram reports it: the update, or the Stars ledger."""
+
+    public_id: str  # the invoice's payload
+    user_id: int
+    amount: int
+    currency: str
+    charge_id: str
+    provider_charge_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -464,132 +477,151 @@ class OrderService:
         return None
 
     async def record_payment(
-        self,
-        session: AsyncSession,
-        *,
-        public_id: str,
-        user_id: int,
-        amount: int,
-        currency: str,
-        charge_id: str,
-        provider_charge_id: str | None,
-        actor: str = USER,
+        self, session: AsyncSession, payment: ReceivedPayment, *, actor: str = USER
     ) -> PaymentResult:
         """Store a successful payment once (unique charge id); money we cannot serve → refund.
         `actor` is who reported it: the buyer's update, or the payments reconciler."""
-        repo = OrderRepository(session)
         try:
-            if await repo.charge_recorded(charge_id):
-                log.info("payment %s for order %s seen before", charge_id, public_id)
-                return PaymentResult(PaymentOutcome.DUPLICATE, None)
-            order = await repo.by_public_id(public_id)
-            now = self._clock()
-            paid = {
-                # Delivery goes to the payer's private chat, whatever chat the order came from.
-                "chat_id": user_id,
-                "telegram_payment_charge_id": charge_id,
-                "provider_payment_charge_id": provider_charge_id,
-                "paid_at": now,
-                "next_attempt_at": None,
-                "lease_until": None,
-            }
-            if (
-                order is not None
-                and order.telegram_user_id == user_id
-                and order.price == amount
-                and order.price_currency == currency
-            ):
-                no_charge = {"telegram_payment_charge_id": None}
-                if await repo.transition(
-                    order.id,
-                    OrderStatus.AWAITING_PAYMENT,
-                    OrderStatus.PAID,
-                    no_charge,
-                    actor=actor,
-                    note=f"charge {charge_id}",
-                    **paid,
-                ):
-                    await session.commit()
-                    session.expunge(order)
-                    log.info("order %s: awaiting_payment → paid (%s)", public_id, charge_id)
-                    return PaymentResult(
-                        PaymentOutcome.RECORDED, order.mirror(OrderStatus.PAID, paid)
-                    )
-                late = {**paid, "failure_reason": f"{STRAY}paid after the order was cancelled"}
-                if await repo.transition(
-                    order.id,
-                    OrderStatus.CANCELLED,
-                    OrderStatus.FAILED,
-                    no_charge,
-                    actor=actor,
-                    note="paid after the order was cancelled",
-                    **late,
-                ):
-                    await session.commit()
-                    session.expunge(order)
-                    log.info("order %s: cancelled → failed (paid late, refund)", public_id)
-                    return PaymentResult(
-                        PaymentOutcome.REFUND, order.mirror(OrderStatus.FAILED, late)
-                    )
-            stray = await self._record_stray(
-                repo, order, user_id, amount, currency, now, actor, **paid
-            )
-            await session.commit()
+            result = await self._record(session, payment, actor)
         except IntegrityError:
             # The same charge id was stored concurrently by a redelivered update.
             await session.rollback()
-            log.info("payment %s for order %s seen before", charge_id, public_id)
+            result = None
+        if result is None:
+            log.info("payment %s for order %s seen before", payment.charge_id, payment.public_id)
             return PaymentResult(PaymentOutcome.DUPLICATE, None)
+        return result
+
+    async def _record(
+        self, session: AsyncSession, payment: ReceivedPayment, actor: str
+    ) -> PaymentResult | None:
+        """The payment stored and committed; None when its charge id is stored already."""
+        repo = OrderRepository(session)
+        if await repo.charge_recorded(payment.charge_id):
+            return None
+        order = await repo.by_public_id(payment.public_id)
+        now = self._clock()
+        paid = _paid_values(payment, now)
+        if order is not None and _pays_for(order, payment):
+            result = await _pay_order(session, order, payment, paid, actor)
+            if result is not None:
+                return result
+        stray = await _record_stray(repo, order, payment, now, actor, paid)
+        await session.commit()
         log.warning(
             "payment %s for order %s cannot be served (%s); order %s → failed, refund",
-            charge_id,
-            public_id,
+            payment.charge_id,
+            payment.public_id,
             order.status if order is not None else "unknown order",
             stray.public_id,
         )
         return PaymentResult(PaymentOutcome.REFUND, stray)
 
-    async def _record_stray(
-        self,
-        repo: OrderRepository,
-        order: Order | None,
-        user_id: int,
-        amount: int,
-        currency: str,
-        now: datetime,
-        actor: str,
-        **paid: object,
-    ) -> Order:
-        """A payment with no payable order (already paid, unknown…) gets its own row to refund
-        (created failed, an event by `actor`)."""
-        stray = Order(
-            public_id=new_public_id(),
-            telegram_user_id=user_id,
-            telegram_username=order.telegram_username if order is not None else None,
-            language=order.language if order is not None else "en",
-            kind=order.kind if order is not None else NEW,
-            iccid=order.iccid if order is not None and order.kind == TOPUP else None,
-            bundle_name=order.bundle_name if order is not None else "unknown",
-            country_code=order.country_code if order is not None else None,
-            country_name=order.country_name if order is not None else None,
-            cost=Decimal(0),
-            cost_currency="USD",
-            price=amount,
-            price_currency=currency,
-            status=OrderStatus.FAILED.value,
-            attempts=0,
-            failure_reason=(
-                f"{STRAY}payment for order {order.public_id} ({order.status})"
-                if order is not None
-                else f"{STRAY}payment for an unknown order"
-            ),
-            created_at=now,
-            updated_at=now,
-            **paid,
-        )
-        await repo.add(stray)
-        await repo.add_events([(stray.id, None, stray.status)], actor, stray.failure_reason)
-        return stray
+
+def _paid_values(payment: ReceivedPayment, now: datetime) -> dict[str, object]:
+    """The columns a paid order (or the failed row of a payment to refund) gets."""
+    return {
+        # Delivery goes to the payer's private chat, whatever chat the order came from.
+        "chat_id": payment.user_id,
+        "telegram_payment_charge_id": payment.charge_id,
+        "provider_payment_charge_id": payment.provider_charge_id,
+        "paid_at": now,
+        "next_attempt_at": None,
+        "lease_until": None,
+    }
+
+
+def _pays_for(order: Order, payment: ReceivedPayment) -> bool:
+    """The payment is the order's own: its buyer paid its price in its currency."""
+    return (
+        order.telegram_user_id == payment.user_id
+        and order.price == payment.amount
+        and order.price_currency == payment.currency
+    )
+
+
+async def _pay_order(
+    session: AsyncSession,
+    order: Order,
+    payment: ReceivedPayment,
+    paid: dict[str, object],
+    actor: str,
+) -> PaymentResult | None:
+    """Awaiting payment → paid; cancelled meanwhile → failed, to refund. None when the order
+    is in neither state (or holds a charge already): the payment is a stray."""
+    repo, no_charge = OrderRepository(session), {"telegram_payment_charge_id": None}
+    if await repo.transition(
+        order.id,
+        OrderStatus.AWAITING_PAYMENT,
+        OrderStatus.PAID,
+        no_charge,
+        actor=actor,
+        note=f"charge {payment.charge_id}",
+        **paid,
+    ):
+        await _commit_detached(session, order)
+        log.info("order %s: awaiting_payment → paid (%s)", order.public_id, payment.charge_id)
+        return PaymentResult(PaymentOutcome.RECORDED, order.mirror(OrderStatus.PAID, paid))
+    late = {**paid, "failure_reason": f"{STRAY}{PAID_LATE}"}
+    if await repo.transition(
+        order.id,
+        OrderStatus.CANCELLED,
+        OrderStatus.FAILED,
+        no_charge,
+        actor=actor,
+        note=PAID_LATE,
+        **late,
+    ):
+        await _commit_detached(session, order)
+        log.info("order %s: cancelled → failed (paid late, refund)", order.public_id)
+        return PaymentResult(PaymentOutcome.REFUND, order.mirror(OrderStatus.FAILED, late))
+    return None
+
+
+async def _commit_detached(session: AsyncSession, order: Order) -> None:
+    """Commit, then let go of `order` so that mirroring the update onto it writes nothing."""
+    await session.commit()
+    session.expunge(order)
+
+
+async def _record_stray(
+    repo: OrderRepository,
+    order: Order | None,
+    payment: ReceivedPayment,
+    now: datetime,
+    actor: str,
+    paid: dict[str, object],
+) -> Order:
+    """A payment with no payable order (already paid, unknown…) gets its own row to refund
+    (created failed, an event by `actor`)."""
+    stray = Order(
+        public_id=new_public_id(),
+        telegram_user_id=payment.user_id,
+        telegram_username=order.telegram_username if order is not None else None,
+        language=order.language if order is not None else "en",
+        kind=order.kind if order is not None else NEW,
+        iccid=order.iccid if order is not None and order.kind == TOPUP else None,
+        bundle_name=order.bundle_name if order is not None else "unknown",
+        country_code=order.country_code if order is not None else None,
+        country_name=order.country_name if order is not None else None,
+        cost=Decimal(0),
+        cost_currency="USD",
+        price=payment.amount,
+        price_currency=payment.currency,
+        status=OrderStatus.FAILED.value,
+        attempts=0,
+        failure_reason=(
+            f"{STRAY}payment for order {order.public_id} ({order.status})"
+            if order is not None
+            else f"{STRAY}payment for an unknown order"
+        ),
+        created_at=now,
+        updated_at=now,
+        **paid,
+    )
+    await repo.add(stray)
+    await repo.add_events([(stray.id, None, stray.status)], actor, stray.failure_reason)
+    return stray
 
 
 def _covering(catalogue: Catalogue, area: Bundle) -> list[Bundle]:

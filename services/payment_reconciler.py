@@ -30,7 +30,7 @@ from db.models import StarLedgerEntry
 from db.repositories.star_ledger import INCOMING, OUTGOING, StarLedgerRepository
 from services.admin_alerts import AdminAlerts
 from services.messenger import Messenger
-from services.orders import OrderService, PaymentOutcome
+from services.orders import OrderService, PaymentOutcome, ReceivedPayment
 from services.pricing import STARS
 
 log = logging.getLogger(__name__)
@@ -201,15 +201,8 @@ class PaymentReconciler:
         async with self._session_factory() as session:
             if entry.id in refunded or await StarLedgerRepository(session).refunded(entry.id):
                 return Outcome.REFUNDED
-            result = await self._orders.record_payment(
-                session,
-                public_id=payload,
-                user_id=user_id,
-                amount=entry.amount,
-                currency=STARS,
-                charge_id=entry.id,
-                provider_charge_id=None,
-            )
+            payment = ReceivedPayment(payload, user_id, entry.amount, STARS, entry.id)
+            result = await self._orders.record_payment(session, payment)
             if result.outcome is PaymentOutcome.DUPLICATE:
                 return Outcome.KNOWN
             if result.outcome is PaymentOutcome.RECORDED:

@@ -41,6 +41,20 @@ class BundleLike(Protocol):
     def end_at(self) -> datetime | None: ...
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlanState:
+    """A plan on an eSIM as the display reads it: the one we stored, or eSIM Go's live one."""
+
+    bundle_name: str
+    state: str
+    unlimited: bool
+    initial_bytes: int | None
+    remaining_bytes: int | None
+    assigned_at: datetime | None
+    start_at: datetime | None
+    end_at: datetime | None
+
+
 B = TypeVar("B", bound=BundleLike)
 
 

@@ -354,7 +354,14 @@ async def database_down(env: BotEnv) -> AsyncIterator[BotEnv]:
     dead = create_engine(UNREACHABLE_DATABASE_URL)
     sessions = create_session_factory(dead)
     live = env.deps
-    checkout = Checkout(sessions, live.orders, live.catalogue, live.alerts, live.messenger)
+    checkout = Checkout(
+        sessions,
+        live.orders,
+        live.catalogue,
+        live.alerts,
+        live.messenger,
+        wake_worker=live.fulfilment_wake.set,
+    )
     deps = dataclasses.replace(live, engine=dead, session_factory=sessions, checkout=checkout)
     try:
         yield dataclasses.replace(env, deps=deps, dispatcher=create_dispatcher(deps))

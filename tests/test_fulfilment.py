@@ -21,7 +21,7 @@ from handlers.callbacks import install_help_callback_data, open_esim_callback_da
 from services.catalogue import CatalogueService
 from services.esimgo.client import EsimGoClient, Timeouts
 from services.fulfilment import FulfilmentWorker, WorkerSettings, create_fulfilment_worker
-from services.orders import OrderService, PaymentOutcome
+from services.orders import OrderService, PaymentOutcome, ReceivedPayment
 from services.pricing import PricingService
 from tests.fakes.esimgo import FakeEsimGo
 from tests.fakes.telegram import ApiCall
@@ -447,15 +447,8 @@ async def test_a_payment_is_recorded_once_and_a_second_charge_kept_for_refund(
 
     async def record(charge: str) -> PaymentOutcome:
         async with session_factory() as session:
-            result = await order_service.record_payment(
-                session,
-                public_id="PAYONCE001",
-                user_id=3001,
-                amount=150,
-                currency="XTR",
-                charge_id=charge,
-                provider_charge_id=None,
-            )
+            payment = ReceivedPayment("PAYONCE001", 3001, 150, "XTR", charge)
+            result = await order_service.record_payment(session, payment)
             return result.outcome
 
     assert await record("c1") is PaymentOutcome.RECORDED

@@ -11,11 +11,11 @@ from functools import cache
 from typing import Any, Literal
 
 from sqlalchemy import and_, bindparam, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.base import UTCDateTime
 from db.models.doctor import EsimCheck
+from db.repositories.upsert import dialect_of, insert_for
 
 # The columns that hold "last asked at" for a limited action.
 LimitedAction = Literal["refreshed_at", "ticket_at"]
@@ -23,21 +23,12 @@ LimitedAction = Literal["refreshed_at", "ticket_at"]
 _BY_ICCID = select(EsimCheck).where(EsimCheck.iccid == bindparam("iccid"))
 
 
-def _insert_for(dialect: str) -> Any:
-    """INSERT with the dialect's ON CONFLICT (both databases we run on have one)."""
-    if dialect == "postgresql":
-        return postgresql.insert(EsimCheck)
-    if dialect == "sqlite":
-        return sqlite.insert(EsimCheck)
-    raise NotImplementedError(f"no upsert for {dialect}")
-
-
 @cache
 def _claim(dialect: str, action: LimitedAction) -> Any:
     """Set `action` to now, on a new row or where the last use is at or before `last_allowed`;
     returns the row's id only when this statement won."""
     column = EsimCheck.__table__.c[action]
-    insert = _insert_for(dialect).values(
+    insert = insert_for(dialect, EsimCheck).values(
         {"iccid": bindparam("iccid"), action: bindparam("now", type_=UTCDateTime())}
     )
     last_allowed = bindparam("last_allowed", type_=UTCDateTime())
@@ -50,7 +41,7 @@ def _claim(dialect: str, action: LimitedAction) -> Any:
 
 @cache
 def _record(dialect: str) -> Any:
-    insert = _insert_for(dialect).values(
+    insert = insert_for(dialect, EsimCheck).values(
         iccid=bindparam("iccid"),
         checked_at=bindparam("at", type_=UTCDateTime()),
         finding=bindparam("finding"),
@@ -70,9 +61,6 @@ class EsimCheckRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    def _dialect(self) -> str:
-        return self.session.get_bind().dialect.name
-
     async def get(self, iccid: str) -> EsimCheck | None:
         result = await self.session.execute(_BY_ICCID, {"iccid": iccid})
         return result.scalar_one_or_none()
@@ -80,14 +68,14 @@ class EsimCheckRepository:
     async def record(self, iccid: str, at: datetime, finding: str, report: str) -> None:
         """Remember the diagnosis just shown (the latest one wins)."""
         params = {"iccid": iccid, "at": at, "finding": finding, "report": report}
-        await self.session.execute(_record(self._dialect()), params)
+        await self.session.execute(_record(dialect_of(self.session)), params)
 
     async def claim(
         self, iccid: str, action: LimitedAction, now: datetime, last_allowed: datetime
     ) -> bool:
         """Take the action's slot for `now` unless it was last used after `last_allowed`."""
         params = {"iccid": iccid, "now": now, "last_allowed": last_allowed}
-        result = await self.session.execute(_claim(self._dialect(), action), params)
+        result = await self.session.execute(_claim(dialect_of(self.session), action), params)
         return result.first() is not None
 
     async def release(self, iccid: str, action: LimitedAction, claimed_at: datetime) -> None:

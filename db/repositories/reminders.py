@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import NamedTuple
 
 from sqlalchemy import String, cast, exists, func, literal, or_, select, true
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Esim, Gift, GiftStatus, NotificationSent, Order, OrderStatus, User
+from db.repositories.upsert import dialect_of, insert_for
 
 _ON = func.coalesce(User.reminders_enabled, true())
 
@@ -96,8 +96,7 @@ class ReminderRepository:
 
     async def set_enabled(self, user_id: int, enabled: bool, now: datetime) -> None:
         """Turn the user's reminders on or off (creating their row if need be)."""
-        dialect = self.session.get_bind().dialect.name
-        insert = postgresql.insert(User) if dialect == "postgresql" else sqlite.insert(User)
+        insert = insert_for(dialect_of(self.session), User)
         await self.session.execute(
             insert.values(
                 telegram_id=user_id, reminders_enabled=enabled, created_at=now, updated_at=now

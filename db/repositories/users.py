@@ -8,11 +8,11 @@ from functools import cache
 from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.base import utcnow
 from db.models.user import User
+from db.repositories.upsert import dialect_of, insert_for
 
 # (username, first name, Telegram language), as the columns hold them.
 Profile = tuple[str | None, str | None, str | None]
@@ -74,12 +74,12 @@ class UserRepository:
         ]
         # Core, not the ORM: its bulk-insert bookkeeping adds nothing here but CPU.
         connection = await self.session.connection()
-        await connection.execute(_save_profiles(self._dialect()), rows)
+        await connection.execute(_save_profiles(dialect_of(self.session)), rows)
 
     async def set_language(self, telegram_id: int, language: str) -> None:
         """Remember the language chosen with /language (creating the row if need be)."""
         now = utcnow()
-        insert = _insert_for(self._dialect()).values(
+        insert = insert_for(dialect_of(self.session), User).values(
             telegram_id=telegram_id, language=language, created_at=now, updated_at=now
         )
         await self.session.execute(
@@ -97,24 +97,12 @@ class UserRepository:
             .values(blocked_at=now)
         )
 
-    def _dialect(self) -> str:
-        return self.session.get_bind().dialect.name
-
-
-def _insert_for(dialect: str) -> Any:
-    """INSERT with the dialect's ON CONFLICT (both databases we run on have one)."""
-    if dialect == "postgresql":
-        return postgresql.insert(User)
-    if dialect == "sqlite":
-        return sqlite.insert(User)
-    raise NotImplementedError(f"no upsert for {dialect}")
-
 
 @cache
 def _save_profiles(dialect: str) -> Any:
     """The profile upsert, built once per dialect and run with a list of rows: one with the rows
     inlined was compiled anew for every burst."""
-    insert = _insert_for(dialect)
+    insert = insert_for(dialect, User)
     return insert.on_conflict_do_update(
         index_elements=[User.telegram_id],
         set_={

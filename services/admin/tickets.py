@@ -111,6 +111,22 @@ def _order_lines(order: Order) -> list[str]:
     return lines
 
 
+async def _take_turn(
+    repo: TicketRepository,
+    ticket_id: int,
+    author: str,
+    author_id: int,
+    text: str,
+    photo: str | None,
+) -> None:
+    """One side's message on an open ticket; the other side speaks next."""
+    message = TicketMessage(
+        ticket_id=ticket_id, author=author, author_id=author_id, text=text, photo_file_id=photo
+    )
+    await repo.add_message(message)
+    await repo.set_awaiting(ticket_id, USER if author == ADMIN else ADMIN)
+
+
 class SupportTickets:
     def __init__(
         self,
@@ -205,16 +221,7 @@ class SupportTickets:
         async with self._session_factory() as session:
             repo = TicketRepository(session)
             await repo.add_copies(ticket.id, [(ticket.chat_id, sent)])
-            await repo.add_message(
-                TicketMessage(
-                    ticket_id=ticket.id,
-                    author=ADMIN,
-                    author_id=admin_id,
-                    text=text,
-                    photo_file_id=photo,
-                )
-            )
-            await repo.set_awaiting(ticket.id, USER)
+            await _take_turn(repo, ticket.id, ADMIN, admin_id, text, photo)
             await session.commit()
         log.info("ticket #%s answered by admin %s", ticket.id, admin_id)
         return TicketAnswer(Answered.ANSWERED, ticket.id, ticket.telegram_user_id, ticket.chat_id)
@@ -238,16 +245,7 @@ class SupportTickets:
                 ticket = await repo.latest_open(user_id)
                 if ticket is None or ticket.awaiting != USER:
                     return False
-            await repo.add_message(
-                TicketMessage(
-                    ticket_id=ticket.id,
-                    author=USER,
-                    author_id=user_id,
-                    text=text,
-                    photo_file_id=photo,
-                )
-            )
-            await repo.set_awaiting(ticket.id, ADMIN)
+            await _take_turn(repo, ticket.id, USER, user_id, text, photo)
             await session.commit()
         header = f"💬 <b>Ticket #{ticket.id}</b>: the user (id <code>{user_id}</code>) writes"
         if photo is not None and len(text) > CAPTION_LIMIT:

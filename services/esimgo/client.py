@@ -92,6 +92,17 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class _Call:
+    """One request to eSIM Go, as each try sends it."""
+
+    method: str
+    path: str
+    params: Params | None
+    body: Mapping[str, Any] | None
+    time_limit: float
+
+
+@dataclass(frozen=True, slots=True)
 class _Response:
     status: int
     content_type: str
@@ -267,25 +278,17 @@ class EsimGoClient:
 
     # -- transport ---------------------------------------------------------------------------
 
-    async def _send_once(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Params | None,
-        body: Mapping[str, Any] | None,
-        time_limit: float,
-    ) -> _Response:
+    async def _send_once(self, call: _Call) -> _Response:
         await self._budget.acquire(current_priority())
         headers = {"X-API-Key": self._api_key, "Accept": "application/json"}
         started = time.monotonic()
         async with self._get_session().request(
-            method,
-            self._base_url + path,
-            params=list(params) if params else None,
-            json=body,
+            call.method,
+            self._base_url + call.path,
+            params=list(call.params) if call.params else None,
+            json=call.body,
             headers=headers,
-            timeout=aiohttp.ClientTimeout(total=time_limit),
+            timeout=aiohttp.ClientTimeout(total=call.time_limit),
             # A redirect would carry X-API-Key to whatever host it names.
             allow_redirects=False,
         ) as resp:
@@ -298,39 +301,29 @@ class EsimGoClient:
             )
         logger.debug(
             "eSIM Go %s %s -> %s in %.0f ms",
-            method,
-            path,
+            call.method,
+            call.path,
             response.status,
             (time.monotonic() - started) * 1000,
         )
         return response
 
-    async def _attempt(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Params | None,
-        body: Mapping[str, Any] | None,
-        time_limit: float,
-    ) -> _Response:
+    async def _attempt(self, call: _Call) -> _Response:
         """One try: a transient failure raises _RetryableError, a permanent one its typed error."""
         try:
-            response = await self._send_once(
-                method, path, params=params, body=body, time_limit=time_limit
-            )
+            response = await self._send_once(call)
         except TimeoutError as exc:
-            self._count(method, path, "timeout")
+            self._count(call, "timeout")
             raise _RetryableError(
-                SupplierUnavailableError(f"timed out after {time_limit:g} s")
+                SupplierUnavailableError(f"timed out after {call.time_limit:g} s")
             ) from exc
         except aiohttp.ClientError as exc:
-            self._count(method, path, "error")
+            self._count(call, "error")
             raise _RetryableError(
                 SupplierUnavailableError(f"connection failed: {type(exc).__name__}")
             ) from exc
         status = response.status
-        self._count(method, path, status)
+        self._count(call, status)
         if 200 <= status < 300:
             return response
         if status == 429:
@@ -343,9 +336,9 @@ class EsimGoClient:
             raise _RetryableError(error, response.retry_after if status == 503 else None)
         raise _map_client_error(response)
 
-    def _count(self, method: str, path: str, status: int | str) -> None:
+    def _count(self, call: _Call, status: int | str) -> None:
         if self._metrics is not None:
-            self._metrics.esimgo_request(endpoint(method, path), status)
+            self._metrics.esimgo_request(endpoint(call.method, call.path), status)
 
     def _backoff(self, attempt: int) -> float:
         ceiling = min(self._retry.max_delay, self._retry.base_delay * (2.0**attempt))
@@ -366,32 +359,23 @@ class EsimGoClient:
         `user_waits`); raise typed errors."""
         limit = self._timeouts.default if time_limit is None else time_limit
         if not _user_waiting.get():
-            return await self._send(method, path, params, body, limit, retry)
+            return await self._send(_Call(method, path, params, body, limit), retry)
         limit = min(limit, self._timeouts.interactive)
         try:
             async with asyncio.timeout(limit):
-                return await self._send(method, path, params, body, limit, retry=False)
+                return await self._send(_Call(method, path, params, body, limit), retry=False)
         except TimeoutError:
             # Still waiting for the budget (or an answer): the user tries again instead.
             logger.warning("eSIM Go %s %s: no answer within %g s", method, path, limit)
             raise SupplierUnavailableError(f"no answer within {limit:g} s") from None
 
-    async def _send(
-        self,
-        method: str,
-        path: str,
-        params: Params | None,
-        body: Mapping[str, Any] | None,
-        limit: float,
-        retry: bool,
-    ) -> _Response:
+    async def _send(self, call: _Call, retry: bool) -> _Response:
         """`RetryPolicy.attempts` tries when `retry`, with backoff between them; else one."""
+        method, path = call.method, call.path
         attempts = max(1, self._retry.attempts) if retry else 1
         for attempt in range(attempts):
             try:
-                return await self._attempt(
-                    method, path, params=params, body=body, time_limit=limit
-                )
+                return await self._attempt(call)
             except _RetryableError as failure:
                 last = failure.error
                 wait = failure.wait

@@ -4,12 +4,12 @@ and fulfilment runs exactly as in production."""
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.orders import TOPUP, OrderService, PaymentOutcome, PreCheckoutRefusal
+from services.checkout import Checkout
+from services.orders import OrderService, PaymentOutcome, PreCheckoutRefusal, ReceivedPayment
 
 # Charge ids of simulated payments: the sandbox's Bot "refunds" these without Telegram.
 CHARGE_PREFIX = "sandbox-"
@@ -35,11 +35,11 @@ class SimulatedPayments:
         self,
         session_factory: async_sessionmaker[AsyncSession],
         orders: OrderService,
-        fulfilment_wake: asyncio.Event,
+        checkout: Checkout,
     ) -> None:
         self._session_factory = session_factory
         self._orders = orders
-        self._wake = fulfilment_wake
+        self._checkout = checkout
 
     async def pay(self, public_id: str, user_id: int) -> SimulatedPayment:
         """One charge per order (its id is the order's): a second press is refused or ignored."""
@@ -53,17 +53,7 @@ class SimulatedPayments:
             )
         if refusal is not None:
             return SimulatedPayment(refusal)
-        async with self._session_factory() as session:
-            result = await self._orders.record_payment(
-                session,
-                public_id=public_id,
-                user_id=user_id,
-                amount=amount,
-                currency=currency,
-                charge_id=f"{CHARGE_PREFIX}{public_id}",
-                provider_charge_id=None,
-            )
-        if result.outcome is not PaymentOutcome.DUPLICATE:
-            self._wake.set()
-        topup = result.order is not None and result.order.kind == TOPUP
-        return SimulatedPayment(outcome=result.outcome, topup=topup)
+        charge_id = f"{CHARGE_PREFIX}{public_id}"
+        payment = ReceivedPayment(public_id, user_id, amount, currency, charge_id)
+        receipt = await self._checkout.record_payment(payment)
+        return SimulatedPayment(outcome=receipt.outcome, topup=receipt.topup)
