@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.base import utcnow
 from db.models import Gift, GiftStatus, Order, OrderStatus, User
+from db.models.events import USER
 from db.repositories.gifts import GiftRepository
 from db.repositories.orders import OrderRepository
 from services.i18n import N_, Translator, normalize_language
@@ -255,7 +256,7 @@ class GiftService:
         claimant = await session.get(User, claimant_id)
         chosen = (claimant.language or claimant.telegram_language) if claimant else known_language
         language = normalize_language(chosen, self._default_language)
-        await repo.move_orders(
+        moved = await repo.move_orders(
             iccid,
             buyer_id,
             through,
@@ -264,6 +265,9 @@ class GiftService:
             language=language,
             now=now,
         )
+        # The change of owner is in each order's history (its status stays as it was).
+        steps = [(moved_id, status, status) for moved_id, status in moved]
+        await OrderRepository(session).add_events(steps, USER, f"gift claimed by {claimant_id}")
         return ClaimOutcome.CLAIMED
 
     async def take_back(self, gift_id: int, buyer_id: int) -> TakeBackResult:

@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 
 from bot.app import create_fulfilment_worker
 from db.base import utcnow
-from db.models import Esim, Order, OrderStatus
+from db.models import Esim, Order, OrderEvent, OrderStatus
 from handlers.callbacks import BundleCallback
 from services.admin.order_actions import OrderActions
 from services.admin.order_rules import OrderAction
@@ -171,6 +171,27 @@ async def test_the_buyer_takes_a_gift_back_and_the_link_stops_working(bot_env: B
     card = await open_my_esim(env, ANNA)
     assert card.button("Show QR again")
     assert (await the_esim(env)).telegram_user_id == ANNA.id
+
+
+async def test_a_claim_is_in_the_orders_history_the_admin_reads(bot_env: BotEnv) -> None:
+    env = bot_env
+    parameter = await buy_as_gift(env, ANNA)
+    await env.send(BORIS, f"/start {parameter}")
+    async with env.deps.session_factory() as session:
+        order = (await session.execute(select(Order))).scalar_one()
+        events = (
+            await session.scalars(select(OrderEvent).where(OrderEvent.order_id == order.id))
+        ).all()
+    claims = [e for e in events if e.note == f"gift claimed by {BORIS.id}"]
+    assert len(claims) == 1, f"no event for the claim in {[(e.actor, e.note) for e in events]}"
+    (claim,) = claims
+    assert (claim.from_status, claim.to_status, claim.actor) == ("delivered", "delivered", "user")
+
+    admin = make_user(ADMIN_ID, first_name="Admin")
+    await env.send(admin, f"/order {order.public_id}")
+    assert f"delivered → delivered by user — gift claimed by {BORIS.id}" in (
+        env.screen(admin).text or ""
+    )
 
 
 async def test_a_claimed_gift_is_refunded_to_its_buyer_never_by_its_claimant(

@@ -130,17 +130,20 @@ class GiftRepository:
         username: str | None,
         language: str,
         now: datetime,
-    ) -> int:
+    ) -> list[tuple[int, str]]:
         """The paid orders on the eSIM follow it (/myesims, its history and top-ups read them);
-        their messages go to the new owner's private chat, whose id is the user's."""
-        result = await self.session.execute(
+        their messages go to the new owner's private chat, whose id is the user's. Returns the
+        (id, status) of each order moved."""
+        which = (
+            Order.iccid == iccid,
+            Order.telegram_user_id == from_id,
+            Order.id <= through_id,
+            Order.status.not_in(_UNPAID),
+        )
+        moved = (await self.session.execute(select(Order.id, Order.status).where(*which))).all()
+        await self.session.execute(
             update(Order)
-            .where(
-                Order.iccid == iccid,
-                Order.telegram_user_id == from_id,
-                Order.id <= through_id,
-                Order.status.not_in(_UNPAID),
-            )
+            .where(Order.id.in_([order_id for order_id, _status in moved]), *which)
             .values(
                 telegram_user_id=to_id,
                 chat_id=to_id,
@@ -150,7 +153,7 @@ class GiftRepository:
             )
             .execution_options(synchronize_session=False)
         )
-        return _rowcount(result)
+        return [(order_id, status) for order_id, status in moved]
 
     async def payer_id(self, order: Order) -> int:
         """Who paid for the order: a claimed gift's orders now name its claimant, but their
