@@ -56,6 +56,7 @@ class ClaimOutcome(enum.StrEnum):
     TAKEN_BACK = "taken_back"  # the buyer kept it
     OWN_GIFT = "own_gift"  # the buyer opened their own link
     NOT_READY = "not_ready"  # its eSIM is not delivered yet, or was deleted
+    REFUNDED = "refunded"  # its sender's money went back (or is owed back): never claimable
     UNKNOWN = "unknown"  # no such link: forged, mistyped, or replaced by a newer one
 
 
@@ -211,6 +212,8 @@ class GiftService:
             if settled := _settled(gift, claimant_id):
                 return ClaimResult(settled, await _view(session, gift))
             order = await OrderRepository(session).get(gift.order_id)
+            if order is not None and order.status in _REFUND_STATES:
+                return ClaimResult(ClaimOutcome.REFUNDED, await _view(session, gift))
             if order is None or not _delivered(order):
                 return ClaimResult(ClaimOutcome.NOT_READY, await _view(session, gift))
             # A rollback expires every loaded object: keep the ids apart.
@@ -341,6 +344,10 @@ async def order_payer(session: AsyncSession, order: Order) -> Payer:
     buyer = await session.get(User, gift.buyer_id)
     chosen = (buyer.language or buyer.telegram_language) if buyer is not None else None
     return Payer(gift.buyer_id, gift.buyer_id, normalize_language(chosen))
+
+
+# A gift whose sender's money went back (or is owed back by hand) is gone for good.
+_REFUND_STATES = frozenset({OrderStatus.REFUNDED.value, OrderStatus.REFUND_DUE.value})
 
 
 def _delivered(order: Order) -> bool:

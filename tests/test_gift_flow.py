@@ -5,9 +5,11 @@ notifications), a second claim refused, the buyer taking a gift back; refunds go
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+import pytest
 from aiogram.types import User
 from sqlalchemy import select, update
 
@@ -170,6 +172,54 @@ async def test_the_buyer_takes_a_gift_back_and_the_link_stops_working(bot_env: B
     assert "не работает" in (env.screen(BORIS).text or "")
     card = await open_my_esim(env, ANNA)
     assert card.button("Show QR again")
+    assert (await the_esim(env)).telegram_user_id == ANNA.id
+
+
+async def test_the_doctor_never_hands_an_unclaimed_gifts_install_links_to_its_buyer(
+    bot_env: BotEnv,
+) -> None:
+    env = bot_env
+    await buy_as_gift(env, ANNA)
+    await open_my_esim(env, ANNA)
+
+    await env.tap(ANNA, "It doesn't work")  # the eSIM is not installed: the doctor says so
+
+    screen = env.screen(ANNA)
+    urls = [str(b.get("url")) for b in screen.buttons() if b.get("url")]
+    assert not [u for u in urls if "esimsetup" in u], f"install links (with the LPA): {urls}"
+    assert not any("QR" in text for text in screen.button_texts())
+    assert "gift waiting to be claimed" in (screen.text or "")
+    esim = await the_esim(env)
+    assert esim.matching_id not in (screen.text or "")
+
+
+async def _self_refund(env: BotEnv) -> None:
+    await open_my_esim(env, ANNA)
+    await env.tap(ANNA, "Refund")
+    await env.tap(ANNA, "Yes, refund")
+    assert "Refunded." in (env.screen(ANNA).text or "")
+
+
+async def _admin_refund(env: BotEnv) -> None:
+    async with env.deps.session_factory() as session:
+        order = (await session.execute(select(Order))).scalar_one()
+    actions = OrderActions(env.deps.session_factory, env.deps.messenger, env.deps.translator)
+    assert (await actions.perform(OrderAction.REFUND, order.public_id, ADMIN_ID)).done
+
+
+@pytest.mark.parametrize("refund", [_self_refund, _admin_refund], ids=["buyer", "admin"])
+async def test_a_refunded_gift_can_no_longer_be_claimed(
+    bot_env: BotEnv, refund: Callable[[BotEnv], Awaitable[None]]
+) -> None:
+    env = bot_env
+    parameter = await buy_as_gift(env, ANNA)
+    await refund(env)
+
+    await env.send(CAROL, f"/start {parameter}")
+
+    answer = env.screen(CAROL).text or ""
+    assert "no longer available" in answer and "refunded" in answer, answer
+    assert photos_to(env, CAROL) == []
     assert (await the_esim(env)).telegram_user_id == ANNA.id
 
 

@@ -59,6 +59,20 @@ class GiftRepository:
         )
         return result.scalars().all()
 
+    async def is_pending_on(self, buyer_id: int, iccid: str) -> bool:
+        """The eSIM is a gift of `buyer_id` that nobody has claimed yet."""
+        result = await self.session.execute(
+            select(Gift.id)
+            .join(Order, Order.id == Gift.order_id)
+            .where(
+                Gift.buyer_id == buyer_id,
+                Gift.status == GiftStatus.PENDING.value,
+                Order.iccid == iccid,
+            )
+            .limit(1)
+        )
+        return result.scalar_one_or_none() is not None
+
     async def set_token_hash(self, gift_id: int, token_hash: str, now: datetime) -> bool:
         """A new link for a pending gift (the previous one stops working); True if it was."""
         result = await self.session.execute(
