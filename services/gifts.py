@@ -31,6 +31,7 @@ from services.messenger import Messenger
 from services.notifications import Notifier
 from services.orders import NEW
 from services.pricing import Price
+from services.self_refund import CLAIM_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -267,7 +268,10 @@ class GiftService:
             username=claimant.username if claimant is not None else None,
             language=language,
             now=now,
+            unless_held_by=CLAIM_PREFIX,  # the buyer's self-refund under way keeps its orders
         )
+        if moved is None:
+            return ClaimOutcome.NOT_READY  # the caller rolls the whole claim back
         # The change of owner is in each order's history (its status stays as it was).
         steps = [(moved_id, status, status) for moved_id, status in moved]
         await OrderRepository(session).add_events(steps, USER, f"gift claimed by {claimant_id}")

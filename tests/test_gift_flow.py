@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -19,7 +20,7 @@ from db.models import Esim, Order, OrderEvent, OrderStatus
 from handlers.callbacks import BundleCallback
 from services.admin.order_actions import OrderActions
 from services.admin.order_rules import OrderAction
-from services.self_refund import RefundVerdict, SelfRefunds
+from services.self_refund import CLAIM_PREFIX, RefundVerdict, SelfRefunds
 from tests.fakes.telegram import ApiCall, StoredMessage
 from tests.helpers import (
     ADMIN_ID,
@@ -221,6 +222,25 @@ async def test_a_refunded_gift_can_no_longer_be_claimed(
     assert "no longer available" in answer and "refunded" in answer, answer
     assert photos_to(env, CAROL) == []
     assert (await the_esim(env)).telegram_user_id == ANNA.id
+
+
+async def test_a_gift_its_buyer_is_refunding_cannot_be_claimed_meanwhile(bot_env: BotEnv) -> None:
+    env = bot_env
+    parameter = await buy_as_gift(env, ANNA)
+    # Anna's self-refund is under way (revoking the plan): its claim holds the order.
+    async with env.deps.session_factory() as session:
+        await session.execute(
+            update(Order).values(
+                lease_owner=f"{CLAIM_PREFIX}under-way", lease_until=utcnow() + timedelta(minutes=5)
+            )
+        )
+        await session.commit()
+
+    await env.send(CAROL, f"/start {parameter}")
+
+    assert "cannot be claimed right now" in (env.screen(CAROL).text or "")
+    assert (await the_esim(env)).telegram_user_id == ANNA.id, "claimed while being refunded"
+    assert photos_to(env, CAROL) == []
 
 
 async def test_a_claim_is_in_the_orders_history_the_admin_reads(bot_env: BotEnv) -> None:

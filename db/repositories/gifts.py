@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Esim, Gift, GiftStatus, Order, OrderStatus
@@ -144,10 +144,12 @@ class GiftRepository:
         username: str | None,
         language: str,
         now: datetime,
-    ) -> list[tuple[int, str]]:
+        unless_held_by: str,
+    ) -> list[tuple[int, str]] | None:
         """The paid orders on the eSIM follow it (/myesims, its history and top-ups read them);
         their messages go to the new owner's private chat, whose id is the user's. Returns the
-        (id, status) of each order moved."""
+        (id, status) of each order moved; None (nothing may be kept) when one of them is held
+        by a lease starting with `unless_held_by` (its buyer's refund under way)."""
         which = (
             Order.iccid == iccid,
             Order.telegram_user_id == from_id,
@@ -155,9 +157,10 @@ class GiftRepository:
             Order.status.not_in(_UNPAID),
         )
         moved = (await self.session.execute(select(Order.id, Order.status).where(*which))).all()
-        await self.session.execute(
+        held = or_(Order.lease_owner.is_(None), Order.lease_owner.not_like(f"{unless_held_by}%"))
+        result = await self.session.execute(
             update(Order)
-            .where(Order.id.in_([order_id for order_id, _status in moved]), *which)
+            .where(Order.id.in_([order_id for order_id, _status in moved]), held, *which)
             .values(
                 telegram_user_id=to_id,
                 chat_id=to_id,
@@ -167,6 +170,8 @@ class GiftRepository:
             )
             .execution_options(synchronize_session=False)
         )
+        if _rowcount(result) != len(moved):
+            return None
         return [(order_id, status) for order_id, status in moved]
 
     async def payer_id(self, order: Order) -> int:
