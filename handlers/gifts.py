@@ -44,6 +44,9 @@ CLAIM_TEXTS = {
     ClaimOutcome.NOT_READY: N_(
         "😔 This gift cannot be claimed right now. Please ask the person who sent it."
     ),
+    ClaimOutcome.REFUNDED: N_(
+        "😔 This gift is no longer available: it was refunded to the person who sent it."
+    ),
     ClaimOutcome.UNKNOWN: N_(
         "😔 This gift link does not work. It may be mistyped, or a newer link replaced it: "
         "please ask the person who sent it."

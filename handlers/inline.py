@@ -46,7 +46,8 @@ async def on_inline_query(
     results: list[InlineQueryResultUnion] = [
         article(result, me.username or "") for result in answer.results
     ]
-    await query.answer(results, cache_time=answer.cache_seconds, is_personal=False)
+    # Personal: Telegram caches shared answers by query only, whatever the asker's language.
+    await query.answer(results, cache_time=answer.cache_seconds, is_personal=True)
 
 
 def create_router() -> Router:

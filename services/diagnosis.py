@@ -146,6 +146,7 @@ class Diagnosis:
     offers: tuple[PlanOffer, ...]
     lpa: str | None
     error: str | None = None
+    gift_pending: bool = False  # a gift not claimed yet: its buyer gets no install links
 
     @property
     def location(self) -> Sighting | None:

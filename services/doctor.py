@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from db.base import utcnow
 from db.repositories.esim_checks import EsimCheckRepository, LimitedAction
 from db.repositories.esims import MyEsimsRepository
+from db.repositories.gifts import GiftRepository
 from services.catalogue import CatalogueService
 from services.diagnosis import (
     Diagnosis,
@@ -85,6 +86,7 @@ class _StoredEsim:
     lpa: str | None
     dates: dict[str, tuple[datetime | None, datetime | None]]  # assignment key → start, end
     orders: tuple[str, ...]
+    gift_pending: bool  # the owner's gift nobody has claimed yet: no LPA for the buyer
 
 
 class EsimDoctor:
@@ -177,15 +179,19 @@ class EsimDoctor:
                 return None
             rows = await repo.esim_bundles(esim.iccid, owner_id)
             orders = await repo.esim_orders(esim.iccid, owner_id)
+            gift_pending = await GiftRepository(session).is_pending_on(owner_id, esim.iccid)
         lpa = esim.lpa
         if not lpa and esim.smdp_address and esim.matching_id:
             lpa = lpa_string(esim.smdp_address, esim.matching_id)
+        if gift_pending:
+            lpa = None  # whoever claims the gift installs it, never its buyer
         return _StoredEsim(
             id=esim.id,
             iccid=esim.iccid,
             lpa=lpa,
             dates={row.assignment_key: (row.start_at, row.end_at) for row in rows},
             orders=tuple(f"{o.public_id} · {o.status} · {o.bundle_name}" for o in orders),
+            gift_pending=gift_pending,
         )
 
     async def _diagnose(self, stored: _StoredEsim) -> Diagnosis:
@@ -203,7 +209,16 @@ class EsimDoctor:
         finding, plan = diagnose(live)
         offers = self._offers(live) if finding is Finding.WRONG_COUNTRY and live else ()
         return Diagnosis(
-            stored.id, stored.iccid, finding, now, live, plan, offers, stored.lpa, error
+            stored.id,
+            stored.iccid,
+            finding,
+            now,
+            live,
+            plan,
+            offers,
+            stored.lpa,
+            error,
+            gift_pending=stored.gift_pending,
         )
 
     async def _read_live(self, stored: _StoredEsim, now: datetime) -> LiveState:

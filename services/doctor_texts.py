@@ -114,6 +114,8 @@ def _unavailable(d: Diagnosis, w: _Words) -> tuple[str, list[Row]]:
 
 
 def _not_installed(d: Diagnosis, w: _Words) -> tuple[str, list[Row]]:
+    if d.gift_pending:
+        return _gift_waiting(w)
     text = w.gettext(
         "📲 <b>The eSIM is not installed on your phone yet.</b>\n\n"
         "Install it now, on Wi-Fi, before you fly: the plan does not start until your phone "
@@ -134,6 +136,16 @@ def _not_installed(d: Diagnosis, w: _Words) -> tuple[str, list[Row]]:
         rows.append(w.button(N_("🔳 Show the QR code"), Action.SHOW_QR))
     rows.append(w.button(N_("📖 Installation guide"), Action.INSTALL_HELP))
     return text, rows
+
+
+def _gift_waiting(w: _Words) -> tuple[str, list[Row]]:
+    """A gift nobody has claimed: its buyer is not the one to install it."""
+    text = w.gettext(
+        "🎁 <b>This eSIM is a gift waiting to be claimed.</b>\n\n"
+        "It is installed by whoever opens its link, on their own phone. Share the link again "
+        "from the eSIM's card, or take the gift back there to install it yourself."
+    )
+    return text, []
 
 
 def _removed(d: Diagnosis, w: _Words) -> tuple[str, list[Row]]:

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.base import utcnow
 from db.models import Gift, GiftStatus, Order, OrderStatus, User
+from db.models.events import USER
 from db.repositories.gifts import GiftRepository
 from db.repositories.orders import OrderRepository
 from services.i18n import N_, Translator, normalize_language
@@ -30,6 +31,7 @@ from services.messenger import Messenger
 from services.notifications import Notifier
 from services.orders import NEW
 from services.pricing import Price
+from services.self_refund import CLAIM_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,7 @@ class ClaimOutcome(enum.StrEnum):
     TAKEN_BACK = "taken_back"  # the buyer kept it
     OWN_GIFT = "own_gift"  # the buyer opened their own link
     NOT_READY = "not_ready"  # its eSIM is not delivered yet, or was deleted
+    REFUNDED = "refunded"  # its sender's money went back (or is owed back): never claimable
     UNKNOWN = "unknown"  # no such link: forged, mistyped, or replaced by a newer one
 
 
@@ -210,6 +213,8 @@ class GiftService:
             if settled := _settled(gift, claimant_id):
                 return ClaimResult(settled, await _view(session, gift))
             order = await OrderRepository(session).get(gift.order_id)
+            if order is not None and order.status in _REFUND_STATES:
+                return ClaimResult(ClaimOutcome.REFUNDED, await _view(session, gift))
             if order is None or not _delivered(order):
                 return ClaimResult(ClaimOutcome.NOT_READY, await _view(session, gift))
             # A rollback expires every loaded object: keep the ids apart.
@@ -255,7 +260,7 @@ class GiftService:
         claimant = await session.get(User, claimant_id)
         chosen = (claimant.language or claimant.telegram_language) if claimant else known_language
         language = normalize_language(chosen, self._default_language)
-        await repo.move_orders(
+        moved = await repo.move_orders(
             iccid,
             buyer_id,
             through,
@@ -263,7 +268,13 @@ class GiftService:
             username=claimant.username if claimant is not None else None,
             language=language,
             now=now,
+            unless_held_by=CLAIM_PREFIX,  # the buyer's self-refund under way keeps its orders
         )
+        if moved is None:
+            return ClaimOutcome.NOT_READY  # the caller rolls the whole claim back
+        # The change of owner is in each order's history (its status stays as it was).
+        steps = [(moved_id, status, status) for moved_id, status in moved]
+        await OrderRepository(session).add_events(steps, USER, f"gift claimed by {claimant_id}")
         return ClaimOutcome.CLAIMED
 
     async def take_back(self, gift_id: int, buyer_id: int) -> TakeBackResult:
@@ -337,6 +348,10 @@ async def order_payer(session: AsyncSession, order: Order) -> Payer:
     buyer = await session.get(User, gift.buyer_id)
     chosen = (buyer.language or buyer.telegram_language) if buyer is not None else None
     return Payer(gift.buyer_id, gift.buyer_id, normalize_language(chosen))
+
+
+# A gift whose sender's money went back (or is owed back by hand) is gone for good.
+_REFUND_STATES = frozenset({OrderStatus.REFUNDED.value, OrderStatus.REFUND_DUE.value})
 
 
 def _delivered(order: Order) -> bool:

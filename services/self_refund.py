@@ -46,6 +46,10 @@ CLAIM_PREFIX = "self-refund:"
 REVOKED = "self-refund: plan revoked to the eSIM Go balance"
 DONE = "self-refund: plan revoked to the eSIM Go balance, Stars refunded"
 _UNUSED_STATES = frozenset({"queued", "processing", "revoked"})
+_UNKNOWN_COPY = (
+    "this order's copy of the plan could only be guessed and the copy found (assignment {}) "
+    "is already revoked, perhaps for another order: check before refunding"
+)
 
 
 class RefundVerdict(enum.StrEnum):
@@ -91,8 +95,8 @@ class RefundSource(Protocol):
     async def get_esim(self, iccid: str) -> EsimDetails: ...
     async def get_esim_bundles(self, iccid: str) -> list[BundleAssignment]: ...
     async def get_esim_history(self, iccid: str) -> list[EsimHistoryEvent]: ...
-    async def revoke_bundle(
-        self, iccid: str, bundle_name: str, *, to_balance: bool = True
+    async def revoke_assignment(
+        self, iccid: str, bundle_name: str, assignment_id: str, *, to_balance: bool = True
     ) -> str: ...
 
 
@@ -106,17 +110,21 @@ class _Case:
 
 
 def order_assignment(order: Order, items: Sequence[BundleAssignment]) -> BundleAssignment | None:
-    """The order's plan on the eSIM: by eSIM Go order reference, else the oldest unused copy
-    of the bundle (the one a revoke by name takes), else the latest copy."""
+    """The order's plan on the eSIM: by eSIM Go order reference, else (a guess) the oldest
+    unused copy of the bundle, else the latest copy."""
     same = [a for a in items if a.bundle_name == order.bundle_name]
-    reference = order.esimgo_order_reference
-    if reference:
-        mine = [a for a in same if a.reference.startswith(reference)]
-        if mine:
-            return mine[0]
+    mine = [a for a in same if is_own(order, a)]
+    if mine:
+        return mine[0]
     unused = [a for a in same if a.state == "queued"]
     candidates = unused or same[-1:]
     return candidates[0] if candidates else None
+
+
+def is_own(order: Order, plan: BundleAssignment) -> bool:
+    """The copy is known to be the order's: its assignment carries the order's reference."""
+    reference = order.esimgo_order_reference
+    return bool(reference) and plan.reference.startswith(reference or "")
 
 
 class SelfRefunds:
@@ -190,9 +198,8 @@ class SelfRefunds:
         if isinstance(taken, RefundVerdict):
             await self._release(order, token)
             return RefundResult(taken, offer)
-        if taken is None:
-            why = "eSIM Go did not answer the revoke and the plan's state could not be read"
-            return RefundResult(await self._hand_over(order, token, why, revoked=False), offer)
+        if isinstance(taken, str):
+            return RefundResult(await self._hand_over(order, token, taken, revoked=False), offer)
         key = assignment_key(taken.reference, taken.assignment_id, taken.bundle_name)
         return RefundResult(await self._pay_back(order, token, key), offer)
 
@@ -293,17 +300,20 @@ class SelfRefunds:
             return RefundVerdict.STARTED, plan
         return None, plan
 
-    async def _take_back(self, order: Order) -> RefundVerdict | BundleAssignment | None:
+    async def _take_back(self, order: Order) -> RefundVerdict | BundleAssignment | str:
         """The plan back to our balance: the plan taken back (now or by an earlier attempt),
-        why not, or None when nobody can tell whether the revoke happened."""
+        why not, or why the operators must decide (nobody can tell whether it was taken back
+        for this order)."""
         refusal, plan = await self._check_live(order)
         if refusal is not None or plan is None:
             return refusal or RefundVerdict.NOT_REFUNDABLE
         if plan.state == "revoked":
-            return plan  # an earlier attempt revoked it and stopped before paying back
-        outcome = await self._revoke(order)
+            if is_own(order, plan):
+                return plan  # an earlier attempt revoked it and stopped before paying back
+            return _UNKNOWN_COPY.format(plan.assignment_id or "?")
+        outcome = await self._revoke(order, plan)
         if outcome is _Revoke.UNKNOWN:
-            return None
+            return "eSIM Go did not answer the revoke and the plan's state could not be read"
         if outcome is _Revoke.OK:
             return plan
         return (
@@ -312,19 +322,26 @@ class SelfRefunds:
             else RefundVerdict.UNAVAILABLE
         )
 
-    async def _revoke(self, order: Order) -> _Revoke:
-        iccid = order.iccid or ""
+    async def _revoke(self, order: Order, plan: BundleAssignment) -> _Revoke:
+        """Revoke exactly this copy (a revoke by name takes the oldest unused copy, which may
+        be another order's)."""
+        iccid, assignment_id = order.iccid or "", plan.assignment_id
+        if not assignment_id:
+            log.warning("order %s: eSIM Go names no assignment id to revoke", order.public_id)
+            return _Revoke.REFUSED
         try:
-            await self._esimgo.revoke_bundle(iccid, order.bundle_name, to_balance=True)
+            await self._esimgo.revoke_assignment(
+                iccid, plan.bundle_name, assignment_id, to_balance=True
+            )
         except RateLimitedError:
             return _Revoke.UNAVAILABLE
         except SupplierUnavailableError as exc:
             log.warning("order %s: revoke outcome unknown: %s", order.public_id, exc)
             try:
-                plan = order_assignment(order, await self._esimgo.get_esim_bundles(iccid))
+                plans = await self._esimgo.get_esim_bundles(iccid)
             except EsimGoError:
                 return _Revoke.UNKNOWN
-            state = plan.state if plan else ""
+            state = next((a.state for a in plans if a.assignment_id == assignment_id), "")
             return {"revoked": _Revoke.OK, "queued": _Revoke.UNAVAILABLE}.get(
                 state, _Revoke.UNKNOWN
             )

@@ -104,6 +104,30 @@ async def test_revoking_an_unused_plan_puts_its_price_back_on_the_balance(
     assert "bundle refunded to balance" in [e.kind for e in await client.get_esim_history(iccid)]
 
 
+async def test_revoking_one_assignment_takes_that_copy_not_the_oldest(
+    fake_esimgo: FakeEsimGo, client: EsimGoClient
+) -> None:
+    iccid = (await client.create_order(TH)).iccids[0]
+    await client.create_order(TH, iccid=iccid)  # a second unused copy of the same plan
+    oldest, newest = await client.get_esim_bundles(iccid)
+    fake_esimgo.fail_next(
+        "DELETE /esims/{iccid}/bundles/{name}/assignments/{assignmentId}", status=500
+    )
+    with pytest.raises(SupplierUnavailableError):
+        await client.revoke_assignment(iccid, TH, newest.assignment_id)
+
+    status = await client.revoke_assignment(iccid, TH, newest.assignment_id)
+
+    assert "refunded to balance" in status
+    calls = fake_esimgo.calls("DELETE /esims/{iccid}/bundles/{name}/assignments/{assignmentId}")
+    assert len(calls) == 2  # the failed call was not retried by the client
+    assert calls[-1].path == f"/esims/{iccid}/bundles/{TH}/assignments/{newest.assignment_id}"
+    assert calls[-1].param("refundToBalance") == "true"
+    assert calls[-1].param("type") == "transaction"
+    states = {a.assignment_id: a.state for a in await client.get_esim_bundles(iccid)}
+    assert states == {oldest.assignment_id: "queued", newest.assignment_id: "revoked"}
+
+
 async def test_a_started_plan_cannot_be_revoked_and_a_failed_revoke_is_not_repeated(
     fake_esimgo: FakeEsimGo, client: EsimGoClient
 ) -> None:

@@ -5,19 +5,22 @@ notifications), a second claim refused, the buyer taking a gift back; refunds go
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+import pytest
 from aiogram.types import User
 from sqlalchemy import select, update
 
 from bot.app import create_fulfilment_worker
 from db.base import utcnow
-from db.models import Esim, Order, OrderStatus
+from db.models import Esim, Order, OrderEvent, OrderStatus
 from handlers.callbacks import BundleCallback
 from services.admin.order_actions import OrderActions
 from services.admin.order_rules import OrderAction
-from services.self_refund import RefundVerdict, SelfRefunds
+from services.self_refund import CLAIM_PREFIX, RefundVerdict, SelfRefunds
 from tests.fakes.telegram import ApiCall, StoredMessage
 from tests.helpers import (
     ADMIN_ID,
@@ -171,6 +174,94 @@ async def test_the_buyer_takes_a_gift_back_and_the_link_stops_working(bot_env: B
     card = await open_my_esim(env, ANNA)
     assert card.button("Show QR again")
     assert (await the_esim(env)).telegram_user_id == ANNA.id
+
+
+async def test_the_doctor_never_hands_an_unclaimed_gifts_install_links_to_its_buyer(
+    bot_env: BotEnv,
+) -> None:
+    env = bot_env
+    await buy_as_gift(env, ANNA)
+    await open_my_esim(env, ANNA)
+
+    await env.tap(ANNA, "It doesn't work")  # the eSIM is not installed: the doctor says so
+
+    screen = env.screen(ANNA)
+    urls = [str(b.get("url")) for b in screen.buttons() if b.get("url")]
+    assert not [u for u in urls if "esimsetup" in u], f"install links (with the LPA): {urls}"
+    assert not any("QR" in text for text in screen.button_texts())
+    assert "gift waiting to be claimed" in (screen.text or "")
+    esim = await the_esim(env)
+    assert esim.matching_id not in (screen.text or "")
+
+
+async def _self_refund(env: BotEnv) -> None:
+    await open_my_esim(env, ANNA)
+    await env.tap(ANNA, "Refund")
+    await env.tap(ANNA, "Yes, refund")
+    assert "Refunded." in (env.screen(ANNA).text or "")
+
+
+async def _admin_refund(env: BotEnv) -> None:
+    async with env.deps.session_factory() as session:
+        order = (await session.execute(select(Order))).scalar_one()
+    actions = OrderActions(env.deps.session_factory, env.deps.messenger, env.deps.translator)
+    assert (await actions.perform(OrderAction.REFUND, order.public_id, ADMIN_ID)).done
+
+
+@pytest.mark.parametrize("refund", [_self_refund, _admin_refund], ids=["buyer", "admin"])
+async def test_a_refunded_gift_can_no_longer_be_claimed(
+    bot_env: BotEnv, refund: Callable[[BotEnv], Awaitable[None]]
+) -> None:
+    env = bot_env
+    parameter = await buy_as_gift(env, ANNA)
+    await refund(env)
+
+    await env.send(CAROL, f"/start {parameter}")
+
+    answer = env.screen(CAROL).text or ""
+    assert "no longer available" in answer and "refunded" in answer, answer
+    assert photos_to(env, CAROL) == []
+    assert (await the_esim(env)).telegram_user_id == ANNA.id
+
+
+async def test_a_gift_its_buyer_is_refunding_cannot_be_claimed_meanwhile(bot_env: BotEnv) -> None:
+    env = bot_env
+    parameter = await buy_as_gift(env, ANNA)
+    # Anna's self-refund is under way (revoking the plan): its claim holds the order.
+    async with env.deps.session_factory() as session:
+        await session.execute(
+            update(Order).values(
+                lease_owner=f"{CLAIM_PREFIX}under-way", lease_until=utcnow() + timedelta(minutes=5)
+            )
+        )
+        await session.commit()
+
+    await env.send(CAROL, f"/start {parameter}")
+
+    assert "cannot be claimed right now" in (env.screen(CAROL).text or "")
+    assert (await the_esim(env)).telegram_user_id == ANNA.id, "claimed while being refunded"
+    assert photos_to(env, CAROL) == []
+
+
+async def test_a_claim_is_in_the_orders_history_the_admin_reads(bot_env: BotEnv) -> None:
+    env = bot_env
+    parameter = await buy_as_gift(env, ANNA)
+    await env.send(BORIS, f"/start {parameter}")
+    async with env.deps.session_factory() as session:
+        order = (await session.execute(select(Order))).scalar_one()
+        events = (
+            await session.scalars(select(OrderEvent).where(OrderEvent.order_id == order.id))
+        ).all()
+    claims = [e for e in events if e.note == f"gift claimed by {BORIS.id}"]
+    assert len(claims) == 1, f"no event for the claim in {[(e.actor, e.note) for e in events]}"
+    (claim,) = claims
+    assert (claim.from_status, claim.to_status, claim.actor) == ("delivered", "delivered", "user")
+
+    admin = make_user(ADMIN_ID, first_name="Admin")
+    await env.send(admin, f"/order {order.public_id}")
+    assert f"delivered → delivered by user — gift claimed by {BORIS.id}" in (
+        env.screen(admin).text or ""
+    )
 
 
 async def test_a_claimed_gift_is_refunded_to_its_buyer_never_by_its_claimant(

@@ -85,6 +85,9 @@ async def test_run_migrates_syncs_reconciles_answers_start_serves_healthz_and_st
         assert set(fake_telegram.descriptions) == set(fake_telegram.short_descriptions)
         assert set(fake_telegram.descriptions) == {"", "en", "ru"}
         assert fake_telegram.short_descriptions["ru"].startswith("eSIM для поездок")
+        for method in ("setMyCommands", "setMyDescription"):
+            codes = [c.params.get("language_code") for c in fake_telegram.calls_to(method) if c.ok]
+            assert sorted(str(code or "") for code in codes) == ["", "en", "ru"], method
         assert fake_telegram.calls_to("getUpdates"), "long polling is the default"
         assert fake_telegram.calls_to("deleteWebhook")
         assert fake_esimgo.calls("GET /catalogue"), "a first catalogue was fetched"

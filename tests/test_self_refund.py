@@ -19,7 +19,7 @@ from tests.fakes.esimgo import FakeEsimGo
 from tests.fakes.telegram import FakeTelegram
 
 TRANSLATOR = Translator()
-REVOKE = "DELETE /esims/{iccid}/bundles/{name}"
+REVOKE = "DELETE /esims/{iccid}/bundles/{name}/assignments/{assignmentId}"
 
 
 @pytest.fixture
@@ -256,7 +256,9 @@ async def test_a_refund_cut_short_after_the_revoke_is_finished_by_the_next_press
     world: World,
 ) -> None:
     purchase = await world.buy()
-    await world.esimgo.revoke_bundle(purchase.iccid, TH_5GB)  # the crashed attempt got this far
+    (plan,) = await world.esimgo.get_esim_bundles(purchase.iccid)
+    # The crashed attempt got this far: this order's copy revoked, nobody paid back.
+    await world.esimgo.revoke_assignment(purchase.iccid, TH_5GB, plan.assignment_id)
     async with world.session_factory() as session:
         from db.repositories.orders import OrderRepository
 

@@ -28,7 +28,7 @@ from tests.fakes.telegram import StoredMessage
 from tests.helpers import ADMIN_ID, BotEnv, answers, make_user
 
 ON_EVERY_DATABASE = True
-REVOKE = "DELETE /esims/{iccid}/bundles/{name}"
+REVOKE = "DELETE /esims/{iccid}/bundles/{name}/assignments/{assignmentId}"
 LANGUAGES = pytest.mark.parametrize("language", ["en", "ru"])
 WORDS = {
     "en": {
@@ -199,6 +199,69 @@ async def test_an_unused_top_up_is_refunded_and_the_esim_stays(
     await open_card(bot_env, alice, first)  # the eSIM is still there, its first plan in use
     assert first.iccid in (bot_env.screen(alice).text or "")
     assert not any("450" in text for text in bot_env.screen(alice).button_texts())
+
+
+async def plan_states(env: BotEnv, iccid: str) -> dict[str, str]:
+    """Each copy of a plan on the eSIM at eSIM Go, by its assignment reference."""
+    return {a.reference: a.state for a in await env.deps.esimgo.get_esim_bundles(iccid)}
+
+
+async def test_two_copies_of_one_plan_each_refund_revokes_its_own(bot_env: BotEnv) -> None:
+    """A new eSIM with a plan, topped up with the same plan before either was used: refunding
+    the top-up takes back the top-up's copy (not the oldest one, which a revoke by name takes),
+    and refunding the eSIM then takes back the other: two revokes for two Stars refunds."""
+    words = WORDS["en"]
+    alice, first = await bought(bot_env)
+    fake = bot_env.fake_esimgo
+    topup = await world_of(bot_env).buy(TH_5GB, topup_of=first.iccid)
+    balance = fake.balance
+    mine, its = f"{first.reference}-0", f"{topup.reference}-0"
+
+    screen_id = await ask(bot_env, alice, first, "en", "refund top-up")
+    await bot_env.tap(alice, words["yes"], screen_id)
+
+    assert said(bot_env.message(alice, screen_id), *words["refunded"], words["left esim"])
+    assert await plan_states(bot_env, first.iccid) == {mine: "queued", its: "revoked"}, (
+        "the top-up's refund revoked another order's copy of the plan"
+    )
+    screen_id = await ask(bot_env, alice, first, "en", "refund")
+    await bot_env.tap(alice, words["yes"], screen_id)
+
+    assert said(bot_env.message(alice, screen_id), *words["refunded"], words["left list"])
+    assert await plan_states(bot_env, first.iccid) == {mine: "revoked", its: "revoked"}
+    assert star_refunds(bot_env) == [(ALICE, topup.charge), (ALICE, first.charge)]
+    bundle = fake.bundle(TH_5GB)
+    assert bundle is not None
+    assert fake.balance == balance + 2 * Decimal(str(bundle["price"]))
+    assert len(fake.calls(REVOKE)) == 2
+    assert await order_status(bot_env, topup.order_id) == "refunded"
+    assert await order_status(bot_env, first.order_id) == "refunded"
+
+
+async def test_a_revoked_copy_that_may_not_be_the_orders_own_goes_to_the_operators(
+    bot_env: BotEnv,
+) -> None:
+    """An order whose copy of the plan can only be guessed (no eSIM Go order reference) finds
+    its plan already revoked: nobody can tell it was this order's, so no Stars go back
+    automatically; the operators get the order."""
+    words = WORDS["en"]
+    alice, purchase = await bought(bot_env)
+    async with bot_env.deps.session_factory() as session:
+        order = await session.get(Order, purchase.order_id)
+        assert order is not None
+        order.esimgo_order_reference = None
+        await session.commit()
+    bot_env.fake_esimgo.revoke(purchase.iccid, TH_5GB, check_only=False, to_balance=True)
+
+    screen_id = await ask(bot_env, alice, purchase, "en", "refund")
+    await bot_env.tap(alice, words["yes"], screen_id)
+
+    assert star_refunds(bot_env) == [], "paid back for a revoked copy that may be another's"
+    assert said(bot_env.message(alice, screen_id), words["pending"])
+    assert await order_status(bot_env, purchase.order_id) == "refund_due"
+    assert bot_env.fake_esimgo.calls(REVOKE) == []
+    (alert,) = [m for m in bot_env.fake_telegram.chat(ADMIN_ID) if m.from_bot]
+    assert purchase.public_id in (alert.text or "") and "revoked" in (alert.text or "")
 
 
 @LANGUAGES

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Esim, Gift, GiftStatus, Order, OrderStatus
@@ -58,6 +58,20 @@ class GiftRepository:
             .order_by(Gift.id.desc())
         )
         return result.scalars().all()
+
+    async def is_pending_on(self, buyer_id: int, iccid: str) -> bool:
+        """The eSIM is a gift of `buyer_id` that nobody has claimed yet."""
+        result = await self.session.execute(
+            select(Gift.id)
+            .join(Order, Order.id == Gift.order_id)
+            .where(
+                Gift.buyer_id == buyer_id,
+                Gift.status == GiftStatus.PENDING.value,
+                Order.iccid == iccid,
+            )
+            .limit(1)
+        )
+        return result.scalar_one_or_none() is not None
 
     async def set_token_hash(self, gift_id: int, token_hash: str, now: datetime) -> bool:
         """A new link for a pending gift (the previous one stops working); True if it was."""
@@ -130,17 +144,23 @@ class GiftRepository:
         username: str | None,
         language: str,
         now: datetime,
-    ) -> int:
+        unless_held_by: str,
+    ) -> list[tuple[int, str]] | None:
         """The paid orders on the eSIM follow it (/myesims, its history and top-ups read them);
-        their messages go to the new owner's private chat, whose id is the user's."""
+        their messages go to the new owner's private chat, whose id is the user's. Returns the
+        (id, status) of each order moved; None (nothing may be kept) when one of them is held
+        by a lease starting with `unless_held_by` (its buyer's refund under way)."""
+        which = (
+            Order.iccid == iccid,
+            Order.telegram_user_id == from_id,
+            Order.id <= through_id,
+            Order.status.not_in(_UNPAID),
+        )
+        moved = (await self.session.execute(select(Order.id, Order.status).where(*which))).all()
+        held = or_(Order.lease_owner.is_(None), Order.lease_owner.not_like(f"{unless_held_by}%"))
         result = await self.session.execute(
             update(Order)
-            .where(
-                Order.iccid == iccid,
-                Order.telegram_user_id == from_id,
-                Order.id <= through_id,
-                Order.status.not_in(_UNPAID),
-            )
+            .where(Order.id.in_([order_id for order_id, _status in moved]), held, *which)
             .values(
                 telegram_user_id=to_id,
                 chat_id=to_id,
@@ -150,7 +170,9 @@ class GiftRepository:
             )
             .execution_options(synchronize_session=False)
         )
-        return _rowcount(result)
+        if _rowcount(result) != len(moved):
+            return None
+        return [(order_id, status) for order_id, status in moved]
 
     async def payer_id(self, order: Order) -> int:
         """Who paid for the order: a claimed gift's orders now name its claimant, but their

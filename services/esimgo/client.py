@@ -669,6 +669,21 @@ class EsimGoClient:
         )
         return _status_text(response)
 
+    async def revoke_assignment(
+        self, iccid: str, bundle_name: str, assignment_id: str, *, to_balance: bool = True
+    ) -> str:
+        """Take one exact copy of a bundle (its assignment id) off the eSIM, its price back to
+        our balance when `to_balance`; eSIM Go's status text. Never retried, like a revoke by
+        name: whether a lost answer revoked it is read from the eSIM's bundles."""
+        esim, name, assignment = (quote(p, safe="") for p in (iccid, bundle_name, assignment_id))
+        response = await self._request(
+            "DELETE",
+            f"/esims/{esim}/bundles/{name}/assignments/{assignment}",
+            params=[("type", "transaction"), ("refundToBalance", str(to_balance).lower())],
+            retry=False,
+        )
+        return _status_text(response)
+
 
 def _status_text(response: _Response) -> str:
     """`{"status": "..."}` as eSIM Go answers side-effect calls; tolerant of other shapes."""

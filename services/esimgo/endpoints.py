@@ -17,6 +17,7 @@ DOCUMENTED = (
     "/esims/{iccid}",
     "/esims/{iccid}/bundles",
     "/esims/{iccid}/bundles/{name}",
+    "/esims/{iccid}/bundles/{name}/assignments/{assignmentId}",
     "/esims/{iccid}/compatible/{bundle}",
     "/esims/{iccid}/history",
     "/esims/{iccid}/location",

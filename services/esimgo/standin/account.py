@@ -285,12 +285,23 @@ class StandInAccount:
         self.refreshed.append(iccid)
         self.add_event(iccid, "eSIM Refreshed")
 
-    def revoke(self, iccid: str, name: str, *, check_only: bool, to_balance: bool) -> str:
-        """Revoke the oldest unused assignment of the bundle; its price back to the balance
-        with `to_balance`. A started bundle cannot be taken back. Returns the status text."""
+    def revoke(
+        self,
+        iccid: str,
+        name: str,
+        *,
+        check_only: bool,
+        to_balance: bool,
+        assignment_id: str | None = None,
+    ) -> str:
+        """Revoke one unused assignment of the bundle: the one with `assignment_id`, else the
+        oldest unused copy (as a revoke by name does); its price back to the balance with
+        `to_balance`. A started bundle cannot be taken back. Returns the status text."""
         if iccid not in self.esims:
             raise StandInError(403, "The eSIM is not accessible by the user")
         copies = [a for a in self.esim_bundles.get(iccid, []) if a["name"] == name]
+        if assignment_id is not None:
+            copies = [a for a in copies if str(a["id"]) == assignment_id]
         unused = [a for a in copies if str(a["bundleState"]).lower() == "queued"]
         if not copies:
             raise StandInError(400, f"Bundle {name} is not applied to eSIM {iccid}")

@@ -81,6 +81,9 @@ class EsimGoStandIn(StandInAccount):
         r.add_get(f"{PREFIX}/esims/{{iccid}}/location", self._location)
         r.add_get(f"{PREFIX}/esims/{{iccid}}/refresh", self._refresh)
         r.add_delete(f"{PREFIX}/esims/{{iccid}}/bundles/{{name}}", self._revoke)
+        r.add_delete(
+            f"{PREFIX}/esims/{{iccid}}/bundles/{{name}}/assignments/{{assignmentId}}", self._revoke
+        )
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -293,5 +296,6 @@ class EsimGoStandIn(StandInAccount):
             request.match_info["name"],
             check_only=request.query.get("type", "transaction") == "validate",
             to_balance=request.query.get("refundToBalance", "false").lower() == "true",
+            assignment_id=request.match_info.get("assignmentId"),
         )
         return self._json({"status": status})
