@@ -11,7 +11,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -416,29 +416,14 @@ class EsimGoClient:
 
     async def fetch_catalogue_raw(self, per_page: int = 1000) -> list[dict[str, Any]]:
         """Every catalogue page, raw items, in as few requests as the server allows."""
-        items: list[dict[str, Any]] = []
-        page = 1
-        previous_first: Any = object()
-        while page <= _MAX_PAGES:
-            payload = await self._get_json(
-                "/catalogue",
-                [("page", str(page)), ("perPage", str(per_page))],
-                time_limit=self._timeouts.catalogue,
-            )
-            page_items, page_count = _page_items(payload, "bundles", "items", "data")
-            bundles = [dict(item) for item in page_items if isinstance(item, Mapping)]
-            first = bundles[0].get("name") if bundles else None
-            if bundles and first == previous_first:
-                break  # the server ignored `page` and sent the same page again
-            previous_first = first
-            items.extend(bundles)
-            if page_count is not None:
-                if page >= page_count or not page_items:
-                    break
-            elif len(page_items) < per_page:
-                break
-            page += 1
-        return items
+        pages = self._pages(
+            "/catalogue",
+            [("perPage", str(per_page))],
+            per_page,
+            ("bundles", "items", "data"),
+            time_limit=self._timeouts.catalogue,
+        )
+        return [dict(item) async for page in pages for item in page if isinstance(item, Mapping)]
 
     async def get_bundle(self, name: str) -> Bundle:
         payload = await self._get_json(f"/catalogue/bundle/{quote(name, safe='')}")
@@ -529,33 +514,52 @@ class EsimGoClient:
     async def list_orders(self, created_since: datetime) -> list[OrderResult]:
         """Every order created at or after `created_since`, all pages, with ICCIDs."""
         per_page = 100
-        orders: list[OrderResult] = []
-        page = 1
-        while page <= _MAX_PAGES:
+        params = [
+            ("createdAt", f"gte:{_iso_ms(created_since)}"),
+            ("includeIccids", "true"),
+            ("limit", str(per_page)),
+        ]
+        pages = self._pages(
+            "/orders",
+            params,
+            per_page,
+            ("orders", "items", "data"),
+            time_limit=self._timeouts.orders,
+        )
+        return [
+            OrderResult.from_api(o) async for page in pages for o in page if isinstance(o, Mapping)
+        ]
+
+    async def _pages(
+        self,
+        path: str,
+        params: list[tuple[str, str]],
+        per_page: int,
+        keys: tuple[str, ...],
+        *,
+        time_limit: float,
+    ) -> AsyncIterator[list[Any]]:
+        """The items of each page in turn, until the last by pageCount or a short page."""
+        previous_first: Any = object()
+        for page in range(1, _MAX_PAGES + 1):
             payload = await self._get_json(
-                "/orders",
-                [
-                    ("createdAt", f"gte:{_iso_ms(created_since)}"),
-                    ("includeIccids", "true"),
-                    ("page", str(page)),
-                    ("limit", str(per_page)),
-                ],
-                time_limit=self._timeouts.orders,
+                path, [*params, ("page", str(page))], time_limit=time_limit
             )
-            page_items: list[Any]
-            page_count: int | None
             if isinstance(payload, Mapping) and "orderReference" in payload:
-                page_items, page_count = [payload], 1  # one order, unwrapped
-            else:
-                page_items, page_count = _page_items(payload, "orders", "items", "data")
-            orders.extend(OrderResult.from_api(o) for o in page_items if isinstance(o, Mapping))
-            if page_count is not None:
-                if page >= page_count or not page_items:
-                    break
-            elif len(page_items) < per_page:
-                break
-            page += 1
-        return orders
+                yield [payload]  # one order, sent unwrapped
+                return
+            items, page_count = _page_items(payload, *keys)
+            if items and items[0] == previous_first:
+                return  # the server ignored `page` and sent the same page again
+            previous_first = items[0] if items else None
+            yield items
+            last = (
+                page >= page_count or not items
+                if page_count is not None
+                else len(items) < per_page
+            )
+            if last:
+                return
 
     @call_priority(Priority.PAID)
     async def get_order(self, reference: str) -> OrderResult:
