@@ -32,10 +32,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from redis.asyncio import Redis
-from sqlalchemy import text
 
-from db.engine import create_engine
 from tests.cluster import Buyer, Cluster, ClusterTelegram, plan_choices
+from tests.conftest import reset_postgres
 from tests.fakes.esimgo import FakeEsimGo
 
 ESIMGO_LIMIT = 10  # requests per second per account
@@ -67,13 +66,7 @@ def percentile(values: list[float], pct: float) -> float:
 
 
 async def reset(database_url: str, redis_url: str) -> None:
-    engine = create_engine(database_url)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-            await conn.execute(text("CREATE SCHEMA public"))
-    finally:
-        await engine.dispose()
+    await reset_postgres(database_url)
     async with Redis.from_url(redis_url) as redis:
         await redis.flushdb()
 

@@ -37,7 +37,7 @@ def pytest_asyncio_loop_factories(
     return {"default": asyncio.new_event_loop}
 
 
-async def _reset_postgres(url: str) -> None:
+async def reset_postgres(url: str) -> None:
     engine = create_engine(url)
     try:
         async with engine.begin() as conn:
@@ -52,7 +52,7 @@ async def prepare_database(kind: str, tmp_path: Path) -> str:
     if kind == "postgres":
         if not POSTGRES_URL:
             pytest.skip("TEST_POSTGRES_URL not set")
-        await _reset_postgres(POSTGRES_URL)
+        await reset_postgres(POSTGRES_URL)
         url = POSTGRES_URL
     else:
         url = f"sqlite+aiosqlite:///{tmp_path / 'esimbot.db'}"

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, inspect
 from db.base import Base
 from db.engine import create_engine
 from db.migrate import alembic_config, downgrade, upgrade
-from tests.conftest import POSTGRES_URL, _reset_postgres
+from tests.conftest import POSTGRES_URL, reset_postgres
 from tests.fakes.esimgo import FakeEsimGo
 from tests.fakes.telegram import FakeTelegram
 from tests.helpers import command_env
@@ -85,7 +85,7 @@ async def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "postgres":
         if not POSTGRES_URL:
             pytest.skip("TEST_POSTGRES_URL not set")
-        await _reset_postgres(POSTGRES_URL)
+        await reset_postgres(POSTGRES_URL)
         return POSTGRES_URL
     return f"sqlite+aiosqlite:///{tmp_path / 'fresh' / 'esimbot.db'}"
 
@@ -119,7 +119,7 @@ async def test_replicas_migrating_at_once_on_postgres_all_succeed(
 ) -> None:
     if not POSTGRES_URL:
         pytest.skip("TEST_POSTGRES_URL not set")
-    await _reset_postgres(POSTGRES_URL)
+    await reset_postgres(POSTGRES_URL)
     env = command_env(fake_telegram, fake_esimgo, POSTGRES_URL)
     ready = tmp_path / "ready"
     ready.mkdir()
