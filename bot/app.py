@@ -67,6 +67,7 @@ from services.myesims import MyEsimsService
 from services.networks import NetworkService
 from services.notifications import Notifier
 from services.orders import OrderService
+from services.plan_takeback import PlanTakeBack
 from services.pricing import PricingService
 from services.profiles import UserProfiles
 from services.reminders import ReminderService
@@ -243,6 +244,7 @@ def create_admin_services(
             session_factory,
             messenger,
             translator,
+            PlanTakeBack(esimgo),
             wake_worker=fulfilment_wake.set,
             metrics=metrics,
             alerts=alerts,

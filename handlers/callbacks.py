@@ -170,9 +170,10 @@ class ReminderCallback(CallbackData, prefix="rem"):
 
 class AdminOrderCallback(CallbackData, prefix="ao"):
     """Admins only: an order's story ("show"), an action's confirmation ("ask"), the action
-    ("do"); `action` is an OrderAction value."""
+    ("do"; "money": a Refund of the money only, when eSIM Go could not be asked to take the
+    plan back); `action` is an OrderAction value."""
 
-    step: Literal["show", "ask", "do"]
+    step: Literal["show", "ask", "do", "money"]
     order: str
     action: Literal["", "retry", "refund", "resend", "resolve"] = ""
 

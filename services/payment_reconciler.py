@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.base import utcnow
 from db.models import StarLedgerEntry
+from db.models.events import RECONCILER
 from db.repositories.star_ledger import INCOMING, OUTGOING, StarLedgerRepository
 from services.admin_alerts import AdminAlerts
 from services.messenger import Messenger
@@ -202,7 +203,7 @@ class PaymentReconciler:
             if entry.id in refunded or await StarLedgerRepository(session).refunded(entry.id):
                 return Outcome.REFUNDED
             payment = ReceivedPayment(payload, user_id, entry.amount, STARS, entry.id)
-            result = await self._orders.record_payment(session, payment)
+            result = await self._orders.record_payment(session, payment, actor=RECONCILER)
             if result.outcome is PaymentOutcome.DUPLICATE:
                 return Outcome.KNOWN
             if result.outcome is PaymentOutcome.RECORDED:

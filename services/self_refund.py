@@ -17,7 +17,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -27,16 +26,12 @@ from db.models.events import USER
 from db.repositories.esims import MyEsimsRepository
 from db.repositories.gifts import GiftRepository
 from db.repositories.orders import OrderRepository
-from db.repositories.self_refunds import SelfRefundRepository
 from services.admin_alerts import AdminAlerts
-from services.diagnosis import ever_installed
-from services.esimgo.errors import EsimGoError, RateLimitedError, SupplierUnavailableError
-from services.esimgo.models import BundleAssignment, EsimDetails, EsimHistoryEvent
 from services.messenger import Messenger, MessengerError
 from services.metrics import Metrics
 from services.orders import TOPUP
+from services.plan_takeback import PlanSource, PlanTakeBack, TakeBack, TakenBack
 from services.pricing import Price
-from services.tracking import assignment_key
 from services.usage import is_installed
 
 log = logging.getLogger(__name__)
@@ -46,10 +41,6 @@ CLAIM_PREFIX = "self-refund:"
 REVOKED = "self-refund: plan revoked to the eSIM Go balance"
 DONE = "self-refund: plan revoked to the eSIM Go balance, Stars refunded"
 _UNUSED_STATES = frozenset({"queued", "processing", "revoked"})
-_UNKNOWN_COPY = (
-    "this order's copy of the plan could only be guessed and the copy found (assignment {}) "
-    "is already revoked, perhaps for another order: check before refunding"
-)
 
 
 class RefundVerdict(enum.StrEnum):
@@ -64,11 +55,12 @@ class RefundVerdict(enum.StrEnum):
     UNAVAILABLE = "unavailable"  # eSIM Go could not be asked now; nothing changed
 
 
-class _Revoke(enum.Enum):
-    OK = enum.auto()
-    REFUSED = enum.auto()
-    UNAVAILABLE = enum.auto()
-    UNKNOWN = enum.auto()  # no answer and the plan's state could not be read after
+# Why eSIM Go's live answer rules the refund out, as the user is told.
+_VERDICTS = {
+    TakeBack.INSTALLED: RefundVerdict.INSTALLED,
+    TakeBack.STARTED: RefundVerdict.STARTED,
+    TakeBack.UNAVAILABLE: RefundVerdict.UNAVAILABLE,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,17 +81,6 @@ class RefundResult:
     offer: RefundOffer | None = None
 
 
-class RefundSource(Protocol):
-    """The eSIM Go calls a self-refund makes (EsimGoClient fits)."""
-
-    async def get_esim(self, iccid: str) -> EsimDetails: ...
-    async def get_esim_bundles(self, iccid: str) -> list[BundleAssignment]: ...
-    async def get_esim_history(self, iccid: str) -> list[EsimHistoryEvent]: ...
-    async def revoke_assignment(
-        self, iccid: str, bundle_name: str, assignment_id: str, *, to_balance: bool = True
-    ) -> str: ...
-
-
 @dataclass(frozen=True, slots=True)
 class _Case:
     """An order with the eSIM and plan rows it refers to, read in one session."""
@@ -109,29 +90,11 @@ class _Case:
     rows: tuple[EsimBundle, ...]
 
 
-def order_assignment(order: Order, items: Sequence[BundleAssignment]) -> BundleAssignment | None:
-    """The order's plan on the eSIM: by eSIM Go order reference, else (a guess) the oldest
-    unused copy of the bundle, else the latest copy."""
-    same = [a for a in items if a.bundle_name == order.bundle_name]
-    mine = [a for a in same if is_own(order, a)]
-    if mine:
-        return mine[0]
-    unused = [a for a in same if a.state == "queued"]
-    candidates = unused or same[-1:]
-    return candidates[0] if candidates else None
-
-
-def is_own(order: Order, plan: BundleAssignment) -> bool:
-    """The copy is known to be the order's: its assignment carries the order's reference."""
-    reference = order.esimgo_order_reference
-    return bool(reference) and plan.reference.startswith(reference or "")
-
-
 class SelfRefunds:
     def __init__(
         self,
         session_factory: async_sessionmaker[AsyncSession],
-        esimgo: RefundSource,
+        esimgo: PlanSource,
         messenger: Messenger,
         alerts: AdminAlerts,
         *,
@@ -142,7 +105,7 @@ class SelfRefunds:
     ) -> None:
         self._session_factory = session_factory
         self._metrics = metrics
-        self._esimgo = esimgo
+        self._plans = PlanTakeBack(esimgo)
         self._messenger = messenger
         self._alerts = alerts
         self.days = days  # 0: no self-refund at all
@@ -198,10 +161,10 @@ class SelfRefunds:
         if isinstance(taken, RefundVerdict):
             await self._release(order, token)
             return RefundResult(taken, offer)
-        if isinstance(taken, str):
-            return RefundResult(await self._hand_over(order, token, taken, revoked=False), offer)
-        key = assignment_key(taken.reference, taken.assignment_id, taken.bundle_name)
-        return RefundResult(await self._pay_back(order, token, key), offer)
+        if taken.outcome is TakeBack.UNKNOWN:
+            verdict = await self._hand_over(order, token, taken.why, revoked=False)
+            return RefundResult(verdict, offer)
+        return RefundResult(await self._pay_back(order, token, taken.key), offer)
 
     # -- steps ---------------------------------------------------------------------------------
 
@@ -276,80 +239,14 @@ class SelfRefunds:
             )
             await session.commit()
 
-    async def _check_live(
-        self, order: Order
-    ) -> tuple[RefundVerdict | None, BundleAssignment | None]:
-        """eSIM Go's word right before the revoke: never installed, plan never started."""
-        iccid = order.iccid or ""
-        try:
-            plans = await self._esimgo.get_esim_bundles(iccid)
-            if order.kind != TOPUP:
-                details = await self._esimgo.get_esim(iccid)
-                events = await self._esimgo.get_esim_history(iccid)
-                if ever_installed(details.profile_status, details.first_installed_at, events):
-                    return RefundVerdict.INSTALLED, None
-        except EsimGoError as exc:
-            log.info("order %s: self-refund check failed: %s", order.public_id, exc)
-            return RefundVerdict.UNAVAILABLE, None
-        plan = order_assignment(order, plans)
-        if plan is None:
-            return RefundVerdict.NOT_REFUNDABLE, None
-        if plan.state == "processing":
-            return RefundVerdict.UNAVAILABLE, plan
-        if plan.state not in ("queued", "revoked"):
-            return RefundVerdict.STARTED, plan
-        return None, plan
-
-    async def _take_back(self, order: Order) -> RefundVerdict | BundleAssignment | str:
-        """The plan back to our balance: the plan taken back (now or by an earlier attempt),
-        why not, or why the operators must decide (nobody can tell whether it was taken back
-        for this order)."""
-        refusal, plan = await self._check_live(order)
-        if refusal is not None or plan is None:
-            return refusal or RefundVerdict.NOT_REFUNDABLE
-        if plan.state == "revoked":
-            if is_own(order, plan):
-                return plan  # an earlier attempt revoked it and stopped before paying back
-            return _UNKNOWN_COPY.format(plan.assignment_id or "?")
-        outcome = await self._revoke(order, plan)
-        if outcome is _Revoke.UNKNOWN:
-            return "eSIM Go did not answer the revoke and the plan's state could not be read"
-        if outcome is _Revoke.OK:
-            return plan
-        return (
-            RefundVerdict.NOT_REFUNDABLE
-            if outcome is _Revoke.REFUSED
-            else RefundVerdict.UNAVAILABLE
-        )
-
-    async def _revoke(self, order: Order, plan: BundleAssignment) -> _Revoke:
-        """Revoke exactly this copy (a revoke by name takes the oldest unused copy, which may
-        be another order's)."""
-        iccid, assignment_id = order.iccid or "", plan.assignment_id
-        if not assignment_id:
-            log.warning("order %s: eSIM Go names no assignment id to revoke", order.public_id)
-            return _Revoke.REFUSED
-        try:
-            await self._esimgo.revoke_assignment(
-                iccid, plan.bundle_name, assignment_id, to_balance=True
-            )
-        except RateLimitedError:
-            return _Revoke.UNAVAILABLE
-        except SupplierUnavailableError as exc:
-            log.warning("order %s: revoke outcome unknown: %s", order.public_id, exc)
-            try:
-                plans = await self._esimgo.get_esim_bundles(iccid)
-            except EsimGoError:
-                return _Revoke.UNKNOWN
-            state = next((a.state for a in plans if a.assignment_id == assignment_id), "")
-            return {"revoked": _Revoke.OK, "queued": _Revoke.UNAVAILABLE}.get(
-                state, _Revoke.UNKNOWN
-            )
-        except EsimGoError as exc:
-            log.warning("order %s: eSIM Go refused the revoke: %s", order.public_id, exc)
-            return _Revoke.REFUSED
-        log.info("order %s: plan %s revoked to balance", order.public_id, order.bundle_name)
-        return _Revoke.OK
+    async def _take_back(self, order: Order) -> RefundVerdict | TakenBack:
+        """The plan back to our balance (a copy only guessed to be the order's too): taken
+        back (now or by an earlier attempt), why not, or UNKNOWN: the operators must decide
+        (nobody can tell whether it was taken back for this order)."""
+        taken = await self._plans.take_back(order, revoke_guess=True)
+        if taken.outcome in (TakeBack.REVOKED, TakeBack.UNKNOWN):
+            return taken
+        return _VERDICTS.get(taken.outcome, RefundVerdict.NOT_REFUNDABLE)
 
     async def _pay_back(self, order: Order, token: str, key: str) -> RefundVerdict:
         """The plan is back with us: record that, then return the user's money."""
@@ -414,19 +311,10 @@ class SelfRefunds:
                 **refunded,
             )
             if key is not None:
-                await self._tidy(session, order, key, now)
+                await self._plans.record_revoked(session, order, key, now)
             await session.commit()
         if won and self._metrics is not None:
             self._metrics.order_finished(status.value)
-
-    @staticmethod
-    async def _tidy(session: AsyncSession, order: Order, key: str, now: datetime) -> None:
-        repo = SelfRefundRepository(session)
-        iccid = order.iccid or ""
-        if key:
-            await repo.mark_revoked(iccid, key)
-        if not await repo.other_live_orders(iccid, order.telegram_user_id, order.id):
-            await repo.hide_esim(iccid, order.telegram_user_id, now)
 
 
 async def _paid_by(session: AsyncSession, orders: Sequence[Order], owner_id: int) -> list[Order]:

@@ -4,10 +4,15 @@ its reason when it no longer fits (also when the button is pressed from an old s
 
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import Any
+
 from sqlalchemy import select
 
-from db.models import AdminAction, Order, OrderStatus
+from db.models import AdminAction, Esim, Order, OrderStatus
+from db.repositories.orders import OrderRepository
 from handlers.callbacks import AdminOrderCallback
+from services.admin.order_rules import TAKEN_BACK
 from tests.admin_chat import ADMIN, buy, fulfil
 from tests.admin_helpers import add, make_order
 from tests.helpers import BotEnv, answers, make_user
@@ -15,6 +20,7 @@ from tests.helpers import BotEnv, answers, make_user
 # Money moves here: SQLite and PostgreSQL.
 ON_EVERY_DATABASE = True
 
+REVOKE = "DELETE /esims/{iccid}/bundles/{name}/assignments/{assignmentId}"
 ALICE = make_user(1001, username="alice_t")
 BOB = make_user(1002, username="bob_b", language_code="ru")
 
@@ -84,7 +90,7 @@ async def test_refund_is_confirmed_done_once_and_then_refused(bot_env: BotEnv) -
     (refund,) = bot_env.fake_telegram.calls_to("refundStarPayment")
     assert refund.params == {"user_id": BOB.id, "telegram_payment_charge_id": "charge-bob"}
     assert await status(bot_env, bobs) == OrderStatus.REFUNDED
-    assert story(bot_env).startswith("Refunded in Stars; the buyer was told.")
+    assert story(bot_env).startswith(f"Refunded in Stars. {TAKEN_BACK} The buyer was told.")
     assert f"Ваш платёж 165 ⭐ за заказ {bobs} возвращён" in (bot_env.screen(BOB).text or "")
     # Now every action but Mark resolved says why not, and has no button.
     assert "✖️ Refund: Already refunded on " in story(bot_env)
@@ -110,6 +116,8 @@ async def test_refund_is_confirmed_done_once_and_then_refused(bot_env: BotEnv) -
 
 async def test_a_refund_telegram_refuses_leaves_the_order_as_it_was(bot_env: BotEnv) -> None:
     alices = await buy(bot_env, ALICE, "charge-alice")
+    order, _ = await plan_of(bot_env, alices)
+    bot_env.fake_esimgo.install(order.iccid or "")  # the plan stays: only money would move
     await bot_env.send(ADMIN, f"/order {alices}")
     bot_env.fake_telegram.fail_next("refundStarPayment", 400, "Bad Request: CHARGE_NOT_FOUND")
     await bot_env.tap(ADMIN, "Refund")
@@ -212,17 +220,83 @@ async def test_retry_waits_when_the_stars_ledger_cannot_be_read(bot_env: BotEnv)
     assert await status(bot_env, "DARK000001") == OrderStatus.PAID
 
 
-async def test_refund_confirmation_says_what_happens_to_the_esim(bot_env: BotEnv) -> None:
-    """A Refund does not revoke the plan: the confirmation says so plainly, and the event
-    records that the admin refunded a delivered eSIM that stays active."""
+async def plan_of(env: BotEnv, public_id: str) -> tuple[Order, dict[str, Any]]:
+    """The order and its copy of the plan at eSIM Go (an assignment carries its reference)."""
+    async with env.deps.session_factory() as session:
+        order = await session.scalar(select(Order).where(Order.public_id == public_id))
+    assert order is not None and order.iccid and order.esimgo_order_reference
+    (assignment,) = env.fake_esimgo.esim_bundles[order.iccid]
+    assert str(assignment["assignmentReference"]).startswith(order.esimgo_order_reference)
+    return order, assignment
+
+
+async def event_notes(env: BotEnv, order: Order) -> list[str]:
+    async with env.deps.session_factory() as session:
+        events = await OrderRepository(session).events(order.id)
+    return [f"{e.from_status} → {e.to_status} by {e.actor}: {e.note}" for e in events]
+
+
+def star_refunds(env: BotEnv) -> list[tuple[int, str]]:
+    calls = env.fake_telegram.calls_to("refundStarPayment")
+    return [(c.params["user_id"], c.params["telegram_payment_charge_id"]) for c in calls if c.ok]
+
+
+async def test_a_refund_of_an_unused_esim_takes_its_plan_back_first(bot_env: BotEnv) -> None:
     alices = await buy(bot_env, ALICE, "charge-alice")
+    order, assignment = await plan_of(bot_env, alices)
+    fake = bot_env.fake_esimgo
+    balance = fake.balance
+    await bot_env.send(ADMIN, f"/order {alices}")
+    await bot_env.tap(ADMIN, "Refund")
+    assert TAKEN_BACK in story(bot_env)  # the confirmation says what happens
+
+    await bot_env.tap(ADMIN, "Yes")
+
+    (revoke,) = fake.calls(REVOKE)
+    assert revoke.path == (
+        f"/esims/{order.iccid}/bundles/{order.bundle_name}/assignments/{assignment['id']}"
+    )
+    assert revoke.param("refundToBalance") == "true"
+    assert assignment["bundleState"] == "revoked"
+    bundle = fake.bundle(order.bundle_name)
+    assert bundle is not None and fake.balance == balance + Decimal(str(bundle["price"]))
+    assert star_refunds(bot_env) == [(ALICE.id, "charge-alice")]
+    assert await status(bot_env, alices) == OrderStatus.REFUNDED
+    assert story(bot_env).startswith(f"Refunded in Stars. {TAKEN_BACK} The buyer was told.")
+    assert (await event_notes(bot_env, order))[-1] == (
+        f"delivered → refunded by admin:{ADMIN.id}: refunded by an admin; the plan revoked to "
+        f"the eSIM Go balance (assignment {assignment['id']})"
+    )
+    async with bot_env.deps.session_factory() as session:
+        esim = await session.scalar(select(Esim).where(Esim.iccid == order.iccid))
+        assert esim is not None and esim.deleted_at is not None  # off Alice's list
+        assert not esim.tracking
+    assert not bot_env.error_logs
+
+
+async def test_a_refund_of_an_installed_esim_returns_the_money_only(bot_env: BotEnv) -> None:
+    alices = await buy(bot_env, ALICE, "charge-alice")
+    order, assignment = await plan_of(bot_env, alices)
+    assert order.iccid is not None
+    bot_env.fake_esimgo.install(order.iccid)
     await bot_env.send(ADMIN, f"/order {alices}")
     await bot_env.tap(ADMIN, "Refund")
     assert "The eSIM and its plan stay active" in story(bot_env)
-    assert "The plan is unused: to take it back to the eSIM Go balance" in story(bot_env)
+
     await bot_env.tap(ADMIN, "Yes")
+
+    assert bot_env.fake_esimgo.calls(REVOKE) == []
+    assert assignment["bundleState"] == "queued"
+    assert star_refunds(bot_env) == [(ALICE.id, "charge-alice")]
     assert await status(bot_env, alices) == OrderStatus.REFUNDED
-    assert "the eSIM stays active (its plan not revoked)" in story(bot_env)
+    assert story(bot_env).startswith(
+        "Refunded in Stars. The eSIM stays active (the plan not revoked: the eSIM was "
+        "installed). The buyer was told."
+    )
+    assert (await event_notes(bot_env, order))[-1].endswith(
+        "refunded by an admin; the eSIM stays active (its plan not revoked: the eSIM was "
+        "installed)"
+    )
 
     await add(
         bot_env.deps.session_factory,
@@ -232,3 +306,58 @@ async def test_refund_confirmation_says_what_happens_to_the_esim(bot_env: BotEnv
     await bot_env.send(ADMIN, "/order NEVER00001")
     await bot_env.tap(ADMIN, "Refund")
     assert "No eSIM was delivered for it: only the money goes back." in story(bot_env)
+
+
+async def test_when_esim_go_cannot_be_reached_the_admin_may_refund_the_money_only(
+    bot_env: BotEnv,
+) -> None:
+    alices = await buy(bot_env, ALICE, "charge-alice")
+    order, assignment = await plan_of(bot_env, alices)
+    await bot_env.send(ADMIN, f"/order {alices}")
+    await bot_env.tap(ADMIN, "Refund")
+    bot_env.fake_esimgo.fail_next(REVOKE, status=502)  # no answer, and nothing revoked
+
+    calls = await bot_env.tap(ADMIN, "Yes")
+
+    assert "eSIM Go could not be reached" in answers(calls)[0].params["text"]
+    assert story(bot_env).startswith("Not done: eSIM Go could not be reached")
+    assert star_refunds(bot_env) == [] and assignment["bundleState"] == "queued"
+    assert await status(bot_env, alices) == OrderStatus.DELIVERED
+    buttons = bot_env.screen(ADMIN).button_texts()
+    assert "↩️ Refund the money only" in buttons and "↩️ Refund" in buttons  # or try later
+
+    await bot_env.tap(ADMIN, "Refund the money only")
+
+    assert len(bot_env.fake_esimgo.calls(REVOKE)) == 1  # not asked again
+    assert star_refunds(bot_env) == [(ALICE.id, "charge-alice")]
+    assert await status(bot_env, alices) == OrderStatus.REFUNDED
+    assert story(bot_env).startswith("Refunded in Stars. The eSIM stays active")
+    assert (await event_notes(bot_env, order))[-1].endswith(
+        "the eSIM stays active (its plan not revoked: the admin refunded the money only)"
+    )
+    assert await recorded(bot_env) == [
+        ("refund", ADMIN.id, "refused"),
+        ("refund", ADMIN.id, "done"),
+    ]
+
+
+async def test_a_plan_taken_back_whose_stars_refund_fails_leaves_the_money_due(
+    bot_env: BotEnv,
+) -> None:
+    alices = await buy(bot_env, ALICE, "charge-alice")
+    _, assignment = await plan_of(bot_env, alices)
+    await bot_env.send(ADMIN, f"/order {alices}")
+    await bot_env.tap(ADMIN, "Refund")
+    bot_env.fake_telegram.fail_next("refundStarPayment", 400, "Bad Request: CHARGE_NOT_FOUND")
+
+    await bot_env.tap(ADMIN, "Yes")
+
+    assert assignment["bundleState"] == "revoked" and star_refunds(bot_env) == []
+    assert await status(bot_env, alices) == OrderStatus.REFUND_DUE
+    assert story(bot_env).startswith(f"Not done: {TAKEN_BACK} But Telegram refused the refund")
+    # Refund again: the money only, the plan is not asked for twice.
+    await bot_env.tap(ADMIN, "Refund")
+    await bot_env.tap(ADMIN, "Yes")
+    assert len(bot_env.fake_esimgo.calls(REVOKE)) == 1
+    assert star_refunds(bot_env) == [(ALICE.id, "charge-alice")]
+    assert await status(bot_env, alices) == OrderStatus.REFUNDED

@@ -25,8 +25,9 @@ from services.esimgo.client import EsimGoClient
 from services.fulfilment import FulfilmentWorker, create_fulfilment_worker
 from services.i18n import Translator
 from services.orders import OrderService
+from services.plan_takeback import PlanTakeBack
 from services.pricing import PricingService
-from tests.admin_helpers import ADMINS, add, add_users, load, make_order
+from tests.admin_helpers import ADMINS, GB_BUNDLE, add, add_users, load, make_order
 from tests.fakes.esimgo import FakeEsimGo
 from tests.fakes.telegram import FakeTelegram
 from tests.reach_helpers import synced_catalogue
@@ -43,10 +44,17 @@ def order_events() -> Table:
 
 
 @pytest.fixture
+def plans(esimgo_client: EsimGoClient) -> PlanTakeBack:
+    return PlanTakeBack(esimgo_client)
+
+
+@pytest.fixture
 def actions(
-    session_factory: async_sessionmaker[AsyncSession], messenger: AiogramMessenger
+    session_factory: async_sessionmaker[AsyncSession],
+    messenger: AiogramMessenger,
+    plans: PlanTakeBack,
 ) -> OrderActions:
-    return OrderActions(session_factory, messenger, Translator())
+    return OrderActions(session_factory, messenger, Translator(), plans)
 
 
 @pytest.fixture
@@ -249,7 +257,11 @@ async def test_a_delivered_esim_can_be_refunded_once(
     session_factory: async_sessionmaker[AsyncSession],
     actions: OrderActions,
     fake_telegram: FakeTelegram,
+    fake_esimgo: FakeEsimGo,
 ) -> None:
+    fake_esimgo.add_esim(ICCID)
+    fake_esimgo.assign_bundle(ICCID, GB_BUNDLE)
+    fake_esimgo.install(ICCID)  # its plan stays: the money only goes back
     await add(
         session_factory,
         make_order(public_id="DELIV00001", qr_code=LPA, iccid=ICCID),
@@ -344,7 +356,9 @@ async def test_a_slow_refund_keeps_the_order_from_the_worker(
     await add(
         session_factory, make_order(public_id="SLOWREF001", status="paid"), telegram=fake_telegram
     )
-    actions = OrderActions(session_factory, messenger, Translator(), lease=timedelta(seconds=1))
+    actions = OrderActions(
+        session_factory, messenger, Translator(), plans, lease=timedelta(seconds=1)
+    )
     fake_telegram.delay("refundStarPayment", 3.0)
     refunding = asyncio.create_task(actions.perform(OrderAction.REFUND, "SLOWREF001", ADMIN))
     await asyncio.sleep(2.2)  # more than twice the lease: Telegram has not answered yet
@@ -374,6 +388,7 @@ async def test_a_refund_whose_order_was_taken_over_alerts_the_admins(
         session_factory,
         messenger,
         Translator(),
+        plans,
         alerts=AdminAlerts(session_factory, ADMINS),
         lease=timedelta(seconds=0.3),
     )
@@ -414,7 +429,7 @@ async def test_retry_sends_a_failed_order_back_and_it_is_delivered_not_refunded(
     )  # fmt: skip
     woken: list[bool] = []
     actions = OrderActions(
-        session_factory, messenger, Translator(), wake_worker=lambda: woken.append(True)
+        session_factory, messenger, Translator(), plans, wake_worker=lambda: woken.append(True)
     )
     result = await actions.perform(OrderAction.RETRY, "RETRY00001", ADMIN)
     assert result.done and woken == [True]
@@ -448,7 +463,7 @@ async def test_a_retried_order_paid_long_ago_is_delivered_not_failed_for_its_old
         ),
         telegram=fake_telegram,
     )  # fmt: skip
-    actions = OrderActions(session_factory, messenger, Translator())
+    actions = OrderActions(session_factory, messenger, Translator(), plans)
     assert (await actions.perform(OrderAction.RETRY, "RETRY00002", ADMIN)).done
 
     await worker.run_once()

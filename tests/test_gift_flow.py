@@ -18,7 +18,6 @@ from bot.app import create_fulfilment_worker
 from db.base import utcnow
 from db.models import Esim, Order, OrderEvent, OrderStatus
 from handlers.callbacks import BundleCallback
-from services.admin.order_actions import OrderActions
 from services.admin.order_rules import OrderAction
 from services.self_refund import CLAIM_PREFIX, RefundVerdict, SelfRefunds
 from tests.fakes.telegram import ApiCall, StoredMessage
@@ -204,7 +203,7 @@ async def _self_refund(env: BotEnv) -> None:
 async def _admin_refund(env: BotEnv) -> None:
     async with env.deps.session_factory() as session:
         order = (await session.execute(select(Order))).scalar_one()
-    actions = OrderActions(env.deps.session_factory, env.deps.messenger, env.deps.translator)
+    actions = env.deps.admin.actions
     assert (await actions.perform(OrderAction.REFUND, order.public_id, ADMIN_ID)).done
 
 
@@ -287,7 +286,7 @@ async def test_a_claimed_gift_is_refunded_to_its_buyer_never_by_its_claimant(
     assert (await refunds.refund(BORIS.id, order.id)).verdict is RefundVerdict.NOT_REFUNDABLE
 
     # An admin's refund goes to Anna, who is told; Boris hears nothing of money.
-    actions = OrderActions(env.deps.session_factory, env.deps.messenger, env.deps.translator)
+    actions = env.deps.admin.actions
     assert (await actions.perform(OrderAction.REFUND, order.public_id, ADMIN_ID)).done
     (refund,) = env.fake_telegram.calls_to("refundStarPayment")
     assert (refund.params["user_id"], refund.params["telegram_payment_charge_id"]) == (

@@ -12,11 +12,13 @@ from typing import Any
 
 import pytest
 from aiogram.types import User
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from bot.payments import create_payment_reconciler
 from db.base import utcnow
 from db.models import Order, OrderStatus
+from db.models.events import RECONCILER, OrderEvent
+from db.repositories.orders import OrderRepository
 from services.payment_reconciler import PaymentReconciler
 from tests.fakes.telegram import ApiCall
 from tests.helpers import (
@@ -84,6 +86,16 @@ async def set_order(env: BotEnv, public_id: str, **values: Any) -> None:
         await session.commit()
 
 
+async def events_of_charge(env: BotEnv, charge_id: str) -> list[OrderEvent]:
+    """The events of the order that holds the Stars charge `charge_id`."""
+    async with env.deps.session_factory() as session:
+        order_id = await session.scalar(
+            select(Order.id).where(Order.telegram_payment_charge_id == charge_id)
+        )
+        assert order_id is not None, charge_id
+        return list(await OrderRepository(session).events(order_id))
+
+
 def withdrawal(number: int, date: int) -> dict[str, Any]:
     """An outgoing transaction of the bot's own (Stars withdrawn to Fragment)."""
     return {
@@ -115,6 +127,21 @@ async def test_a_payment_whose_update_never_arrived_is_recorded_and_delivered(
     assert photo.params["chat_id"] == alice.id
     assert (await load_order(env, public_id)).status == OrderStatus.DELIVERED
     assert not refunds(env) and not to_chat(env, ADMIN_ID)
+
+
+async def test_a_payment_recovered_from_the_ledger_is_recorded_paid_by_the_reconciler(
+    bot_env: BotEnv,
+) -> None:
+    env = bot_env
+    alice = make_user(3113)
+    public_id, amount = await invoiced(env, alice)
+    env.fake_telegram.add_star_payment(alice.id, public_id, amount, charge_id="lost-actor")
+
+    assert (await reconciler(env).reconcile_once()).recorded == 1
+
+    [paid_event] = await events_of_charge(env, "lost-actor")
+    assert (paid_event.from_status, paid_event.to_status) == ("awaiting_payment", "paid")
+    assert (paid_event.actor, paid_event.note) == (RECONCILER, "charge lost-actor")
 
 
 async def test_a_payment_whose_update_failed_in_long_polling_is_recorded_by_the_next_pass(
@@ -150,6 +177,9 @@ async def test_a_payment_naming_no_order_is_refunded_to_its_payer_and_alerted(
 
     assert (summary.unknown, summary.refunds) == (1, 1)
     assert refunds(env) == [(mallory.id, "stray-1")]
+    stray_event = (await events_of_charge(env, "stray-1"))[0]
+    assert (stray_event.from_status, stray_event.to_status) == (None, "failed")
+    assert stray_event.actor == RECONCILER
     [alert] = to_chat(env, ADMIN_ID)
     assert "stray-1" in alert and "NOSUCHORDER" in alert and str(mallory.id) in alert
     assert "refunded" in to_chat(env, mallory.id)[-1]

@@ -37,6 +37,7 @@ CONFIRM_TEXTS = {
     OrderAction.RESEND: "Send the eSIM to the buyer again?",
     OrderAction.RESOLVE: "Mark it resolved? It leaves the attention list.",
 }
+MONEY_ONLY = "↩️ Refund the money only"
 USAGE = (
     "Usage: <code>/order &lt;public id | ICCID | Telegram user id | @username&gt;</code>\n"
     "For example <code>/order @traveller</code>."
@@ -137,12 +138,18 @@ def _live(live: LiveEsim | None) -> list[str]:
     return lines
 
 
-def story_screen(story: OrderStory, result: str | None = None) -> Screen:
+def story_screen(
+    story: OrderStory, result: str | None = None, *, money_only: bool = False
+) -> Screen:
     """The order's story; a button for each action that fits, the reason for each that does
-    not. `result`: what the last action did, shown on top."""
+    not. `result`: what the last action did, shown on top; `money_only`: a Refund eSIM Go
+    could not be asked for may return the money only (its button first)."""
     lines = [f"<b>{html.escape(result)}</b>", ""] if result else []
     lines += [*_head(story), *_history(story), *_live(story.live), "", "<b>Actions</b>"]
     rows: list[list[InlineKeyboardButton]] = []
+    if money_only and story.refusals[OrderAction.REFUND] is None:
+        data = AdminOrderCallback(step="money", order=story.line.public_id, action="refund")
+        rows.append([button(MONEY_ONLY, data)])
     for action, reason in story.refusals.items():
         if reason is None:
             data = AdminOrderCallback(step="ask", order=story.line.public_id, action=action.value)

@@ -81,13 +81,16 @@ async def on_do(
     callback_answer: CallbackAnswer,
 ) -> None:
     action = OrderAction(callback_data.action)
-    result = await admin.actions.perform(action, callback_data.order, query.from_user.id)
+    money_only = callback_data.step == "money"
+    result = await admin.actions.perform(
+        action, callback_data.order, query.from_user.id, money_only=money_only
+    )
     if not result.done:
         alert(callback_answer, result.message)
     story = await admin.lookup.story(callback_data.order)
     if story is not None:
         verdict = result.message if result.done else f"Not done: {result.message}"
-        await show(query, story_screen(story, verdict))
+        await show(query, story_screen(story, verdict, money_only=result.money_only))
 
 
 def create_router() -> Router:
@@ -96,5 +99,6 @@ def create_router() -> Router:
     router.callback_query.register(on_show, AdminOrderCallback.filter(F.step == "show"))
     acting = AdminOrderCallback.filter(F.action != "")
     router.callback_query.register(on_ask, acting, AdminOrderCallback.filter(F.step == "ask"))
-    router.callback_query.register(on_do, acting, AdminOrderCallback.filter(F.step == "do"))
+    doing = AdminOrderCallback.filter(F.step.in_({"do", "money"}))
+    router.callback_query.register(on_do, acting, doing)
     return router

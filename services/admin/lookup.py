@@ -17,13 +17,13 @@ from db.base import utcnow
 from db.models import Order, OrderStatus
 from db.repositories.admin_orders import AdminOrderRepository
 from db.repositories.admin_stats import RESOLVE
-from services.admin.order_rules import OrderAction, refusal
+from services.admin.order_rules import TAKEN_BACK, OrderAction, refusal
 from services.esimgo.client import EsimGoClient
 from services.esimgo.errors import EsimGoError
 from services.esimgo.models import BundleAssignment, EsimDetails
 from services.orders import TOPUP
+from services.plan_takeback import is_own, order_assignment
 from services.pricing import Price
-from services.self_refund import order_assignment
 from services.usage import is_installed
 
 log = logging.getLogger(__name__)
@@ -138,23 +138,32 @@ def order_line(order: Order) -> OrderLine:
 
 
 def refund_effect(order: Order, live: LiveEsim | None) -> str:
-    """What an admin's Refund leaves of the eSIM: the plan is not revoked by it."""
+    """What an admin's Refund does to the eSIM, as eSIM Go shows it now (checked again, with
+    the eSIM's history, when the Refund is done)."""
     if order.status != OrderStatus.DELIVERED.value:
         return "No eSIM was delivered for it: only the money goes back."
-    keeps = (
-        "The eSIM and its plan stay active: this refund does not revoke the plan at eSIM Go, "
-        "so the buyer keeps the plan and gets the money back."
-    )
     if live is None or live.details is None:
-        return f"{keeps} Its state at eSIM Go is not known now."
+        return (
+            "Its state at eSIM Go is not known now. If its plan is unused and this order's "
+            "own, the plan is taken back to your eSIM Go balance first; else only the money "
+            "goes back and the eSIM stays active."
+        )
     plan = order_assignment(order, live.bundles)
     installed = is_installed(live.details.profile_status, live.details.first_installed_at)
-    if plan is not None and plan.state == "queued" and (order.kind == TOPUP or not installed):
+    if plan is None or plan.state != "queued" or (order.kind != TOPUP and installed):
         return (
-            f"{keeps} The plan is unused: to take it back to the eSIM Go balance, revoke it "
-            "there first (or let the buyer refund it themselves)."
+            "The eSIM and its plan stay active: the plan was installed or has started, so it "
+            "cannot go back to the balance; only the money goes back."
         )
-    return f"{keeps} The plan was installed or has started: it cannot go back to the balance."
+    if not is_own(order, plan):
+        return (
+            "The eSIM and its plan stay active: the unused plan on it cannot be identified as "
+            "this order's, so it is not revoked; only the money goes back."
+        )
+    return (
+        f"{TAKEN_BACK} The plan is unused: the money goes back once eSIM Go has taken the "
+        "plan back."
+    )
 
 
 class OrderLookup:

@@ -4,6 +4,12 @@ Each is checked against the order's state (services.admin.order_rules), done wit
 UPDATEs, and recorded with the admin's id, done or refused. A refund holds the order's lease
 while Telegram is asked, as the worker does, renewed for as long as Telegram takes, so no
 worker delivers or refunds it meanwhile; a lease lost all the same alerts the admins.
+
+A Refund of a delivered order first asks eSIM Go (services.plan_takeback, as a self-refund
+does): a plan unused and known to be the order's own goes back to our balance, recorded before
+the money goes back (a Stars refund that then fails leaves the order `refund_due`); an installed
+or started plan, or one not identified as the order's, stays, and only the money goes back.
+When eSIM Go cannot be reached nothing moves: the admin may refund the money only, or wait.
 """
 
 from __future__ import annotations
@@ -12,9 +18,10 @@ import asyncio
 import html
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -25,7 +32,7 @@ from db.repositories.admin_orders import AdminOrderRepository
 from db.repositories.admin_stats import RESOLVE
 from db.repositories.orders import OrderRepository
 from db.repositories.star_ledger import StarLedgerRepository
-from services.admin.order_rules import OrderAction, lease_guard, refusal, when
+from services.admin.order_rules import TAKEN_BACK, OrderAction, lease_guard, refusal, when
 from services.admin.star_refunds import find_refund
 from services.admin_alerts import AdminAlerts
 from services.gifts import Payer, order_payer
@@ -33,14 +40,32 @@ from services.i18n import N_, Translator
 from services.messenger import Messenger, MessengerError, RefundError
 from services.metrics import Metrics
 from services.payment_reconciler import StarLedger
+from services.plan_takeback import PlanTakeBack, TakeBack, TakenBack
 from services.pricing import STARS, Price, format_price
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Longer than Telegram takes to answer a refund; a crashed admin action frees the order then.
 ACTION_LEASE = timedelta(minutes=2)
 DONE = "done"
 REFUSED = "refused"
+
+# The order's failure_reason once a Refund has taken its plan back (the money may be due).
+PLAN_REVOKED = "admin refund: plan revoked to the eSIM Go balance"
+UNREACHABLE = (
+    "eSIM Go could not be reached to check the eSIM and take its plan back: nothing was "
+    "refunded. Refund the money only (the eSIM stays active), or try again later."
+)
+MONEY_DUE = "The order is refund_due: Refund it again to return the money."
+# Why a delivered eSIM keeps its plan through a Refund, as its event and the admin say.
+_KEPT = {
+    TakeBack.INSTALLED: "the eSIM was installed",
+    TakeBack.STARTED: "the plan has started",
+    TakeBack.MISSING: "eSIM Go shows no copy of it on the eSIM",
+    TakeBack.GUESSED: "its copy on the eSIM cannot be identified as this order's",
+    TakeBack.REFUSED: "eSIM Go refused to revoke it",
+}
 
 REFUNDED_BY_ADMIN_TEXT = N_(
     "↩️ Your payment of {price} for order <code>{order}</code> has been refunded."
@@ -53,6 +78,18 @@ class ActionResult:
     public_id: str
     done: bool
     message: str  # what was done, or why not (for the admin, in English)
+    # A Refund eSIM Go could not be asked for: the admin may refund the money only instead.
+    money_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _PlanFate:
+    """What a Refund did to a delivered order's plan before the money goes back."""
+
+    revoked: TakenBack | None = None  # taken back to our balance
+    kept: str = ""  # why the eSIM stays active (empty: nothing was delivered)
+    refusal: str | None = None  # why nothing may be refunded now
+    money_only: bool = False  # the refusal offers a refund of the money only
 
 
 class OrderActions:
@@ -61,6 +98,7 @@ class OrderActions:
         session_factory: async_sessionmaker[AsyncSession],
         messenger: Messenger,
         translator: Translator,
+        plans: PlanTakeBack,
         *,
         wake_worker: Callable[[], None] = lambda: None,
         metrics: Metrics | None = None,
@@ -72,6 +110,8 @@ class OrderActions:
         self._session_factory = session_factory
         self._messenger = messenger
         self._translator = translator
+        # A delivered order's unused plan goes back to our eSIM Go balance before a Refund.
+        self._plans = plans
         self._wake_worker = wake_worker
         self._metrics = metrics
         self._clock = clock
@@ -81,8 +121,11 @@ class OrderActions:
         self._alerts = alerts
         self._lease = lease
 
-    async def perform(self, action: OrderAction, public_id: str, admin_id: int) -> ActionResult:
-        """Do `action` if it still fits the order; either way it is recorded."""
+    async def perform(
+        self, action: OrderAction, public_id: str, admin_id: int, *, money_only: bool = False
+    ) -> ActionResult:
+        """Do `action` if it still fits the order; either way it is recorded. `money_only`: a
+        Refund leaves a delivered eSIM's plan alone (eSIM Go could not be asked)."""
         now = self._clock()
         async with self._session_factory() as session:
             repo = AdminOrderRepository(session)
@@ -101,7 +144,7 @@ class OrderActions:
         # A retry or a refund asks Telegram: with no database session open.
         if action is OrderAction.RETRY:
             return await self._retry(order, admin_id, now)
-        return await self._refund(order, admin_id)
+        return await self._refund(order, admin_id, money_only)
 
     async def _retry(self, order: Order, admin_id: int, now: datetime) -> ActionResult:
         """Back to fulfilment, unless Telegram refunded the charge already: then the order is
@@ -208,12 +251,10 @@ class OrderActions:
             return ActionResult(action, order.public_id, False, reason)
         if action in (OrderAction.RETRY, OrderAction.RESEND):
             self._wake_worker()
-        text = _DONE_TEXT[action]
-        if action is OrderAction.REFUND and order.price_currency != "XTR":
-            text = "Marked refunded (paid back by hand); the buyer was told."
-        return ActionResult(action, order.public_id, True, text)
+        return ActionResult(action, order.public_id, True, _DONE_TEXT[action])
 
-    async def _refund(self, order: Order, admin_id: int) -> ActionResult:
+    async def _refund(self, order: Order, admin_id: int, money_only: bool) -> ActionResult:
+        """A delivered order's unused plan back to our balance first, then the money."""
         token = f"admin:{admin_id}:{uuid.uuid4().hex[:12]}"
         now = self._clock()
         async with self._session_factory() as session:
@@ -223,27 +264,82 @@ class OrderActions:
             await session.commit()
         if not taken:
             return await self._refused(order, admin_id, "The order changed meanwhile.")
+        fate = await self._plan_fate(order, token, money_only)
+        if fate.refusal is not None:
+            await self._release(order, token)
+            result = await self._refused(order, admin_id, fate.refusal)
+            return replace(result, money_only=fate.money_only)
         price = Price(order.price, order.price_currency)
         if price.is_stars:
             assert order.telegram_payment_charge_id is not None  # order_rules checked
             try:
                 await self._ask_refund(order, order.telegram_payment_charge_id, token)
             except MessengerError as exc:
-                await self._release(order, token)
-                why = (
-                    "Telegram refused the refund"
-                    if isinstance(exc, RefundError)
-                    else ("Telegram did not answer; try again")
-                )
-                return await self._refused(order, admin_id, f"{why}: {exc}")
-        return await self._refunded(order, admin_id, token, price)
+                return await self._not_refunded(order, admin_id, token, fate, exc)
+        return await self._refunded(order, admin_id, token, price, fate)
+
+    async def _plan_fate(self, order: Order, token: str, money_only: bool) -> _PlanFate:
+        """Take a delivered order's plan back if eSIM Go says it is unused and the order's
+        own; the revoke is recorded on the order before any money goes back."""
+        if order.status != OrderStatus.DELIVERED.value or not order.iccid:
+            return _PlanFate()
+        if money_only:
+            return _PlanFate(kept="the admin refunded the money only")
+        taken = await self._held(order, token, self._plans.take_back(order, revoke_guess=False))
+        if taken.outcome is TakeBack.UNAVAILABLE:
+            return _PlanFate(refusal=UNREACHABLE, money_only=True)
+        if taken.outcome is TakeBack.UNKNOWN:
+            return _PlanFate(refusal=f"{taken.why}. Nothing was refunded: try again later.")
+        if taken.outcome is not TakeBack.REVOKED:
+            return _PlanFate(kept=_KEPT[taken.outcome])
+        async with self._session_factory() as session:
+            await OrderRepository(session).update_where(
+                order.id, {"lease_owner": token}, failure_reason=PLAN_REVOKED
+            )
+            await self._plans.record_revoked(session, order, taken.key, self._clock())
+            await session.commit()
+        return _PlanFate(revoked=taken)
+
+    async def _not_refunded(
+        self, order: Order, admin_id: int, token: str, fate: _PlanFate, exc: MessengerError
+    ) -> ActionResult:
+        """Telegram did not refund: the order as it was, or, its plan taken back already,
+        `refund_due` (a Refund again returns the money only)."""
+        why = (
+            "Telegram refused the refund"
+            if isinstance(exc, RefundError)
+            else "Telegram did not answer; try again"
+        )
+        if fate.revoked is None:
+            await self._release(order, token)
+            return await self._refused(order, admin_id, f"{why}: {exc}")
+        async with self._session_factory() as session:
+            await OrderRepository(session).transition(
+                order.id,
+                OrderStatus.DELIVERED,
+                OrderStatus.REFUND_DUE,
+                {"lease_owner": token},
+                actor=admin_actor(admin_id),
+                note=f"{_revoked_note(fate.revoked)}; the Stars refund failed: {exc}",
+                lease_owner=None,
+                lease_until=None,
+            )
+            await session.commit()
+        reason = f"{TAKEN_BACK} But {why}: {exc}. {MONEY_DUE}"
+        return await self._refused(order, admin_id, reason)
 
     async def _ask_refund(self, order: Order, charge_id: str, token: str) -> None:
-        """refundStarPayment, the action's lease renewed while Telegram takes its time."""
+        """refundStarPayment, the action's lease held while Telegram takes its time."""
         payer = await self._payer(order)
+        await self._held(
+            order, token, self._messenger.refund_star_payment(payer.user_id, charge_id)
+        )
+
+    async def _held(self, order: Order, token: str, work: Awaitable[T]) -> T:
+        """`work` (eSIM Go or Telegram asked), the action's lease renewed meanwhile."""
         hold = asyncio.create_task(self._hold(order, token))
         try:
-            await self._messenger.refund_star_payment(payer.user_id, charge_id)
+            return await work
         finally:
             hold.cancel()
             await asyncio.wait([hold])
@@ -267,7 +363,7 @@ class OrderActions:
                 return
 
     async def _refunded(
-        self, order: Order, admin_id: int, token: str, price: Price
+        self, order: Order, admin_id: int, token: str, price: Price, fate: _PlanFate
     ) -> ActionResult:
         async with self._session_factory() as session:
             won = await OrderRepository(session).transition(
@@ -276,7 +372,7 @@ class OrderActions:
                 OrderStatus.REFUNDED,
                 {"lease_owner": token},
                 actor=admin_actor(admin_id),
-                note=_refund_note(order),
+                note=_refund_note(fate),
                 refunded_at=self._clock(),
                 lease_owner=None,
                 lease_until=None,
@@ -285,6 +381,7 @@ class OrderActions:
             if won and self._metrics is not None:
                 self._metrics.order_finished(OrderStatus.REFUNDED.value)
             result = await self._record(session, order, admin_id, OrderAction.REFUND, None)
+        result = replace(result, message=_refunded_text(price, fate))
         if not won:  # the lease was lost all the same while Telegram was asked
             result = await self._taken_over(order, admin_id, price, result)
         payer = await self._payer(order)
@@ -336,15 +433,34 @@ class OrderActions:
             return await self._record(session, order, admin_id, OrderAction.REFUND, reason)
 
 
-def _refund_note(order: Order) -> str:
-    if order.status == OrderStatus.DELIVERED.value:
-        return "refunded by an admin; the eSIM stays active (its plan not revoked)"
+def _revoked_note(taken: TakenBack) -> str:
+    assignment = taken.plan.assignment_id if taken.plan is not None else None
+    return f"the plan revoked to the eSIM Go balance (assignment {assignment or '?'})"
+
+
+def _refund_note(fate: _PlanFate) -> str:
+    """The refunded event's note: what became of a delivered eSIM."""
+    if fate.revoked is not None:
+        return f"refunded by an admin; {_revoked_note(fate.revoked)}"
+    if fate.kept:
+        return f"refunded by an admin; the eSIM stays active (its plan not revoked: {fate.kept})"
     return "refunded by an admin"
+
+
+def _refunded_text(price: Price, fate: _PlanFate) -> str:
+    """What the admin is told a done Refund did."""
+    done = "Refunded in Stars." if price.is_stars else "Marked refunded (paid back by hand)."
+    if fate.revoked is not None:
+        return f"{done} {TAKEN_BACK} The buyer was told."
+    if fate.kept:
+        kept = f"The eSIM stays active (the plan not revoked: {fate.kept})."
+        return f"{done} {kept} The buyer was told."
+    return f"{done} The buyer was told."
 
 
 _DONE_TEXT = {
     OrderAction.RETRY: "Sent back to fulfilment: the worker orders it from eSIM Go again.",
-    OrderAction.REFUND: "Refunded in Stars; the buyer was told.",
+    OrderAction.REFUND: "Refunded in Stars. The buyer was told.",
     OrderAction.RESEND: "The eSIM is being sent to the buyer again.",
     OrderAction.RESOLVE: "Marked resolved.",
 }

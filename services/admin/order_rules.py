@@ -13,6 +13,11 @@ from datetime import datetime
 from db.models import Order, OrderStatus
 from services.orders import STRAY, TOPUP
 
+# What a Refund of a delivered order whose plan is unused and known to be its own does first.
+TAKEN_BACK = (
+    "The plan is taken back to your eSIM Go balance; the eSIM stops working for this plan."
+)
+
 
 class OrderAction(enum.StrEnum):
     RETRY = "retry"  # failed (or refund due) → paid: the worker fulfils it again
