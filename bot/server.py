@@ -163,8 +163,8 @@ async def start_web_server(app: web.Application, host: str, port: int) -> web.Ap
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    deps = app[DEPS_KEY]
-    if deps.sandbox is not None:
+    deps = app.get(DEPS_KEY)  # absent from an app of other handlers (bench/webhook's echo bot)
+    if deps is not None and deps.sandbox is not None:
         listening = runner.addresses[0][1]
         deps.sandbox.post_callbacks_to(
             f"http://{_loopback(host)}:{listening}{deps.settings.esimgo_callback_path}"

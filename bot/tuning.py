@@ -19,7 +19,7 @@ prints current ones.
    weakly, so each garbage collection threw `Response[T]` away and the next request rebuilt it,
    a large CPU cost each time under load. Bench: bench/webhook.py (with `--profile`).
 4. Synchronous filters run inline (`_run_sync_filters_inline`): aiogram runs a synchronous
-   filter through asyncio.to_thread. Ours (`F.text`, an FSM state) are in-memory checks of a
+   filter (a handler's or a router's own) through asyncio.to_thread. Ours (`F.text`, an FSM state) are in-memory checks of a
    microsecond; the thread hop costs far more on every update, and under load each hop waits
    its turn in the loop besides. Bench: bench/webhook.py.
 5. A settled heap (`settle_heap`): everything alive after start-up (modules, the catalogue) is
@@ -163,7 +163,9 @@ class KeepResponseModels(BaseRequestMiddleware):
 
 def _run_sync_filters_inline(router: Router) -> None:
     for observer in router.observers.values():
-        for handler in observer.handlers:
+        # A router's own filters (`router.message.filter(...)`) sit on its observer's private
+        # root handler: every update the router sees crosses them.
+        for handler in (observer._handler, *observer.handlers):
             for event_filter in handler.filters or ():
                 if not event_filter.awaitable:
                     event_filter.callback = _awaitable(event_filter.callback)

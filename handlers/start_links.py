@@ -16,7 +16,7 @@ from aiogram.utils.i18n import gettext as _
 from handlers import render
 from handlers.callbacks import ORIGIN_BUY
 from handlers.common import show
-from handlers.filters import is_command
+from handlers.filters import is_start_with_payload
 from handlers.gifts import claim_screen
 from handlers.purchase import TOO_MANY_UNPAID, confirmation_screen
 from handlers.screen_cache import ScreenCache
@@ -100,7 +100,7 @@ async def on_gift_link(
 def create_router() -> Router:
     """A fresh router each call: a router can belong to one dispatcher only."""
     router = Router(name="start_links")
-    router.message.filter(is_command, F.chat.type == ChatType.PRIVATE)
+    router.message.filter(is_start_with_payload, F.chat.type == ChatType.PRIVATE)
     starting = CommandStart(deep_link=True)
     router.message.register(on_plan_link, starting, Opens(PlanStart))
     router.message.register(on_country_link, starting, Opens(CountryStart))

@@ -12,12 +12,12 @@ import html
 
 from aiogram import F, Router
 from aiogram.dispatcher.event.bases import SkipHandler
-from aiogram.enums import ChatType
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
+from handlers.filters import may_be_a_reply
 from services.admin.services import AdminServices
 
 # Telegram messages hold 4096 characters; the admins' copy adds a header.
@@ -65,7 +65,7 @@ async def on_command_while_waiting(message: Message, state: FSMContext) -> None:
 
 def create_router() -> Router:
     router = Router(name="support-replies")
-    router.message.filter(F.chat.type == ChatType.PRIVATE)
+    router.message.filter(may_be_a_reply)
     router.message.register(on_command_while_waiting, SupportReply.waiting, F.text.startswith("/"))
     replies = F.text | F.photo
     router.message.register(on_reply, SupportReply.waiting, replies)

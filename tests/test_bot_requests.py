@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from aiogram import Bot, Dispatcher
+from aiogram import Bot, Dispatcher, Router
+from aiogram.dispatcher.event.handler import FilterObject
 from aiogram.types import (
     BufferedInputFile,
     InlineKeyboardButton,
@@ -19,6 +20,7 @@ from bot import tuning
 from bot.app import create_bot
 from bot.config import load_settings
 from tests.fakes.telegram import DEFAULT_TOKEN, FakeTelegram
+from tests.helpers import BotEnv
 
 CHAT = 5151
 
@@ -98,3 +100,19 @@ async def test_an_updates_buttons_are_still_read(bot: Bot) -> None:
     assert parsed.callback_query is not None
     message = parsed.callback_query.message
     assert isinstance(message, Message) and message.reply_markup is not None
+
+
+def _filters(router: Router) -> Iterator[FilterObject]:
+    for observer in router.observers.values():
+        for handler in (observer._handler, *observer.handlers):
+            yield from handler.filters or ()
+    for child in router.sub_routers:
+        yield from _filters(child)
+
+
+async def test_no_update_waits_for_a_thread_to_run_a_filter(bot_env: BotEnv) -> None:
+    # aiogram runs a synchronous filter in a thread: a hop per filter and update under load.
+    # Before, a router's own filters (support replies, start links) took that hop for every
+    # message and cost bench/webhook.py a quarter of its throughput.
+    filters = list(_filters(bot_env.dispatcher))
+    assert filters and all(f.awaitable for f in filters)
