@@ -61,9 +61,10 @@ async def test_the_dashboard_after_purchases_an_unpaid_invoice_and_a_refund(
     for title in ("Today (since 00:00 UTC)", "Last 7 days", "Last 30 days"):
         start = text.index(title) + len(title) + 1
         assert text[start:].splitlines()[: len(PERIOD)] == PERIOD, title
-    # 1000 USD less what the two orders cost; the week's spend is 3.28 USD, 0.47 a day.
-    assert "eSIM Go balance: 996.72 USD" in text
-    assert "Runway: about 2,127.1 days at the last 7 days' spend ($0.47 a day)" in text
+    # 1000 USD less what the two orders cost, plus Bob's unused plan the refund took back to
+    # the balance; the week's spend is 3.28 USD, 0.47 a day.
+    assert "eSIM Go balance: 998.36 USD" in text
+    assert "Runway: about 2,130.6 days at the last 7 days' spend ($0.47 a day)" in text
     assert "Below the warning level of 2,000.00 USD" in text
     assert "Nothing needs attention" in text and board.buttons() == []
 
