@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -74,15 +74,19 @@ class PlanSource(Protocol):
     ) -> str: ...
 
 
-def order_assignment(order: Order, items: Sequence[BundleAssignment]) -> BundleAssignment | None:
+def order_assignment(
+    order: Order, items: Sequence[BundleAssignment], others: Collection[str] = ()
+) -> BundleAssignment | None:
     """The order's plan on the eSIM: by eSIM Go order reference, else (a guess) the oldest
-    unused copy of the bundle, else the latest copy."""
+    unused copy of the bundle, else the latest copy; a guess never takes a copy carrying one
+    of `others`, the references of our other orders on the eSIM."""
     same = [a for a in items if a.bundle_name == order.bundle_name]
     mine = [a for a in same if is_own(order, a)]
     if mine:
         return mine[0]
-    unused = [a for a in same if a.state == "queued"]
-    candidates = unused or same[-1:]
+    free = [a for a in same if not any(r and a.reference.startswith(r) for r in others)]
+    unused = [a for a in free if a.state == "queued"]
+    candidates = unused or free[-1:]
     return candidates[0] if candidates else None
 
 
@@ -96,10 +100,13 @@ class PlanTakeBack:
     def __init__(self, esimgo: PlanSource) -> None:
         self._esimgo = esimgo
 
-    async def take_back(self, order: Order, *, revoke_guess: bool) -> TakenBack:
+    async def take_back(
+        self, order: Order, *, revoke_guess: bool, others: Collection[str] = ()
+    ) -> TakenBack:
         """The plan back to our balance if eSIM Go says it is unused. `revoke_guess`: a copy
-        only guessed to be the order's (no order reference on it) may be revoked too."""
-        plan = await self._check_live(order)
+        only guessed to be the order's (no order reference on it) may be revoked too, never
+        one carrying `others` (our other orders' eSIM Go references on the eSIM)."""
+        plan = await self._check_live(order, others)
         if isinstance(plan, TakenBack):
             return plan
         own = is_own(order, plan)
@@ -126,7 +133,9 @@ class PlanTakeBack:
         if not await repo.other_live_orders(iccid, order.telegram_user_id, order.id):
             await repo.hide_esim(iccid, order.telegram_user_id, now)
 
-    async def _check_live(self, order: Order) -> TakenBack | BundleAssignment:
+    async def _check_live(
+        self, order: Order, others: Collection[str]
+    ) -> TakenBack | BundleAssignment:
         """eSIM Go's word right before the revoke: the order's copy of the plan, unused (or
         revoked already); else why it cannot be taken back."""
         iccid = order.iccid or ""
@@ -140,7 +149,7 @@ class PlanTakeBack:
         except EsimGoError as exc:
             log.info("order %s: live check before a revoke failed: %s", order.public_id, exc)
             return TakenBack(TakeBack.UNAVAILABLE)
-        plan = order_assignment(order, plans)
+        plan = order_assignment(order, plans, others)
         if plan is None:
             return TakenBack(TakeBack.MISSING)
         if plan.state == "processing":

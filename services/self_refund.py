@@ -26,6 +26,7 @@ from db.models.events import USER
 from db.repositories.esims import MyEsimsRepository
 from db.repositories.gifts import GiftRepository
 from db.repositories.orders import OrderRepository
+from db.repositories.self_refunds import SelfRefundRepository
 from services.admin_alerts import AdminAlerts
 from services.messenger import Messenger, MessengerError
 from services.metrics import Metrics
@@ -243,7 +244,9 @@ class SelfRefunds:
         """The plan back to our balance (a copy only guessed to be the order's too): taken
         back (now or by an earlier attempt), why not, or UNKNOWN: the operators must decide
         (nobody can tell whether it was taken back for this order)."""
-        taken = await self._plans.take_back(order, revoke_guess=True)
+        async with self._session_factory() as session:
+            others = await SelfRefundRepository(session).other_references(order)
+        taken = await self._plans.take_back(order, revoke_guess=True, others=others)
         if taken.outcome in (TakeBack.REVOKED, TakeBack.UNKNOWN):
             return taken
         return _VERDICTS.get(taken.outcome, RefundVerdict.NOT_REFUNDABLE)

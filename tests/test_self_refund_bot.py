@@ -238,6 +238,34 @@ async def test_two_copies_of_one_plan_each_refund_revokes_its_own(bot_env: BotEn
     assert await order_status(bot_env, first.order_id) == "refunded"
 
 
+async def test_a_guessed_copy_is_never_another_orders_known_copy(bot_env: BotEnv) -> None:
+    """The top-up's copy can only be guessed (its eSIM Go reference is not stored); the oldest
+    unused copy is the eSIM's own plan, known by its reference. The top-up's refund takes back
+    the other copy, so the eSIM's own refund later revokes its own: two revokes, two refunds,
+    never one revoke paid twice."""
+    words = WORDS["en"]
+    alice, first = await bought(bot_env)
+    topup = await world_of(bot_env).buy(TH_5GB, topup_of=first.iccid)
+    async with bot_env.deps.session_factory() as session:
+        order = await session.get(Order, topup.order_id)
+        assert order is not None
+        order.esimgo_order_reference = None
+        await session.commit()
+    mine, its = f"{first.reference}-0", f"{topup.reference}-0"
+
+    screen_id = await ask(bot_env, alice, first, "en", "refund top-up")
+    await bot_env.tap(alice, words["yes"], screen_id)
+    assert await plan_states(bot_env, first.iccid) == {mine: "queued", its: "revoked"}, (
+        "the guess took the copy known to be the eSIM's own order's"
+    )
+    screen_id = await ask(bot_env, alice, first, "en", "refund")
+    await bot_env.tap(alice, words["yes"], screen_id)
+
+    assert await plan_states(bot_env, first.iccid) == {mine: "revoked", its: "revoked"}
+    assert star_refunds(bot_env) == [(ALICE, topup.charge), (ALICE, first.charge)]
+    assert len(bot_env.fake_esimgo.calls(REVOKE)) == 2
+
+
 async def test_a_revoked_copy_that_may_not_be_the_orders_own_goes_to_the_operators(
     bot_env: BotEnv,
 ) -> None:

@@ -34,6 +34,17 @@ class SelfRefundRepository:
         )
         return int(result.scalar_one())
 
+    async def other_references(self, order: Order) -> list[str]:
+        """The eSIM Go references of our other orders on the order's eSIM."""
+        rows = await self.session.scalars(
+            select(Order.esimgo_order_reference).where(
+                Order.iccid == order.iccid,
+                Order.id != order.id,
+                Order.esimgo_order_reference.is_not(None),
+            )
+        )
+        return [reference for reference in rows if reference]
+
     async def hide_esim(self, iccid: str, owner_id: int, at: datetime) -> bool:
         """Take the eSIM out of the owner's list and out of status polling."""
         result = await self.session.execute(
