@@ -31,7 +31,6 @@ from services.messenger import Messenger
 from services.notifications import Notifier
 from services.orders import NEW
 from services.pricing import Price
-from services.self_refund import CLAIM_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +267,6 @@ class GiftService:
             username=claimant.username if claimant is not None else None,
             language=language,
             now=now,
-            unless_held_by=CLAIM_PREFIX,  # the buyer's self-refund under way keeps its orders
         )
         if moved is None:
             return ClaimOutcome.NOT_READY  # the caller rolls the whole claim back

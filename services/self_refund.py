@@ -221,7 +221,12 @@ class SelfRefunds:
         once it runs out (the live check then sees what that attempt did)."""
         token = f"{CLAIM_PREFIX}{uuid.uuid4().hex[:16]}"
         values = {"lease_owner": token, "lease_until": now + self._claim_for}
-        guard: dict[str, object] = {"status": OrderStatus.DELIVERED.value, "next_attempt_at": None}
+        # Still the owner's as read: a gift claimed meanwhile is the claimant's to keep.
+        guard: dict[str, object] = {
+            "status": OrderStatus.DELIVERED.value,
+            "next_attempt_at": None,
+            "telegram_user_id": order.telegram_user_id,
+        }
         stale = order.lease_owner if _is_claim(order.lease_owner) else None
         async with self._session_factory() as session:
             won = await OrderRepository(session).update_where(

@@ -242,6 +242,24 @@ async def test_a_gift_its_buyer_is_refunding_cannot_be_claimed_meanwhile(bot_env
     assert photos_to(env, CAROL) == []
 
 
+async def test_a_refund_that_crashed_long_ago_does_not_hold_the_gift(bot_env: BotEnv) -> None:
+    env = bot_env
+    parameter = await buy_as_gift(env, ANNA)
+    # A self-refund's claim left by a process that died, long run out.
+    async with env.deps.session_factory() as session:
+        await session.execute(
+            update(Order).values(
+                lease_owner=f"{CLAIM_PREFIX}crashed", lease_until=utcnow() - timedelta(minutes=5)
+            )
+        )
+        await session.commit()
+
+    await env.send(CAROL, f"/start {parameter}")
+
+    assert (await the_esim(env)).telegram_user_id == CAROL.id
+    assert len(photos_to(env, CAROL)) == 1
+
+
 async def test_a_claim_is_in_the_orders_history_the_admin_reads(bot_env: BotEnv) -> None:
     env = bot_env
     parameter = await buy_as_gift(env, ANNA)

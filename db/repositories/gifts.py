@@ -144,12 +144,11 @@ class GiftRepository:
         username: str | None,
         language: str,
         now: datetime,
-        unless_held_by: str,
     ) -> list[tuple[int, str]] | None:
         """The paid orders on the eSIM follow it (/myesims, its history and top-ups read them);
         their messages go to the new owner's private chat, whose id is the user's. Returns the
-        (id, status) of each order moved; None (nothing may be kept) when one of them is held
-        by a lease starting with `unless_held_by` (its buyer's refund under way)."""
+        (id, status) of each order moved; None (nothing may be kept) when one of them is under
+        a live lease (a refund by its buyer or an admin, a delivery under way)."""
         which = (
             Order.iccid == iccid,
             Order.telegram_user_id == from_id,
@@ -157,10 +156,12 @@ class GiftRepository:
             Order.status.not_in(_UNPAID),
         )
         moved = (await self.session.execute(select(Order.id, Order.status).where(*which))).all()
-        held = or_(Order.lease_owner.is_(None), Order.lease_owner.not_like(f"{unless_held_by}%"))
+        free = or_(
+            Order.lease_owner.is_(None), Order.lease_until.is_(None), Order.lease_until <= now
+        )
         result = await self.session.execute(
             update(Order)
-            .where(Order.id.in_([order_id for order_id, _status in moved]), held, *which)
+            .where(Order.id.in_([order_id for order_id, _status in moved]), free, *which)
             .values(
                 telegram_user_id=to_id,
                 chat_id=to_id,
