@@ -21,8 +21,8 @@ async def is_command_or_in_a_form(message: Message, raw_state: str | None = None
 
 async def is_start_with_payload(message: Message) -> bool:
     """For the start links' router: plain /start (most updates) skips its deep-link parsing."""
-    command, _, payload = (message.text or "").partition(" ")
-    return command.partition("@")[0] == "/start" and bool(payload.strip())
+    words = (message.text or "").split(maxsplit=1)  # any whitespace, as aiogram splits
+    return len(words) == 2 and words[0].partition("@")[0] == "/start"
 
 
 async def may_be_a_reply(message: Message, raw_state: str | None = None) -> bool:

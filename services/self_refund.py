@@ -227,7 +227,7 @@ class SelfRefunds:
             "next_attempt_at": None,
             "telegram_user_id": order.telegram_user_id,
         }
-        stale = order.lease_owner if _is_claim(order.lease_owner) else None
+        stale = order.lease_owner  # None, or one run out (_claimed said so)
         async with self._session_factory() as session:
             won = await OrderRepository(session).update_where(
                 order.id, {**guard, "lease_owner": stale}, **values
@@ -334,17 +334,12 @@ async def _paid_by(session: AsyncSession, orders: Sequence[Order], owner_id: int
     ]
 
 
-def _is_claim(lease_owner: str | None) -> bool:
-    return bool(lease_owner and lease_owner.startswith(CLAIM_PREFIX))
-
-
 def _claimed(order: Order, now: datetime) -> bool:
-    """Someone holds the order: the worker, or a self-refund whose claim has not run out."""
+    """Someone holds the order (the worker, an admin's action, another self-refund) with a
+    lease that has not run out; one left by a crashed process is free to take over."""
     if order.lease_owner is None:
         return False
-    if not _is_claim(order.lease_owner):
-        return True
-    return order.lease_until is not None and order.lease_until > now
+    return order.lease_until is None or order.lease_until > now
 
 
 def _is_self_refund(order: Order) -> bool:

@@ -12,6 +12,7 @@ import pytest
 from aiogram.types import User
 from sqlalchemy import select
 
+from db.base import utcnow
 from db.models import Esim, Order
 from handlers.callbacks import RefundCallback
 from tests.doctor_world import (
@@ -264,6 +265,28 @@ async def test_a_guessed_copy_is_never_another_orders_known_copy(bot_env: BotEnv
     assert await plan_states(bot_env, first.iccid) == {mine: "revoked", its: "revoked"}
     assert star_refunds(bot_env) == [(ALICE, topup.charge), (ALICE, first.charge)]
     assert len(bot_env.fake_esimgo.calls(REVOKE)) == 2
+
+
+async def test_an_admins_action_that_died_long_ago_does_not_hold_the_refund(
+    bot_env: BotEnv,
+) -> None:
+    """An admin's Refund whose process died left its lease on the order; once it has run out,
+    the owner's own refund goes ahead (before, it answered "being refunded" for good)."""
+    words = WORDS["en"]
+    alice, purchase = await bought(bot_env)
+    async with bot_env.deps.session_factory() as session:
+        order = await session.get(Order, purchase.order_id)
+        assert order is not None
+        order.lease_owner = f"admin:{ADMIN_ID}:crashed"
+        order.lease_until = utcnow() - timedelta(minutes=5)
+        await session.commit()
+
+    screen_id = await ask(bot_env, alice, purchase, "en", "refund")
+    await bot_env.tap(alice, words["yes"], screen_id)
+
+    assert said(bot_env.message(alice, screen_id), *words["refunded"])
+    assert star_refunds(bot_env) == [(ALICE, purchase.charge)]
+    assert await order_status(bot_env, purchase.order_id) == "refunded"
 
 
 async def test_a_revoked_copy_that_may_not_be_the_orders_own_goes_to_the_operators(

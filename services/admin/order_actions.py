@@ -15,6 +15,7 @@ When eSIM Go cannot be reached nothing moves: the admin may refund the money onl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import logging
 import uuid
@@ -90,6 +91,13 @@ class _PlanFate:
     kept: str = ""  # why the eSIM stays active (empty: nothing was delivered)
     refusal: str | None = None  # why nothing may be refunded now
     money_only: bool = False  # the refusal offers a refund of the money only
+
+
+# The plan went back but the order is someone else's now: no money moves without a look.
+TAKEN_OVER_AFTER_REVOKE = (
+    "The plan went back to the eSIM Go balance, but order {} was taken over meanwhile: "
+    "check it with /order before refunding the money (Refund again returns the money only)."
+)
 
 
 class OrderActions:
@@ -264,7 +272,13 @@ class OrderActions:
             await session.commit()
         if not taken:
             return await self._refused(order, admin_id, "The order changed meanwhile.")
-        fate = await self._plan_fate(order, token, money_only)
+        try:
+            fate = await self._plan_fate(order, token, money_only)
+        except BaseException:
+            # Nothing paid yet: the order must not stay held by an action that is gone.
+            with contextlib.suppress(Exception):
+                await self._release(order, token)
+            raise
         if fate.refusal is not None:
             await self._release(order, token)
             result = await self._refused(order, admin_id, fate.refusal)
@@ -293,11 +307,14 @@ class OrderActions:
         if taken.outcome is not TakeBack.REVOKED:
             return _PlanFate(kept=_KEPT[taken.outcome])
         async with self._session_factory() as session:
-            await OrderRepository(session).update_where(
+            kept = await OrderRepository(session).update_where(
                 order.id, {"lease_owner": token}, failure_reason=PLAN_REVOKED
             )
-            await self._plans.record_revoked(session, order, taken.key, self._clock())
+            if kept:
+                await self._plans.record_revoked(session, order, taken.key, self._clock())
             await session.commit()
+        if not kept:
+            return _PlanFate(refusal=TAKEN_OVER_AFTER_REVOKE.format(order.public_id))
         return _PlanFate(revoked=taken)
 
     async def _not_refunded(
