@@ -19,9 +19,9 @@ prints current ones.
    weakly, so each garbage collection threw `Response[T]` away and the next request rebuilt it,
    a large CPU cost each time under load. Bench: bench/webhook.py (with `--profile`).
 4. Synchronous filters run inline (`_run_sync_filters_inline`): aiogram runs a synchronous
-   filter (a handler's or a router's own) through asyncio.to_thread. Ours (`F.text`, an FSM state) are in-memory checks of a
-   microsecond; the thread hop costs far more on every update, and under load each hop waits
-   its turn in the loop besides. Bench: bench/webhook.py.
+   filter (a handler's or a router's own) through asyncio.to_thread. Ours (`F.text`, an FSM
+   state) are in-memory checks of a microsecond; the thread hop costs far more on every
+   update, and under load each hop waits its turn in the loop besides. Bench: bench/webhook.py.
 5. A settled heap (`settle_heap`): everything alive after start-up (modules, the catalogue) is
    frozen out of the collector's sight, so full collections scan only what updates create;
    and since each update allocates thousands of short-lived objects, the youngest generation
