@@ -344,6 +344,13 @@ async def test_a_refund_telegram_refuses_leaves_the_order_as_it_was(
     assert (await actions.perform(OrderAction.REFUND, "NOREFUND01", ADMIN)).done
 
 
+async def refund_asked(fake_telegram: FakeTelegram) -> None:
+    """Until the refund reached Telegram (which then takes its time to answer)."""
+    async with asyncio.timeout(10):
+        while not fake_telegram.calls_to("refundStarPayment"):  # noqa: ASYNC110 - no event to wait on
+            await asyncio.sleep(0.01)
+
+
 async def test_a_slow_refund_keeps_the_order_from_the_worker(
     session_factory: async_sessionmaker[AsyncSession],
     messenger: AiogramMessenger,
@@ -359,10 +366,11 @@ async def test_a_slow_refund_keeps_the_order_from_the_worker(
     actions = OrderActions(
         session_factory, messenger, Translator(), plans, lease=timedelta(seconds=1)
     )
-    fake_telegram.delay("refundStarPayment", 3.0)
+    fake_telegram.delay("refundStarPayment", 4.0)
     refunding = asyncio.create_task(actions.perform(OrderAction.REFUND, "SLOWREF001", ADMIN))
-    await asyncio.sleep(2.2)  # more than twice the lease: Telegram has not answered yet
-    assert not refunding.done()
+    await refund_asked(fake_telegram)
+    await asyncio.sleep(1.5)  # past the lease, which would have run out unrenewed
+    assert not refunding.done(), "Telegram has not answered yet"
     await worker.run_once()
     result = await refunding
 
@@ -392,9 +400,9 @@ async def test_a_refund_whose_order_was_taken_over_alerts_the_admins(
         alerts=AdminAlerts(session_factory, ADMINS),
         lease=timedelta(seconds=0.3),
     )
-    fake_telegram.delay("refundStarPayment", 0.5)
+    fake_telegram.delay("refundStarPayment", 3.0)
     refunding = asyncio.create_task(actions.perform(OrderAction.REFUND, "LOSTREF001", ADMIN))
-    await asyncio.sleep(0.2)
+    await refund_asked(fake_telegram)
     async with session_factory() as session:  # a worker took it over
         order = await session.scalar(select(Order).where(Order.public_id == "LOSTREF001"))
         assert order is not None and (order.lease_owner or "").startswith("admin:")
