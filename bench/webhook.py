@@ -42,7 +42,12 @@ from bot import tuning  # noqa: E402
 from bot.app import close_deps, create_bot, create_deps  # noqa: E402
 from bot.config import load_settings  # noqa: E402
 from bot.dispatcher import create_dispatcher  # noqa: E402
-from bot.server import TELEGRAM_WEBHOOK_PATH, create_web_app, start_web_server  # noqa: E402
+from bot.server import (  # noqa: E402
+    TELEGRAM_WEBHOOK_PATH,
+    create_web_app,
+    start_bot_server,
+    start_web_server,
+)
 from db.migrate import upgrade_async  # noqa: E402
 from tests.fakes.esimgo import FakeEsimGo  # noqa: E402
 from tests.fakes.telegram import DEFAULT_TOKEN, FakeTelegram  # noqa: E402
@@ -232,7 +237,7 @@ async def run_bench(
             dispatcher = create_dispatcher(deps)
             tuning.apply(bot, dispatcher)  # as `esimbot run` does
             app = create_web_app(deps, dispatcher, bot)
-            runner = await start_web_server(app, "127.0.0.1", 0)
+            runner = await start_bot_server(app, "127.0.0.1", 0)
             ours = f"http://127.0.0.1:{runner.addresses[0][1]}{TELEGRAM_WEBHOOK_PATH}"
             echo_runner, echo_url, echo_bot = await serve_echo(telegram)
             tuning.settle_heap()  # as `esimbot run` does before it takes updates

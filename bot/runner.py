@@ -26,7 +26,7 @@ from bot.deps import AppDeps
 from bot.dispatcher import create_dispatcher, set_bot_profile
 from bot.leader import Job, RedisLease, run_as_leader
 from bot.payments import create_payment_reconciler
-from bot.server import create_web_app, delete_webhook, register_webhook, start_web_server
+from bot.server import create_web_app, delete_webhook, register_webhook, start_bot_server
 from db.migrate import upgrade_async
 from services.refund_reminders import RefundDueReminder
 
@@ -146,7 +146,7 @@ async def run(settings: Settings) -> None:
 
         _spawn_jobs(background, settings, deps, bot)
 
-        web_runner = await start_web_server(
+        web_runner = await start_bot_server(
             create_web_app(deps, dispatcher, bot), settings.http_host, settings.http_port
         )
         log.info("HTTP server on %s:%s", settings.http_host, settings.http_port)

@@ -157,14 +157,20 @@ def create_web_app(deps: AppDeps, dispatcher: Dispatcher, bot: Bot) -> web.Appli
 
 
 async def start_web_server(app: web.Application, host: str, port: int) -> web.AppRunner:
-    """Start serving; `await runner.cleanup()` stops it. Port 0 picks a free one. In sandbox
-    mode the eSIM Go stand-in posts its callbacks here from now on."""
+    """Start serving; `await runner.cleanup()` stops it. Port 0 picks a free one."""
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    deps = app.get(DEPS_KEY)  # absent from an app of other handlers (bench/webhook's echo bot)
-    if deps is not None and deps.sandbox is not None:
+    return runner
+
+
+async def start_bot_server(app: web.Application, host: str, port: int) -> web.AppRunner:
+    """Start serving the bot's own app (create_web_app). In sandbox mode the eSIM Go stand-in
+    posts its callbacks here from now on."""
+    runner = await start_web_server(app, host, port)
+    deps = app[DEPS_KEY]
+    if deps.sandbox is not None:
         listening = runner.addresses[0][1]
         deps.sandbox.post_callbacks_to(
             f"http://{_loopback(host)}:{listening}{deps.settings.esimgo_callback_path}"

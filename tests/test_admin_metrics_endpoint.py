@@ -13,7 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
-from bot.server import create_web_app, start_web_server
+from bot.server import create_web_app, start_bot_server
 from handlers.callbacks import OrderCallback
 from tests.admin_chat import ADMIN, buy, fulfil, invoice, pay
 from tests.helpers import BotEnv, make_user
@@ -131,7 +131,7 @@ async def test_without_a_token_only_loopback_may_scrape(bot_env: BotEnv) -> None
 
 async def _serve(env: BotEnv, host: str) -> AsyncIterator[ServerEnv]:
     app = create_web_app(env.deps, env.dispatcher, env.bot)
-    runner = await start_web_server(app, host, 0)
+    runner = await start_bot_server(app, host, 0)
     port = runner.addresses[0][1]
     async with aiohttp.ClientSession() as http:
         try:

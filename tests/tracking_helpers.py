@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.server import EVENT_WORKER_KEY, create_web_app, start_web_server
+from bot.server import EVENT_WORKER_KEY, create_web_app, start_bot_server
 from db.base import utcnow
 from db.models import Esim, EsimBundle, User
 from services.esimgo_events import EsimGoEventWorker, sign
@@ -144,7 +144,7 @@ class ServerEnv:
 
 async def start_server_env(env: BotEnv) -> ServerEnv:
     app = create_web_app(env.deps, env.dispatcher, env.bot)
-    runner = await start_web_server(app, "127.0.0.1", 0)
+    runner = await start_bot_server(app, "127.0.0.1", 0)
     port = runner.addresses[0][1]
     http = aiohttp.ClientSession()
     return ServerEnv(env, app, runner, f"http://127.0.0.1:{port}", http)
