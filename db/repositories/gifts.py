@@ -156,9 +156,8 @@ class GiftRepository:
             Order.status.not_in(_UNPAID),
         )
         moved = (await self.session.execute(select(Order.id, Order.status).where(*which))).all()
-        free = or_(
-            Order.lease_owner.is_(None), Order.lease_until.is_(None), Order.lease_until <= now
-        )
+        # A lease counts until it runs out, as for a self-refund (services.self_refund._claimed).
+        free = or_(Order.lease_owner.is_(None), Order.lease_until <= now)
         result = await self.session.execute(
             update(Order)
             .where(Order.id.in_([order_id for order_id, _status in moved]), free, *which)
