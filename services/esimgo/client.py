@@ -525,6 +525,7 @@ class EsimGoClient:
             per_page,
             ("orders", "items", "data"),
             time_limit=self._timeouts.orders,
+            single="orderReference",  # one order may come unwrapped
         )
         return [
             OrderResult.from_api(o) async for page in pages for o in page if isinstance(o, Mapping)
@@ -538,15 +539,17 @@ class EsimGoClient:
         keys: tuple[str, ...],
         *,
         time_limit: float,
+        single: str = "",
     ) -> AsyncIterator[list[Any]]:
-        """The items of each page in turn, until the last by pageCount or a short page."""
+        """The items of each page in turn, until the last by pageCount or a short page; a
+        response holding the key `single` is one item sent on its own."""
         previous_first: Any = object()
         for page in range(1, _MAX_PAGES + 1):
             payload = await self._get_json(
                 path, [*params, ("page", str(page))], time_limit=time_limit
             )
-            if isinstance(payload, Mapping) and "orderReference" in payload:
-                yield [payload]  # one order, sent unwrapped
+            if single and isinstance(payload, Mapping) and single in payload:
+                yield [payload]
                 return
             items, page_count = _page_items(payload, *keys)
             if items and items[0] == previous_first:
