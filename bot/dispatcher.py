@@ -36,12 +36,30 @@ ERROR_TEXT = N_(
 )
 
 
+# AppDeps fields no handler takes: the runner's wiring. aiogram copies the workflow data at
+# each router and handler an update crosses, so every key costs on every update.
+_WIRING = frozenset(
+    {
+        "settings",
+        "engine",
+        "session_factory",
+        "esimgo",
+        "fulfilment_wake",
+        "notifier",
+        "tracking",
+        "esimgo_events",
+        "metrics",
+    }
+)
+
+
 def create_dispatcher(deps: AppDeps, storage: BaseStorage | None = None) -> Dispatcher:
-    """A Dispatcher wired like production: services and settings-derived values in workflow
-    data (handlers never read bot/), middlewares, routers."""
+    """A Dispatcher wired like production: the services handlers take and settings-derived
+    values in workflow data (handlers never read bot/), middlewares, routers."""
     dp = Dispatcher(storage=storage or MemoryStorage())
     for field in fields(deps):
-        dp[field.name] = getattr(deps, field.name)
+        if field.name not in _WIRING:
+            dp[field.name] = getattr(deps, field.name)
     dp["admin_ids"] = deps.settings.admin_ids
     dp["provider_token"] = deps.settings.payment_provider_token.get_secret_value() or None
 

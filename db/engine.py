@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from db.sqlite import create_sqlite_engine
+from db.sqlite import InlineCloseSession, create_sqlite_engine
 
 
 def ensure_sqlite_directory(database_url: str) -> None:
@@ -44,4 +44,6 @@ def create_engine(
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions for one unit of work each; objects stay readable after the commit."""
+    if engine.dialect.name == "sqlite":
+        return async_sessionmaker(engine, class_=InlineCloseSession, expire_on_commit=False)
     return async_sessionmaker(engine, expire_on_commit=False)

@@ -193,11 +193,12 @@ class Checkout:
         too many unpaid orders already."""
         iccid = esim.iccid if esim is not None else None
         async with self._session_factory() as session:
-            unpaid = UnpaidOrderRepository(session)
-            now = self._clock()
-            order = await unpaid.open_order(buyer.user_id, bundle.name, iccid, now)
+            unpaid = await UnpaidOrderRepository(session).open_orders(
+                buyer.user_id, bundle.name, iccid, self._clock(), self._unpaid_cap
+            )
+            order = unpaid.for_plan
             if order is None:
-                if await unpaid.count(buyer.user_id, now) >= self._unpaid_cap:
+                if unpaid.count >= self._unpaid_cap:
                     log.info("user %s holds too many unpaid orders", buyer.user_id)
                     return None
                 order = await self._new_order(session, bundle, buyer, iso, language, iccid)
@@ -279,9 +280,7 @@ class Checkout:
     async def invoice_sent(self, public_id: str, user_id: int) -> None:
         """The order's invoice went out (the dashboard's conversion counts it, once)."""
         async with self._session_factory() as session:
-            order = await self._orders.owned(session, public_id, user_id)
-            if order is not None:
-                await self._orders.invoice_sent(session, order)
+            await self._orders.invoice_sent(session, public_id, user_id)
         log.info("order %s: invoice sent", public_id)
 
     async def cancel(self, public_id: str, user_id: int) -> CancelOutcome:

@@ -408,11 +408,10 @@ class OrderService:
             return Preparation(Prepared.READY, fresh, esim=esim)
         return Preparation(Prepared.PRICE_CHANGED, fresh, old_price=old_price, esim=esim)
 
-    async def invoice_sent(self, session: AsyncSession, order: Order) -> None:
-        """Record when the order's first invoice went out (the dashboard's conversion)."""
-        await OrderRepository(session).update_where(
-            order.id, {"invoice_sent_at": None}, invoice_sent_at=self._clock()
-        )
+    async def invoice_sent(self, session: AsyncSession, public_id: str, user_id: int) -> None:
+        """Record when the user's order first had its invoice sent (the dashboard's
+        conversion): one UPDATE, no read first."""
+        await OrderRepository(session).mark_invoice_sent(public_id, user_id, self._clock())
         await session.commit()
 
     async def cancel(self, session: AsyncSession, order: Order, *, reason: str = "user") -> bool:

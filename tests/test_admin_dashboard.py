@@ -296,10 +296,13 @@ async def test_an_invoice_sent_is_recorded_once_for_the_conversion(
     order = make_order(public_id="INVOICED01", status=OrderStatus.AWAITING_PAYMENT.value)
     await add(session_factory, order)
     async with session_factory() as session:
-        await orders.invoice_sent(session, order)
+        await orders.invoice_sent(session, "INVOICED01", order.telegram_user_id + 1)
+    assert (await load(session_factory, "INVOICED01")).invoice_sent_at is None  # not theirs
+    async with session_factory() as session:
+        await orders.invoice_sent(session, "INVOICED01", order.telegram_user_id)
     clock.advance(minutes=3)  # the user asked for the invoice again
     async with session_factory() as session:
-        await orders.invoice_sent(session, order)
+        await orders.invoice_sent(session, "INVOICED01", order.telegram_user_id)
     assert (await load(session_factory, "INVOICED01")).invoice_sent_at == ago(minutes=5)
     today = (await dashboard(session_factory).periods()).today
     assert (today.invoices_sent, today.invoices_paid, today.conversion) == (1, 0, 0)

@@ -38,6 +38,10 @@ UNKNOWN = "unknown: "
 Write = Callable[[AsyncSession], Awaitable[bool]]
 
 
+class _KnownIccidError(Exception):
+    """A new eSIM's ICCID is already someone's: nothing was written."""
+
+
 def _credentials(result: OrderResult) -> EsimCredentials | None:
     for esim in result.esims:
         if esim.matching_id and esim.smdp_address and esim.iccid:
@@ -104,12 +108,6 @@ class OrderStore:
             await self._details_late(lease, result)
             return
         lpa = lpa_string(esim.smdp_address, esim.matching_id)
-        async with self._session_factory() as session:
-            # Read before writing: keeps SQLite's write lock as short as possible.
-            known = await OrderRepository(session).known_iccids([esim.iccid])
-        if known:
-            await self._refuse_known_iccid(lease, result, esim.iccid)
-            return
         host = smdp_host(esim.smdp_address)
         values: dict[str, object] = {
             "iccid": esim.iccid,
@@ -133,12 +131,21 @@ class OrderStore:
 
         async def write(session: AsyncSession) -> bool:
             repo = OrderRepository(session)
+            # Read first, in the same transaction: SQLite's write lock is taken at the first
+            # write, so the check does not hold it longer (bench/purchase.py: a session less).
+            if await repo.known_iccids([esim.iccid]):
+                raise _KnownIccidError
             won = await self._to_delivered(repo, lease, values)
             if won:
                 await repo.add_esim(row)
             return won
 
-        if await self._link(lease, result, write, values, f"ICCID {esim.iccid}"):
+        try:
+            linked = await self._link(lease, result, write, values, f"ICCID {esim.iccid}")
+        except _KnownIccidError:
+            await self._refuse_known_iccid(lease, result, esim.iccid)
+            return
+        if linked:
             await self._sender.deliver(lease)
             # After the photo: the tag is for reconciliation and support, the buyer waits.
             self._side_tasks.spawn(
