@@ -22,7 +22,14 @@ prints current ones.
    filter (a handler's or a router's own) through asyncio.to_thread. Ours (`F.text`, an FSM
    state) are in-memory checks of a microsecond; the thread hop costs far more on every
    update, and under load each hop waits its turn in the loop besides. Bench: bench/webhook.py.
-5. A settled heap (`settle_heap`): everything alive after start-up (modules, the catalogue) is
+5. Light router crossings (`_LightPropagation`): aiogram takes an update across each router in
+   four calls (wrapping an empty outer-middleware chain on the way), each copying the whole
+   workflow data, and crosses every router even when none of its handlers takes that kind of
+   update. With sixteen feature routers a typed search crossed eight. Here a router without
+   outer middleware is crossed in one call, and a router none of whose handlers takes the
+   update's kind is not entered at all; what runs (root filters, handlers, their order) is
+   aiogram's. Bench: bench/webhook.py (CPU per update).
+6. A settled heap (`settle_heap`): everything alive after start-up (modules, the catalogue) is
    frozen out of the collector's sight, so full collections scan only what updates create;
    and since each update allocates thousands of short-lived objects, the youngest generation
    is collected less often. Bench: bench/webhook.py (CPU per update), bench/purchase.py.
@@ -44,10 +51,11 @@ from aiogram.client.session.middlewares.base import (
     BaseRequestMiddleware,
     NextRequestMiddlewareType,
 )
+from aiogram.dispatcher.event.bases import REJECTED, UNHANDLED
 from aiogram.exceptions import TelegramNetworkError
 from aiogram.methods import Response, TelegramMethod
 from aiogram.methods.base import TelegramType
-from aiogram.types import InlineKeyboardMarkup, InputFile
+from aiogram.types import InlineKeyboardMarkup, InputFile, TelegramObject
 from aiohttp import ClientError, ClientTimeout
 
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -56,12 +64,13 @@ GC_YOUNG_THRESHOLD = 20_000
 
 
 def apply(bot: Bot, dispatcher: Dispatcher) -> None:
-    """Pieces 1–4 for this bot and this dispatcher. Call once, on a Bot that has sent nothing
+    """Pieces 1–5 for this bot and this dispatcher. Call once, on a Bot that has sent nothing
     and carries no request middleware yet, after the dispatcher's routers are included."""
     if not isinstance(bot.session, JsonBodySession):
         bot.session = JsonBodySession(api=bot.session.api, timeout=bot.session.timeout)
     bot.session.middleware(KeepResponseModels())
     _run_sync_filters_inline(dispatcher)
+    _propagate_lightly(dispatcher)
 
 
 def settle_heap() -> None:
@@ -179,3 +188,53 @@ def _awaitable(check: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
         return check(*args, **kwargs)
 
     return run
+
+
+def _propagate_lightly(router: Router) -> None:
+    for child in router.sub_routers:
+        # An instance attribute: the parent calls `child.propagate_event(...)`.
+        child.propagate_event = _LightPropagation(child)  # type: ignore[method-assign]
+        _propagate_lightly(child)
+
+
+def _handled_kinds(router: Router) -> frozenset[str]:
+    """The update kinds some handler of the router or of a router under it takes."""
+    return frozenset(
+        kind
+        for each in router.chain_tail
+        for kind, observer in each.observers.items()
+        if observer.handlers
+    )
+
+
+class _LightPropagation:
+    """`Router.propagate_event` and `_propagate_event` (aiogram 3.31) in one call."""
+
+    def __init__(self, router: Router) -> None:
+        self._router = router
+        self._aiogram = router.propagate_event
+        self._kinds = _handled_kinds(router)
+
+    async def __call__(self, update_type: str, event: TelegramObject, **kwargs: Any) -> Any:
+        if update_type not in self._kinds:
+            return UNHANDLED
+        router = self._router
+        observer = router.observers.get(update_type)
+        if observer is not None and observer.outer_middleware:
+            return await self._aiogram(update_type=update_type, event=event, **kwargs)
+        kwargs["event_router"] = router
+        if observer is not None:
+            passed, data = await observer.check_root_filters(event, **kwargs)
+            if not passed:
+                return UNHANDLED
+            kwargs.update(data)
+            response = await observer.trigger(event, **kwargs)
+            if response is REJECTED:
+                return UNHANDLED
+            if response is not UNHANDLED:
+                return response
+        for child in router.sub_routers:
+            response = await child.propagate_event(update_type=update_type, event=event, **kwargs)
+            if response is not UNHANDLED:
+                return response
+        return UNHANDLED
