@@ -198,12 +198,13 @@ def _propagate_lightly(router: Router) -> None:
 
 
 def _handled_kinds(router: Router) -> frozenset[str]:
-    """The update kinds some handler of the router or of a router under it takes."""
+    """The update kinds some handler (or outer middleware) of the router or of a router under
+    it takes: for any other kind, aiogram's crossing would run nothing."""
     return frozenset(
         kind
         for each in router.chain_tail
         for kind, observer in each.observers.items()
-        if observer.handlers
+        if observer.handlers or observer.outer_middleware
     )
 
 
@@ -216,12 +217,12 @@ class _LightPropagation:
         self._kinds = _handled_kinds(router)
 
     async def __call__(self, update_type: str, event: TelegramObject, **kwargs: Any) -> Any:
-        if update_type not in self._kinds:
-            return UNHANDLED
         router = self._router
         observer = router.observers.get(update_type)
         if observer is not None and observer.outer_middleware:
             return await self._aiogram(update_type=update_type, event=event, **kwargs)
+        if update_type not in self._kinds:
+            return UNHANDLED
         kwargs["event_router"] = router
         if observer is not None:
             passed, data = await observer.check_root_filters(event, **kwargs)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
-from aiogram import Bot, Dispatcher, Router
+from aiogram import Bot, Dispatcher, F, Router
 from aiogram.dispatcher.event.handler import FilterObject
 from aiogram.types import (
     BufferedInputFile,
+    CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     Message,
@@ -20,7 +22,7 @@ from bot import tuning
 from bot.app import create_bot
 from bot.config import load_settings
 from tests.fakes.telegram import DEFAULT_TOKEN, FakeTelegram
-from tests.helpers import BotEnv
+from tests.helpers import BotEnv, callback_update, make_user, message_update
 
 CHAT = 5151
 
@@ -116,3 +118,63 @@ async def test_no_update_waits_for_a_thread_to_run_a_filter(bot_env: BotEnv) -> 
     # message and cost bench/webhook.py a quarter of its throughput.
     filters = list(_filters(bot_env.dispatcher))
     assert filters and all(f.awaitable for f in filters)
+
+
+def _routers(seen: list[str]) -> Dispatcher:
+    """A message router, one with an outer middleware, and a button router (its middleware
+    on messages) under a router of its own."""
+    words, logged, buttons = Router(name="words"), Router(name="logged"), Router(name="buttons")
+    words.message.filter(F.text != "skip-words")
+
+    async def on_a(message: Message) -> str:
+        seen.append("a")
+        return "a"
+
+    async def log_messages(handler: Any, event: Any, data: dict[str, Any]) -> Any:
+        seen.append("middleware")
+        return await handler(event, data)
+
+    async def on_b(message: Message, event_router: Router) -> str:
+        seen.append(f"b in {event_router.name}")
+        return "b"
+
+    async def on_button(query: CallbackQuery) -> str:
+        seen.append("button")
+        return "button"
+
+    async def log_at_buttons(handler: Any, event: Any, data: dict[str, Any]) -> Any:
+        seen.append("buttons' middleware")  # on a kind none of its handlers takes
+        return await handler(event, data)
+
+    words.message.register(on_a, F.text.in_({"a", "skip-words"}))
+    buttons.message.outer_middleware(log_at_buttons)
+    logged.message.outer_middleware(log_messages)
+    logged.message.register(on_b, F.text.in_({"b", "skip-words"}))
+    buttons.callback_query.register(on_button)
+    dispatcher = Dispatcher()
+    dispatcher.include_routers(words, logged, Router(name="parent"))
+    dispatcher.sub_routers[-1].include_router(buttons)
+    return dispatcher
+
+
+async def test_light_router_crossings_run_what_aiogram_runs(bot: Bot) -> None:
+    updates = [
+        *(message_update(make_user(7), text) for text in ("a", "b", "c", "skip-words")),
+        callback_update(make_user(7), "press"),
+    ]
+    outcomes = []
+    for tuned in (False, True):
+        seen: list[str] = []
+        dispatcher = _routers(seen)
+        if tuned:
+            tuning._propagate_lightly(dispatcher)
+        results = [await dispatcher.feed_update(bot, update) for update in updates]
+        outcomes.append((seen, [str(result) for result in results]))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[1][0] == [
+        "a",
+        *("middleware", "b in logged"),
+        *("middleware", "buttons' middleware"),  # "c": nobody takes it, both saw it
+        *("middleware", "b in logged"),  # the words router's own filter turned it away
+        "button",
+    ]

@@ -204,27 +204,27 @@ class BusyLoopClock(FakeClock):
         await super().sleep(max(seconds, 0.005))
 
 
+async def turns_on_a_busy_loop(rate: float, callers: int) -> list[float]:
+    """When each of `callers` waiting at once got its turn, on a loop whose pass takes 5 ms."""
+    clock = BusyLoopClock()
+    calls = Calls(RequestBudget(rate, clock=clock, sleep=clock.sleep), clock)
+    for n in range(callers):
+        calls.start(f"c{n}", INTERACTIVE)
+    await calls.finish()
+    return [at for _, at in calls.turns]
+
+
 async def test_a_fast_budget_keeps_its_rate_when_each_loop_pass_takes_longer_than_a_turn() -> None:
     # 1000 a second (bench/purchase.py; a raised eSIM Go limit): one turn per loop pass held it
     # to 200 a second here, and paid calls queued for a tenth of a second in the bench.
-    clock = BusyLoopClock()
-    calls = Calls(RequestBudget(1000, clock=clock, sleep=clock.sleep), clock)
-    for n in range(200):
-        calls.start(f"c{n}", INTERACTIVE)
-    await calls.finish()
-    stamps = [at for _, at in calls.turns]
+    stamps = await turns_on_a_busy_loop(1000, 200)
     assert max(stamps) - min(stamps) <= 0.2
     # At most BURST_SECONDS' worth at once, on top of the rate itself.
     assert max_in_window(stamps, BURST_SECONDS) <= 2 * 1000 * BURST_SECONDS + 1
 
 
 async def test_a_slow_budget_on_a_busy_loop_still_spaces_every_call() -> None:
-    clock = BusyLoopClock()
-    calls = Calls(RequestBudget(9, clock=clock, sleep=clock.sleep), clock)
-    for n in range(20):
-        calls.start(f"c{n}", INTERACTIVE)
-    await calls.finish()
-    stamps = [at for _, at in calls.turns]
+    stamps = await turns_on_a_busy_loop(9, 20)
     gaps = [later - earlier for earlier, later in itertools.pairwise(stamps)]
     assert min(gaps) == pytest.approx(1 / 9)
 
