@@ -223,17 +223,22 @@ async def test_a_refunded_gift_can_no_longer_be_claimed(
     assert (await the_esim(env)).telegram_user_id == ANNA.id
 
 
+async def hold_by_a_self_refund(env: BotEnv, name: str, runs_out_in: timedelta) -> None:
+    """Every order under a self-refund's claim `name`, running out `runs_out_in` from now."""
+    async with env.deps.session_factory() as session:
+        await session.execute(
+            update(Order).values(
+                lease_owner=f"{CLAIM_PREFIX}{name}", lease_until=utcnow() + runs_out_in
+            )
+        )
+        await session.commit()
+
+
 async def test_a_gift_its_buyer_is_refunding_cannot_be_claimed_meanwhile(bot_env: BotEnv) -> None:
     env = bot_env
     parameter = await buy_as_gift(env, ANNA)
     # Anna's self-refund is under way (revoking the plan): its claim holds the order.
-    async with env.deps.session_factory() as session:
-        await session.execute(
-            update(Order).values(
-                lease_owner=f"{CLAIM_PREFIX}under-way", lease_until=utcnow() + timedelta(minutes=5)
-            )
-        )
-        await session.commit()
+    await hold_by_a_self_refund(env, "under-way", timedelta(minutes=5))
 
     await env.send(CAROL, f"/start {parameter}")
 
@@ -246,13 +251,7 @@ async def test_a_refund_that_crashed_long_ago_does_not_hold_the_gift(bot_env: Bo
     env = bot_env
     parameter = await buy_as_gift(env, ANNA)
     # A self-refund's claim left by a process that died, long run out.
-    async with env.deps.session_factory() as session:
-        await session.execute(
-            update(Order).values(
-                lease_owner=f"{CLAIM_PREFIX}crashed", lease_until=utcnow() - timedelta(minutes=5)
-            )
-        )
-        await session.commit()
+    await hold_by_a_self_refund(env, "crashed", -timedelta(minutes=5))
 
     await env.send(CAROL, f"/start {parameter}")
 
